@@ -1,0 +1,233 @@
+"""Clock-driven engine: the exact twin of the PyTorch reference modules.
+
+Each step, layer by layer: weighted layers scatter their non-zero inputs into output currents
+(:mod:`eventsim.kernels.layers`), neuron populations advance by :func:`~eventsim.kernels.neuron.neuron_step`,
+and the readout accumulates. Alongside every value tensor travels an integer *event count*
+tensor (``None`` for analog signals) so that synops are exact: ``Σ_i n_i · d_i``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from .. import counting
+from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
+from ..kernels.neuron import population_step
+from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
+                       Readout, SumPool2d)
+from ..result import SimulationResult
+from .inputs import events_to_steps, is_event_array
+
+__all__ = ["simulate_stepped", "prepare_steps", "neuron_params"]
+
+_POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
+RECORDABLE = ("spikes", "membrane")
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    """Per-channel parameters of one population, as arrays ready for the kernels."""
+
+    leak: np.ndarray
+    threshold: np.ndarray
+    amplitude: np.ndarray
+    v_init: np.ndarray
+    integrate_first: bool
+    reset_zero: bool
+    compare_ge: bool
+
+
+def neuron_params(spec: NeuronSpec, channels: int, dt_us: float | None) -> NeuronParams:
+    """Broadcast a neuron spec's scalar-or-per-channel parameters to ``(channels,)`` arrays."""
+    def per_channel(value):
+        return np.ascontiguousarray(np.broadcast_to(np.atleast_1d(value).astype(np.float64), (channels,)))
+
+    theta = per_channel(spec.threshold)
+    amp = theta.copy() if spec.spike_amplitude == "threshold" else per_channel(spec.spike_amplitude)
+    return NeuronParams(
+        leak=per_channel(spec.leak_per_step(dt_us)), threshold=theta, amplitude=amp,
+        v_init=per_channel(spec.v_init), integrate_first=spec.order == "integrate-fire",
+        reset_zero=spec.reset == "zero", compare_ge=spec.compare == ">=")
+
+
+def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float | None,
+                  input_kind: str, t_start_us: int = 0):
+    """Turn user input into ``(frames, is_events, steps)``.
+
+    * an event array (fields t, x, y, p) with ``dt_us``: event counts per step (``is_events``);
+    * an array of ``network.input_shape``: an analog input repeated for ``steps`` steps;
+    * an array ``(T, *input_shape)``: one input per step; integer/bool dtype means event counts,
+      float means analog, unless ``input_kind`` says otherwise.
+
+    ``frames`` is either ``(T, *input_shape)`` or ``(1, *input_shape)`` (repeated).
+    """
+    if input_kind not in ("auto", "analog", "events"):
+        raise ValueError(f"input_kind={input_kind!r}: choose 'auto', 'analog' or 'events'")
+    shape = network.input_shape
+    if is_event_array(inputs):
+        if dt_us is None:
+            raise ValueError("event input to the stepped engine needs a step length: pass dt_us=")
+        frames = events_to_steps(inputs, shape, dt_us, steps, t_start_us).astype(np.float64)
+        return frames, input_kind != "analog", frames.shape[0]
+    arr = np.asarray(inputs)
+    if arr.dtype.names is not None:
+        raise ValueError(f"structured input with fields {arr.dtype.names}; events need fields t, x, y, p")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"inputs: expected a numeric array, got dtype {arr.dtype}")
+    integral = arr.dtype == bool or np.issubdtype(arr.dtype, np.integer)
+    is_events = integral if input_kind == "auto" else input_kind == "events"
+    if tuple(arr.shape) == shape:
+        if steps is None:
+            raise ValueError(f"a single analog input of shape {shape} is repeated each step: pass steps=")
+        frames = arr[None]
+    elif arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
+        frames = arr
+        if steps is None:
+            steps = arr.shape[0]
+        elif steps > arr.shape[0]:
+            raise ValueError(f"steps={steps} but the input has only {arr.shape[0]} steps")
+    else:
+        raise ValueError(f"inputs: shape {arr.shape}, expected {shape} (repeated) or (T, {', '.join(map(str, shape))})")
+    frames = np.ascontiguousarray(frames, dtype=np.float64)
+    if not np.all(np.isfinite(frames)):
+        raise ValueError("inputs contain NaN or infinite values")
+    if is_events and (np.any(frames < 0) or np.any(frames != np.round(frames))):
+        raise ValueError("input_kind='events' needs non-negative integer event counts per step")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return frames, is_events, int(steps)
+
+
+def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt_us: float | None = None,
+                     record: str | Iterable[str] | None = None, synop_convention: str = "all",
+                     input_kind: str = "auto", t_start_us: int = 0) -> SimulationResult:
+    """Run ``network`` clock-driven for ``steps`` steps. See :func:`eventsim.simulate`."""
+    counting.check_convention(synop_convention)
+    record = _check_record(record)
+    frames, is_events, steps = prepare_steps(network, inputs, steps, dt_us, input_kind, t_start_us)
+    layers = network.layers
+    n_layers = len(layers)
+
+    # ------------------------------------------------------------- per-layer constants and state
+    degree, dense_macs, wt, params, state, gain_bias = {}, {}, {}, {}, {}, {}
+    for i, layer in enumerate(layers):
+        in_shape = network.input_shape_of(i)
+        if layer.synaptic:
+            degree[i] = np.ascontiguousarray(counting.out_degree(layer, in_shape, synop_convention).ravel())
+            dense_macs[i] = int(degree[i].sum())
+            if isinstance(layer, Linear):
+                wt[i] = np.ascontiguousarray(layer.weight.T)
+        elif isinstance(layer, NeuronSpec):
+            if layer.refractory_us:
+                raise ValueError(f"{layer.name}: refractory_us is supported by engine='async' only")
+            n_steps = layer.step_count
+            if n_steps is not None and steps > n_steps:
+                raise ValueError(f"{layer.name}: per-step gain/bias covers {n_steps} steps, "
+                                 f"but the simulation runs {steps}; pass steps<={n_steps}")
+            c = in_shape[0]
+            params[i] = neuron_params(layer, c, dt_us)
+            v = np.empty((c, int(np.prod(in_shape)) // c))
+            v[:] = params[i].v_init[:, None]
+            state[i] = v
+            gain_bias[i] = (layer.step_gain, layer.step_bias)
+        if getattr(layer, "delay_us", 0.0):
+            raise ValueError(f"{layer.name}: delay_us is supported by engine='async' only")
+
+    out_dim = int(np.prod(network.output_shape)) if network.has_readout else 0
+    readout = np.zeros(out_dim)
+    logits = np.zeros((steps, out_dim))
+    spikes = np.zeros((steps, n_layers), np.int64)
+    synops = np.zeros((steps, n_layers), np.int64)
+    macs = np.zeros((steps, n_layers), np.int64)
+    updates = np.zeros((steps, n_layers), np.int64)
+    rasters = {layers[i].name: np.zeros((steps,) + network.shapes[i], np.uint8)
+               for i in params} if "spikes" in record else {}
+    membranes = {layers[i].name: np.zeros((steps,) + network.shapes[i])
+                 for i in params} if "membrane" in record else {}
+
+    for k in range(steps):
+        val = frames[k if frames.shape[0] > 1 else 0]
+        cnt = val.astype(np.int64) if is_events else None
+        outputs = []
+        for i, layer in enumerate(layers):
+            shape = network.shapes[i]
+            if isinstance(layer, (Conv2d, Linear)):
+                out = np.zeros(shape)
+                if layer.bias is not None:
+                    out += layer.bias.reshape((-1,) + (1,) * (len(shape) - 1))
+                if isinstance(layer, Conv2d):
+                    conv2d_scatter(val, layer.weight, layer.stride[0], layer.stride[1],
+                                   layer.padding[0], layer.padding[1], layer.groups, out)
+                else:
+                    linear_scatter(val, wt[i], out)
+                if cnt is not None:
+                    synops[k, i] = weighted_events(cnt.ravel(), degree[i])
+                else:
+                    macs[k, i] = dense_macs[i]
+                val, cnt = out, None
+            elif type(layer) in _POOL_MODE:
+                out = np.empty(shape)
+                out_n = np.empty(shape, np.int64)
+                src_n = cnt if cnt is not None else np.zeros(val.shape, np.int64)
+                pool2d(val, src_n, layer.kernel_size[0], layer.kernel_size[1], layer.stride[0],
+                       layer.stride[1], layer.padding[0], layer.padding[1], _POOL_MODE[type(layer)],
+                       out, out_n)
+                val, cnt = out, (out_n if cnt is not None else None)
+            elif isinstance(layer, Flatten):
+                val = val.reshape(shape)
+                cnt = cnt.reshape(shape) if cnt is not None else None
+            elif isinstance(layer, Add):
+                if layer.source == -1:
+                    s_val = frames[k if frames.shape[0] > 1 else 0]
+                    s_cnt = s_val.astype(np.int64) if is_events else None
+                else:
+                    s_val, s_cnt = outputs[layer.source]
+                val = val + s_val
+                cnt = cnt + s_cnt if (cnt is not None and s_cnt is not None) else None
+            elif isinstance(layer, NeuronSpec):
+                p = params[i]
+                v = state[i]
+                current = np.ascontiguousarray(val, dtype=np.float64).reshape(v.shape)
+                gain, bias = gain_bias[i]
+                if gain is not None:
+                    current = current * gain[k][:, None]
+                if bias is not None:
+                    current = current + bias[k][:, None]
+                out = np.empty(v.shape)
+                out_n = np.empty(v.shape, np.int64)
+                spikes[k, i] = population_step(v, current, p.leak, p.threshold, p.amplitude,
+                                               p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
+                updates[k, i] = v.size
+                val, cnt = out.reshape(shape), out_n.reshape(shape)
+                if rasters:
+                    rasters[layer.name][k] = out_n.reshape(shape)
+                if membranes:
+                    membranes[layer.name][k] = v.reshape(shape)
+            elif isinstance(layer, Readout):
+                readout += np.asarray(val, dtype=np.float64).ravel()
+                updates[k, i] = out_dim
+                logits[k] = readout / (k + 1) if layer.mode == "mean" else readout
+                val, cnt = readout.reshape(shape), None
+            else:  # pragma: no cover - the Network constructor admits only the types above
+                raise TypeError(f"{layer.name}: unsupported layer type {type(layer).__name__}")
+            outputs.append((val, cnt))
+
+    times = (np.arange(1, steps + 1, dtype=np.float64) * dt_us + t_start_us if dt_us
+             else np.arange(1, steps + 1, dtype=np.float64))
+    return SimulationResult(
+        engine="stepped", layer_names=tuple(l.name for l in layers), times_us=times, logits=logits,
+        spikes_per_row=spikes, synops_per_row=synops, macs_per_row=macs, neuron_updates_per_row=updates,
+        synop_convention=synop_convention, dt_us=dt_us, rasters=rasters, membranes=membranes,
+        info={"input_kind": "events" if is_events else "analog"})
+
+
+def _check_record(record) -> tuple[str, ...]:
+    if record is None:
+        return ()
+    items = (record,) if isinstance(record, str) else tuple(record)
+    for item in items:
+        if item not in RECORDABLE:
+            raise ValueError(f"record={item!r}: choose from {RECORDABLE}")
+    return items

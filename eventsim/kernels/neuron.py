@@ -1,0 +1,65 @@
+"""The neuron update shared by both engines (one copy of the arithmetic).
+
+``neuron_step(v, current, leak, theta, integrate_first, reset_zero, compare_ge)`` advances one
+membrane by one step and returns ``(v_new, spiked)``:
+
+* integrate-then-fire: ``u = λ·v + I``; ``s = u > θ`` (``>=`` if ``compare_ge``);
+  ``u ← u − θ`` (subtract) or ``u ← 0`` (zero) where ``s``.
+* fire-then-integrate: ``s = v > θ``; ``u = λ·v + I − θ·s`` (subtract) or ``λ·v·(1−s) + I`` (zero).
+"""
+from numba import njit
+
+from ..config import JIT
+
+
+@njit(inline="always", **JIT)
+def crossed(u, theta, compare_ge):
+    if compare_ge:
+        return u >= theta
+    return u > theta
+
+
+@njit(inline="always", **JIT)
+def neuron_step(v, current, leak, theta, integrate_first, reset_zero, compare_ge):
+    if integrate_first:
+        u = leak * v + current
+        s = crossed(u, theta, compare_ge)
+        if s:
+            if reset_zero:
+                u = 0.0
+            else:
+                u = u - theta
+        return u, s
+    s = crossed(v, theta, compare_ge)
+    if s:
+        if reset_zero:
+            return current, s
+        return leak * v + current - theta, s
+    return leak * v + current, s
+
+
+@njit(**JIT)
+def population_step(v, current, leak, theta, amplitude, integrate_first, reset_zero, compare_ge,
+                    out_value, out_count):
+    """Advance a population ``v[C, M]`` by one step with input ``current[C, M]``.
+
+    ``leak``, ``theta``, ``amplitude`` are per channel ``(C,)``. Writes the spike amplitude into
+    ``out_value`` and 1/0 into ``out_count``; returns the number of spikes.
+    """
+    n_spikes = 0
+    C, M = v.shape
+    for c in range(C):
+        lam = leak[c]
+        th = theta[c]
+        amp = amplitude[c]
+        for m in range(M):
+            u, s = neuron_step(v[c, m], current[c, m], lam, th, integrate_first, reset_zero, compare_ge)
+            v[c, m] = u
+            if s:
+                out_value[c, m] = amp
+                out_count[c, m] = 1
+                n_spikes += 1
+            else:
+                out_value[c, m] = 0.0
+                out_count[c, m] = 0
+    return n_spikes

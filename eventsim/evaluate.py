@@ -1,0 +1,367 @@
+"""Anytime evaluation: dataset × network × engine × cutoff policy → per-sample records → curves.
+
+One simulation per sample records the readout and all counters at every point of the evaluation
+grid (every step of length ``dt_us``); cutoff policies and the accuracy-vs-time/synops curves are
+computed from those traces without simulating again.
+
+>>> import eventsim as es                                              # doctest: +SKIP
+>>> out = es.evaluate(es.load("model.npz"), es.events.load_demo("test"), dt_us=10_000)  # doctest: +SKIP
+>>> out.summary["accuracy"], out.summary["curve"][-1]                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import counting
+from ._io import atomic_write_text
+from .cutoff import Policy, Trace, make_policy, top_gap
+from .network import Network
+
+__all__ = ["evaluate", "Evaluation", "SampleTrace", "run_cli", "run_calibrate_cli", "DEFAULT_DT_US"]
+
+DEFAULT_DT_US = 10_000.0
+PERCENTILES = (10, 50, 90, 99)
+
+
+@dataclass
+class SampleTrace:
+    """Everything recorded for one sample on the evaluation grid (cumulative values per row)."""
+
+    index: int
+    label: int
+    times_us: np.ndarray
+    logits: np.ndarray
+    synops: np.ndarray
+    macs: np.ndarray
+    spikes: np.ndarray
+    spikes_per_layer: np.ndarray  # (K, L) increments
+    n_events: int
+    duration_us: int
+
+    def padded(self, rows: int, dt_us: float) -> "SampleTrace":
+        """Extend to ``rows`` rows by holding the final state (the recording is over)."""
+        k = len(self.times_us)
+        if k >= rows:
+            return self
+        extra = rows - k
+        hold = lambda a: np.concatenate([a, np.repeat(a[-1:], extra, axis=0)])
+        times = np.concatenate([self.times_us, self.times_us[-1] + dt_us * np.arange(1, extra + 1)])
+        return SampleTrace(self.index, self.label, times, hold(self.logits), hold(self.synops), hold(self.macs),
+                           hold(self.spikes),
+                           np.concatenate([self.spikes_per_layer, np.zeros((extra, self.spikes_per_layer.shape[1]),
+                                                                           np.int64)]),
+                           self.n_events, self.duration_us)
+
+
+@dataclass
+class Evaluation:
+    """Per-sample records, aggregate summary (the ``results.json`` content) and the traces."""
+
+    summary: dict
+    records: list[dict]
+    traces: list[SampleTrace] = field(repr=False)
+    layer_names: tuple = ()
+
+    def write(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
+        """Write ``results.json``, ``per_sample.csv`` and (optionally) PNG figures atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "results.json", out / "per_sample.csv"]
+        atomic_write_text(written[0], json.dumps(self.summary, indent=2, allow_nan=False) + "\n")
+        buf = io.StringIO()
+        if self.records:
+            writer = csv.DictWriter(buf, fieldnames=list(self.records[0]))
+            writer.writeheader()
+            writer.writerows(self.records)
+        atomic_write_text(written[1], buf.getvalue())
+        if figures and self.records:
+            from .figures import write_figures
+            written += write_figures(self, out)
+        return written
+
+
+class _Progress:
+    """A minimal stderr progress bar (no dependency); silent when disabled or not a terminal log."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.total, self.label, self.enabled = total, label, enabled and total > 0
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if done < self.total and now - self.last < 0.2:
+            return
+        self.last = now
+        frac = done / self.total
+        bar = "#" * int(30 * frac)
+        rate = done / max(now - self.start, 1e-9)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} ({rate:.1f} samples/s)")
+        if done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _simulate_sample(network: Network, events: np.ndarray, engine: str, dt_us: float, steps: int | None,
+                     convention: str) -> Any:
+    from .engines import simulate
+    t_last = int(events["t"][-1]) if len(events) else 0
+    n_steps = steps if steps is not None else max(1, math.floor(t_last / dt_us) + 1)
+    if engine == "stepped":
+        return simulate(network, events, engine="stepped", dt_us=dt_us, steps=n_steps,
+                        synop_convention=convention, input_kind="events")
+    grid = dt_us * np.arange(1, n_steps + 1)
+    return simulate(network, events, engine=engine, dt_us=dt_us, snapshot_times_us=grid,
+                    t_stop_us=float(grid[-1]), synop_convention=convention)
+
+
+def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
+                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all") -> SampleTrace:
+    """Simulate one sample and keep its readout and counters on the evaluation grid."""
+    res = _simulate_sample(network, events, engine, dt_us, steps, synop_convention)
+    if res.logits.shape[1] == 0:
+        raise ValueError("the network has no Readout layer: nothing to evaluate")
+    t = np.asarray(events["t"], dtype=np.int64)
+    return SampleTrace(index=index, label=int(label), times_us=np.asarray(res.times_us, float),
+                       logits=np.asarray(res.logits, float), synops=res.cumulative("synops"),
+                       macs=res.cumulative("macs"), spikes=res.cumulative("spikes"),
+                       spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=int(len(t)),
+                       duration_us=int(t[-1] - t[0]) if len(t) else 0)
+
+
+def _check_sensor(network: Network, dataset: Any) -> None:
+    size = getattr(dataset, "sensor_size", None)
+    if size is None:
+        return
+    w, h = int(size[0]), int(size[1])
+    shape = network.input_shape
+    if len(shape) != 3 or (shape[1], shape[2]) != (h, w):
+        raise ValueError(f"the model expects input {shape} (channels, height, width) but the recordings are "
+                         f"{w}×{h} (width×height); choose a matching model or crop/downsample the data")
+
+
+def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt_us: float | None = None,
+             steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
+             energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
+             progress: bool = False) -> Evaluation:
+    """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
+
+    Parameters
+    ----------
+    engine : ``"stepped"`` or ``"async"``
+    dt_us : evaluation grid (and step length), µs; default from ``network.metadata["dt_us"]`` or 10 ms
+    steps : number of grid rows; default covers each recording (shorter ones are held at their end)
+    cutoff : policy name (see :mod:`eventsim.cutoff`) or a configured :class:`~eventsim.cutoff.Policy`
+    energy_table : name of a table in :func:`eventsim.counting.energy_tables`
+    synop_convention : ``"all"`` or ``"nonzero"``
+    """
+    counting.check_convention(synop_convention)
+    table = counting.get_energy_table(energy_table)
+    dt_us = float(dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
+    if steps is None and network.metadata.get("steps"):
+        steps = int(network.metadata["steps"])
+    if isinstance(cutoff, str):
+        params = dict(cutoff_params or {})
+        if cutoff == "fixed-exit":
+            params.setdefault("network", network)
+        cutoff = make_policy(cutoff, **params)
+    _check_sensor(network, dataset)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    bar = _Progress(n, f"evaluate ({engine})", progress)
+    traces, t0 = [], time.perf_counter()
+    for i in range(n):
+        events, label = dataset[i][:2]
+        traces.append(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention))
+        bar.update(i + 1)
+    wall_s = time.perf_counter() - t0
+    return aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
+                     tuple(layer.name for layer in network.layers), wall_s)
+
+
+def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyTable, dt_us: float, engine: str,
+              synop_convention: str, layer_names: tuple, wall_s: float = 0.0) -> Evaluation:
+    """Apply the cutoff policy to every trace and reduce to the summary and the curve."""
+    if not traces:
+        raise ValueError("no samples to evaluate")
+    rows = max(len(t.times_us) for t in traces)
+    traces = [t.padded(rows, dt_us) for t in traces]
+    labels = np.array([t.label for t in traces])
+    labelled = labels >= 0
+    records = []
+    for tr in traces:
+        k = policy.select(Trace(tr.times_us, tr.logits, tr.synops))
+        pred = int(np.argmax(tr.logits[k])) if np.any(tr.logits[k] != 0) else -1
+        final = int(np.argmax(tr.logits[-1])) if np.any(tr.logits[-1] != 0) else -1
+        records.append({
+            "index": tr.index, "label": tr.label, "prediction": pred, "correct": int(pred == tr.label),
+            "prediction_final": final, "cutoff_t_us": float(tr.times_us[k]), "cutoff_row": int(k),
+            "spikes": int(tr.spikes[k]), "synops": int(tr.synops[k]), "macs": int(tr.macs[k]),
+            "energy_pj": table.energy_pj(tr.synops[k], tr.macs[k]),
+            "spikes_total": int(tr.spikes[-1]), "synops_total": int(tr.synops[-1]), "macs_total": int(tr.macs[-1]),
+            "energy_pj_total": table.energy_pj(tr.synops[-1], tr.macs[-1]),
+            "events": tr.n_events, "duration_us": tr.duration_us,
+        })
+    logits = np.stack([t.logits for t in traces])                      # (N, K, n)
+    has_out = np.any(logits != 0, axis=2)
+    preds = np.where(has_out, np.argmax(logits, axis=2), -1)
+    synops = np.stack([t.synops for t in traces]).astype(float)
+    macs = np.stack([t.macs for t in traces]).astype(float)
+    times = traces[0].times_us
+    correct = preds == labels[:, None]
+    curve = [{"t_us": float(times[k]),
+              "accuracy": float(correct[labelled, k].mean()) if labelled.any() else None,
+              "synops_per_sample": float(synops[:, k].mean()),
+              "energy_pj_per_sample": float(table.energy_pj(synops[:, k].mean(), macs[:, k].mean()))}
+             for k in range(rows)]
+    rec = {key: np.array([r[key] for r in records], dtype=float) for key in
+           ("cutoff_t_us", "synops", "spikes", "macs", "energy_pj", "correct")}
+    acc = float(rec["correct"][labelled].mean()) if labelled.any() else None
+    final_acc = float(correct[labelled, -1].mean()) if labelled.any() else None
+    pct = lambda a: {f"p{p}": float(np.percentile(a, p)) for p in PERCENTILES}
+    spikes_layer = np.stack([t.spikes_per_layer for t in traces]).mean(axis=0)   # (K, L)
+    summary = {
+        "samples": len(traces),
+        "labelled_samples": int(labelled.sum()),
+        "accuracy": acc,
+        "accuracy_at_end": final_acc,
+        "spikes_per_sample": float(rec["spikes"].mean()),
+        "synops_per_sample": float(rec["synops"].mean()),
+        "macs_per_sample": float(rec["macs"].mean()),
+        "energy_pj_per_sample": float(rec["energy_pj"].mean()),
+        "synops_per_sample_at_end": float(synops[:, -1].mean()),
+        "energy_pj_per_sample_at_end": float(table.energy_pj(synops[:, -1].mean(), macs[:, -1].mean())),
+        "energy_table": {"name": table.name, "e_ac_pj": table.e_ac_pj, "e_mac_pj": table.e_mac_pj,
+                         "source": table.source},
+        "synop_convention": synop_convention,
+        "engine": engine,
+        "dt_us": dt_us,
+        "cutoff": {**policy.describe(),
+                   "t_us_mean": float(rec["cutoff_t_us"].mean()), "t_us_percentiles": pct(rec["cutoff_t_us"]),
+                   "synops_mean": float(rec["synops"].mean()), "synops_percentiles": pct(rec["synops"]),
+                   "synops_saving": _saving(rec["synops"].mean(), synops[:, -1].mean())},
+        "curve": curve,
+        "spikes_per_layer_over_time": {name: [float(v) for v in spikes_layer[:, j]]
+                                       for j, name in enumerate(layer_names) if spikes_layer[:, j].any()},
+        "wall_s": wall_s,
+        "samples_per_s": len(traces) / wall_s if wall_s > 0 else None,
+    }
+    return Evaluation(summary, records, traces, layer_names)
+
+
+def _saving(at_cutoff: float, at_end: float) -> float | None:
+    return None if at_end == 0 else float(1.0 - at_cutoff / at_end)
+
+
+def gap_matrix(traces: list[SampleTrace], dt_us: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gaps, correct, grid_us) of padded traces, for :func:`eventsim.cutoff.calibrate_gap`."""
+    rows = max(len(t.times_us) for t in traces)
+    traces = [t.padded(rows, dt_us) for t in traces]
+    logits = np.stack([t.logits for t in traces])
+    labels = np.array([t.label for t in traces])
+    if np.any(labels < 0):
+        raise ValueError("calibration needs labelled samples")
+    return top_gap(logits), np.argmax(logits, axis=2) == labels[:, None], traces[0].times_us
+
+
+def summary_table(ev: Evaluation) -> str:
+    """The printed summary: accuracy, latency and cost at cutoff and at the end."""
+    s = ev.summary
+    c = s["cutoff"]
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+    lines = [
+        f"engine {s['engine']}  grid {s['dt_us']:g} µs  samples {s['samples']}  cutoff {c['policy']}  "
+        f"energy table {s['energy_table']['name']}  synops convention {s['synop_convention']}",
+        f"{'':<22}{'at cutoff':>14}{'at end':>14}",
+        f"{'accuracy':<22}{fmt(s['accuracy'], '>14.3f')}{fmt(s['accuracy_at_end'], '>14.3f')}",
+        f"{'synops / sample':<22}{s['synops_per_sample']:>14,.0f}{s['synops_per_sample_at_end']:>14,.0f}",
+        f"{'energy pJ / sample':<22}{s['energy_pj_per_sample']:>14,.0f}{s['energy_pj_per_sample_at_end']:>14,.0f}",
+        f"{'spikes / sample':<22}{s['spikes_per_sample']:>14,.0f}",
+        f"{'latency mean µs':<22}{c['t_us_mean']:>14,.0f}{s['curve'][-1]['t_us']:>14,.0f}",
+    ]
+    if c.get("synops_saving") is not None:
+        lines.append(f"{'synops saving':<22}{c['synops_saving']:>14.1%}")
+    if s.get("samples_per_s"):
+        lines.append(f"{'throughput':<22}{s['samples_per_s']:>11.1f} samples/s")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI glue
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--cutoff-param {item!r}: expected KEY=VALUE, e.g. t_us=50000")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _load_model(args) -> Network:
+    from .formats import load
+    if args.model is None:
+        from .events.demo import DEMO_MODEL_PATH
+        return load(DEMO_MODEL_PATH)
+    return load(args.model, format=args.format)
+
+
+def run_cli(args) -> int:
+    from .cutoff import load_calibration
+    from .sources import open_source
+    network = _load_model(args)
+    params = _parse_params(args.cutoff_param)
+    if args.calibration:
+        params["calibration"] = load_calibration(args.calibration)
+    if args.cutoff == "fixed-exit":
+        params.setdefault("network", network)
+    policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
+    dataset = open_source(args.data, args.split, args.root)
+    ev = evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
+                  limit=args.limit, progress=not args.no_progress)
+    written = ev.write(args.out, figures=not args.no_figures)
+    print(summary_table(ev))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def run_calibrate_cli(args) -> int:
+    from .cutoff import calibrate_gap, save_calibration
+    from .sources import open_source
+    if args.policy != "gap":
+        raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
+    network = _load_model(args)
+    dataset = open_source(args.data, args.split, args.root)
+    dt_us = float(args.dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
+    steps = args.steps or network.metadata.get("steps")
+    _check_sensor(network, dataset)
+    n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    bar = _Progress(n, "calibrate", not args.no_progress)
+    traces = []
+    for i in range(n):
+        events, label = dataset[i][:2]
+        traces.append(trace_sample(network, events, label, i, args.engine, dt_us, steps, args.synop_convention))
+        bar.update(i + 1)
+    gaps, correct, grid = gap_matrix(traces, dt_us)
+    beta = calibrate_gap(gaps, correct, args.epsilon)
+    save_calibration(args.output, {"policy": "gap", "epsilon": args.epsilon, "grid_us": grid, "beta": beta,
+                                   "samples": n, "engine": args.engine, "model": str(args.model or "demo")})
+    finite = np.isfinite(beta)
+    print(f"calibrated gap thresholds for confidence {1 - args.epsilon:.3f} on {n} samples: "
+          f"{int(finite.sum())}/{len(beta)} grid times can stop; wrote {args.output}")
+    return 0

@@ -1,0 +1,108 @@
+"""The evaluation pipeline: records agree with direct simulations, results.json has its schema."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import eventsim as es
+from eventsim.cli import main
+from eventsim.evaluate import evaluate
+
+EVENT_DTYPE = [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")]
+
+
+def toy_net(seed=0):
+    rng = np.random.default_rng(seed)
+    return es.Network((2, 6, 6), [es.Conv2d(rng.normal(0.3, 0.5, (4, 2, 3, 3)), padding=1), es.IF(threshold=1.0),
+                                  es.SumPool2d(2), es.Flatten(), es.Linear(rng.normal(0, 0.5, (3, 36))),
+                                  es.Readout()], metadata={"dt_us": 1000})
+
+
+def toy_events(seed, n=200, t_max=9000):
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, t_max, n))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 6, n), rng.integers(0, 6, n), rng.integers(0, 2, n)
+    return ev
+
+
+class ToySet:
+    sensor_size = (6, 6)
+
+    def __init__(self, n=6):
+        self.items = [(toy_events(i, t_max=4000 + 1000 * i), i % 3) for i in range(n)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+REQUIRED = {"accuracy", "samples", "spikes_per_sample", "synops_per_sample", "macs_per_sample",
+            "energy_pj_per_sample", "energy_table", "synop_convention", "engine", "cutoff", "curve"}
+
+
+def test_records_match_direct_simulation():
+    net, data = toy_net(), ToySet()
+    ev = evaluate(net, data, cutoff="time", cutoff_params={"t_us": 3500})
+    assert REQUIRED <= set(ev.summary)
+    rows = len(ev.summary["curve"])
+    assert rows == 9                                          # the longest recording spans 9 steps of 1 ms
+    for rec, (events, label) in zip(ev.records, data.items):
+        res = es.simulate(net, events, dt_us=1000)
+        at = res.at(t_us=3500)
+        assert rec["cutoff_t_us"] == 3000 and rec["synops"] == at.synops and rec["spikes"] == at.spikes
+        assert rec["prediction"] == int(np.argmax(at.logits))
+        assert rec["synops_total"] == res.synops
+        assert rec["energy_pj"] == pytest.approx(at.synops * 0.9 + at.macs * 4.6)
+    # curve: accuracy at the last grid point = accuracy of the final readouts
+    finals = [int(np.argmax(es.simulate(net, e, dt_us=1000).final_logits)) for e, _ in data.items]
+    assert ev.summary["curve"][-1]["accuracy"] == pytest.approx(np.mean([f == l for f, (_, l) in zip(finals, data.items)]))
+    assert ev.summary["accuracy"] == pytest.approx(np.mean([r["correct"] for r in ev.records]))
+    assert ev.summary["cutoff"]["policy"] == "time" and ev.summary["cutoff"]["t_us"] == 3500
+
+
+def test_shorter_recordings_hold_their_final_state():
+    net, data = toy_net(), ToySet()
+    ev = evaluate(net, data)
+    first = ev.traces[0]                                      # 4 ms recording, padded to 9 rows
+    np.testing.assert_array_equal(first.logits[4:], np.repeat(first.logits[3:4], 5, axis=0))
+    assert ev.summary["cutoff"]["synops_saving"] == 0.0
+
+
+def test_write_outputs(tmp_path):
+    ev = evaluate(toy_net(), ToySet(), cutoff="confidence", cutoff_params={"epsilon": 0.2})
+    written = ev.write(tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert REQUIRED <= set(data)
+    assert set(data["curve"][0]) == {"t_us", "accuracy", "synops_per_sample", "energy_pj_per_sample"}
+    lines = (tmp_path / "per_sample.csv").read_text().splitlines()
+    assert len(lines) == 1 + 6 and lines[0].startswith("index,label,prediction")
+    for name in ("accuracy_vs_time.png", "accuracy_vs_cost.png", "spikes_per_layer.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))                  # no temp files left behind
+    assert len(written) == 5
+
+
+def test_sensor_mismatch_is_a_clear_error():
+    class Big(ToySet):
+        sensor_size = (34, 34)
+    with pytest.raises(ValueError, match=r"expects input \(2, 6, 6\).*34×34"):
+        evaluate(toy_net(), Big())
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path / "none.npz"), "--out", str(tmp_path)]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    path = tmp_path / "m.npz"
+    es.save(toy_net(), path)
+    assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(path), "--cutoff", "oracle", "--out", str(tmp_path)]) == 2
+    assert "unknown cutoff policy 'oracle'" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(path), "--cutoff", "time", "--cutoff-param", "t_us", "--out",
+                 str(tmp_path)]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

@@ -38,7 +38,15 @@ __all__ = ["IF", "LIF", "Add", "AvgPool2d", "Conv2d", "Flatten", "Layer", "Linea
            "Network", "NeuronSpec", "Readout", "SumPool2d", *_LAZY]
 
 
+# submodules reachable as attributes without an explicit import (``es.events.load_demo``)
+_SUBMODULES = ("events", "counting", "cutoff", "engines", "formats", "checkpoints")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"eventsim.{name}")
+        globals()[name] = module
+        return module
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'eventsim' has no attribute {name!r}")

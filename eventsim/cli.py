@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-RECORDING_SUFFIXES = (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy")
+RECORDING_SUFFIXES = (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy", ".h5", ".hdf5")
 
 
 class UserError(Exception):
@@ -65,6 +65,8 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate at most this many samples")
     p.add_argument("--seed", type=int, default=0, help="seed for any randomness (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, help="run samples on a local Dask cluster of N worker processes")
+    p.add_argument("--scheduler", help="run samples on an existing Dask cluster (scheduler address)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_calibrate, split="train")
 
     p = sub.add_parser("inspect", help="describe a model file or a recording")
-    p.add_argument("target", help="model file (.npz, .pt, .nir) or recording (.bin/.bs2, .aedat, .aedat4, .dat)")
+    p.add_argument("target", help="model file (.npz, .pt, .nir) or recording (.bin/.bs2, .aedat, .aedat4, .dat, "
+                   ".npy, or an HDF5 event cache .h5)")
     p.add_argument("--format", help="model format, if it cannot be detected")
     p.set_defaults(func=_cmd_inspect)
 

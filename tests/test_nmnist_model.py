@@ -38,9 +38,9 @@ def test_shipped_model_accuracy_and_torch_agreement(nmnist_dir):
     mod = _train_module()
     model = mod.NmnistIF().double()
     with torch.no_grad():
-        model.conv1.weight.copy_(torch.from_numpy(net.layers[0].weight))
-        model.conv2.weight.copy_(torch.from_numpy(net.layers[2].weight))
-        model.fc.weight.copy_(torch.from_numpy(net.layers[5].weight))
+        model.conv1.weight.copy_(torch.from_numpy(net.layers[0].weight.copy()))
+        model.conv2.weight.copy_(torch.from_numpy(net.layers[2].weight.copy()))
+        model.fc.weight.copy_(torch.from_numpy(net.layers[5].weight.copy()))
         frames = np.stack([events_to_steps(data[i][0], (2, 34, 34), mod.DT_US, mod.STEPS) for i in range(len(data))])
         logits = model(torch.from_numpy(frames).double()).numpy()
     ours = np.stack([t.logits[-1] for t in ev.traces])

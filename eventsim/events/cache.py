@@ -1,0 +1,372 @@
+"""HDF5 event cache: many labelled recordings in one chunked, compressed file.
+
+Layout (``format = "eventsim-event-cache"``, ``version = 1``)::
+
+    /                         attrs: format, version, sensor_size [W, H], classes (JSON),
+                                     provenance (JSON), splits (JSON list)
+    /<split>/events/t         int64  µs     all samples of the split, concatenated
+    /<split>/events/x, y      int16
+    /<split>/events/p         int8
+    /<split>/samples/offset   int64  (n + 1,) sample i is events[offset[i]:offset[i + 1]]
+    /<split>/samples/label    int64  (n,)
+    /<split>/samples/name     utf-8  (n,)   source file name or id
+
+Event columns are chunked (``chunk_events`` per chunk) with shuffle + gzip, written incrementally
+(memory bounded by one sample), into a temporary file that replaces ``path`` atomically
+(``os.replace``) only once complete. No timestamps are stored in the file (``track_times=False``),
+so the same inputs give the same bytes with the same HDF5 library.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ._core import EVENT_DTYPE
+from .validate import normalize_sensor_size, validate_events
+
+__all__ = ["build_cache", "open_cache", "EventCache", "FileSamples", "folder_samples", "CACHE_FORMAT", "CACHE_VERSION"]
+
+CACHE_FORMAT = "eventsim-event-cache"
+CACHE_VERSION = 1
+_COLUMNS = (("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8))
+
+
+def _h5py():
+    import h5py
+    return h5py
+
+
+def _split_sample(item: Any, index: int) -> tuple[Any, int, str]:
+    if isinstance(item, tuple):
+        if len(item) == 2:
+            return item[0], int(item[1]), str(index)
+        if len(item) == 3:
+            return item[0], int(item[1]), str(item[2])
+    raise ValueError(f"build_cache: sample {index} must be (events, label) or (events, label, name), "
+                     f"got {type(item).__name__}")
+
+
+def build_cache(path: str | os.PathLike, splits: Mapping[str, Iterable[Any]], *, sensor_size: Sequence[int],
+                classes: Sequence[str] | None = None, provenance: Mapping[str, Any] | None = None,
+                chunk_events: int = 1 << 15, compression_level: int = 6, sort: bool = False,
+                progress: bool = True) -> Path:
+    """Write labelled recordings to an HDF5 event cache, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.h5`` file; replaced only when the new file is complete.
+    splits : mapping of split name -> iterable
+        Each iterable yields ``(events, label)`` or ``(events, label, name)``; ``events`` is any
+        structured array with ``t`` (µs), ``x``, ``y``, ``p`` (tonic's are accepted). A tonic dataset
+        can be passed directly: it yields ``(events, target)``.
+    sensor_size : (width, height) or (width, height, polarities)
+        Every event is checked against it.
+    classes : sequence of str, optional
+        Class names; ``classes[label]``.
+    provenance : mapping, optional
+        JSON-serialisable description of the source (recipe, original files, options).
+    chunk_events : int
+        Events per HDF5 chunk.
+    compression_level : int
+        gzip level 0-9.
+    sort : bool
+        Sort samples whose timestamps decrease instead of raising.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        A sample fails validation (message names split, sample index and event).
+    """
+    h5py = _h5py()
+    size = normalize_sensor_size(sensor_size)
+    if size is None:
+        raise ValueError("build_cache: sensor_size is required, e.g. (34, 34)")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp_name, "w", track_order=False) as f:
+            f.attrs["format"] = CACHE_FORMAT
+            f.attrs["version"] = CACHE_VERSION
+            f.attrs["sensor_size"] = np.asarray(size, dtype=np.int64)
+            f.attrs["classes"] = json.dumps(list(classes) if classes is not None else None)
+            f.attrs["provenance"] = json.dumps(dict(provenance or {}), sort_keys=True)
+            f.attrs["splits"] = json.dumps(list(splits))
+            for split, samples in splits.items():
+                _write_split(f, split, samples, size, chunk_events, compression_level, sort, progress)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp_name, out)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return out
+
+
+def _write_split(f: Any, split: str, samples: Iterable[Any], size: tuple[int, int], chunk_events: int,
+                 level: int, sort: bool, progress: bool) -> None:
+    h5py = _h5py()
+    g = f.create_group(split)
+    ev_group = g.create_group("events")
+    cols = {name: ev_group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(chunk_events,),
+                                          compression="gzip", compression_opts=level, shuffle=True,
+                                          track_times=False)
+            for name, dt in _COLUMNS}
+    offsets, labels, names = [0], [], []
+    total = len(samples) if hasattr(samples, "__len__") else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc=f"caching {split}", unit="sample", file=sys.stderr)
+    # buffer events up to one chunk so that HDF5 resizes rarely
+    pending: list[np.ndarray] = []
+    n_pending = 0
+    for i, item in enumerate(samples):
+        raw, label, name = _split_sample(item, i)
+        ev = validate_events(raw, size, sort=sort, source=f"build_cache: split {split!r} sample {i} ({name})")
+        pending.append(ev)
+        n_pending += ev.size
+        offsets.append(offsets[-1] + ev.size)
+        labels.append(label)
+        names.append(name)
+        if n_pending >= chunk_events:
+            _append(cols, pending)
+            pending, n_pending = [], 0
+        if bar is not None:
+            bar.update(1)
+    _append(cols, pending)
+    if bar is not None:
+        bar.close()
+    sg = g.create_group("samples")
+    sg.create_dataset("offset", data=np.asarray(offsets, dtype=np.int64), track_times=False)
+    sg.create_dataset("label", data=np.asarray(labels, dtype=np.int64), track_times=False)
+    sg.create_dataset("name", data=np.asarray(names, dtype=object), dtype=h5py.string_dtype("utf-8"),
+                      track_times=False)
+
+
+def _append(cols: dict, pending: list[np.ndarray]) -> None:
+    if not pending:
+        return
+    block = np.concatenate(pending)
+    start = cols["t"].shape[0]
+    for name, ds in cols.items():
+        ds.resize((start + block.size,))
+        ds[start:] = block[name]
+
+
+class EventCache:
+    """Read access to one split of an HDF5 event cache; a sequence of ``(events, label)``.
+
+    Opens the file lazily and reopens it after pickling, so it can be shipped to Dask workers.
+
+    Attributes
+    ----------
+    sensor_size : (width, height)
+    labels : numpy.ndarray of int64
+    names : list of str
+    classes : list of str or None
+    provenance : dict
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such event cache")
+        self._file = None
+        f = self._h5()
+        if f.attrs.get("format") != CACHE_FORMAT:
+            raise ValueError(f"{self.path}: not an eventsim event cache (format attribute "
+                             f"{f.attrs.get('format')!r}, expected {CACHE_FORMAT!r})")
+        if int(f.attrs["version"]) > CACHE_VERSION:
+            raise ValueError(f"{self.path}: cache version {int(f.attrs['version'])} is newer than this "
+                             f"eventsim reads ({CACHE_VERSION}); upgrade eventsim")
+        self.splits = json.loads(f.attrs["splits"])
+        if split is None:
+            split = self.splits[0]
+        if split not in self.splits:
+            raise ValueError(f"{self.path}: no split {split!r}; the cache has {self.splits}")
+        self.split = split
+        self.sensor_size = tuple(int(v) for v in f.attrs["sensor_size"])
+        self.classes = json.loads(f.attrs["classes"])
+        self.provenance = json.loads(f.attrs["provenance"])
+        g = f[split]["samples"]
+        self.offsets = g["offset"][()]
+        self.labels = g["label"][()]
+        self.names = [n.decode() if isinstance(n, bytes) else str(n) for n in g["name"][()]]
+
+    def _h5(self) -> Any:
+        if self._file is None:
+            self._file = _h5py().File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+    def close(self) -> None:
+        """Close the HDF5 file (it reopens on next access)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "EventCache":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        g = self._h5()[self.split]["events"]
+        ev = np.empty(hi - lo, dtype=EVENT_DTYPE)
+        for name, _ in _COLUMNS:
+            ev[name] = g[name][lo:hi]
+        return ev
+
+    def events(self, index: int) -> np.ndarray:
+        """Events of sample ``index`` (``t`` µs as stored)."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"{self.path} [{self.split}]: sample {index} out of range (0..{n - 1})")
+        index %= n
+        return self._read(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        ev = self.events(index)
+        return ev, int(self.labels[index % len(self)])
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def n_events(self, index: int) -> int:
+        """Number of events in sample ``index`` (no read of the events)."""
+        return int(self.offsets[index + 1] - self.offsets[index])
+
+    def iter_windows(self, index: int, window_us: int, *, t_start_us: int | None = None,
+                     block_events: int = 1 << 16) -> Iterator[tuple[int, np.ndarray]]:
+        """Stream sample ``index`` in consecutive time windows with bounded memory.
+
+        Yields ``(t0, events)`` for windows ``[t0, t0 + window_us)``, ``t0 = t_start_us + k·window_us``
+        (default start: the first event's time), empty windows included, until the last event. At
+        most ``block_events`` events plus one window's events are held at a time.
+        """
+        if window_us <= 0:
+            raise ValueError(f"iter_windows: window_us must be > 0, got {window_us}")
+        lo, hi = int(self.offsets[index]), int(self.offsets[index + 1])
+        if lo == hi:
+            return
+        t0 = int(self._read(lo, lo + 1)["t"][0]) if t_start_us is None else int(t_start_us)
+        buf = np.zeros(0, dtype=EVENT_DTYPE)
+        pos = lo
+        while pos < hi:
+            nxt = min(hi, pos + block_events)
+            buf = np.concatenate([buf, self._read(pos, nxt)])
+            pos = nxt
+            buf = buf[np.searchsorted(buf["t"], t0, side="left"):] if buf.size and buf["t"][0] < t0 else buf
+            while buf.size and buf["t"][-1] >= t0 + window_us:
+                cut = int(np.searchsorted(buf["t"], t0 + window_us, side="left"))
+                yield t0, buf[:cut]
+                buf = buf[cut:]
+                t0 += window_us
+        while buf.size:
+            cut = int(np.searchsorted(buf["t"], t0 + window_us, side="left"))
+            yield t0, buf[:cut]
+            buf = buf[cut:]
+            t0 += window_us
+
+    def __repr__(self) -> str:
+        return (f"EventCache({str(self.path)!r}, split={self.split!r}, samples={len(self)}, "
+                f"sensor_size={self.sensor_size})")
+
+
+def open_cache(path: str | os.PathLike, split: str | None = None) -> EventCache:
+    """Open one split (default: the first written) of an HDF5 event cache; see :class:`EventCache`."""
+    return EventCache(path, split)
+
+
+class FileSamples:
+    """A sized iterable of ``(events, label, name)`` read from files, for :func:`build_cache`.
+
+    Parameters
+    ----------
+    items : sequence of (path, label)
+    reader : callable, default :func:`eventsim.events.read_events`
+        ``reader(path) -> events``.
+    root : path, optional
+        Names are stored relative to it.
+    """
+
+    def __init__(self, items: Sequence[tuple[str | os.PathLike, int]], reader: Any = None,
+                 root: str | os.PathLike | None = None) -> None:
+        from .io import read_events
+        self.items = [(Path(p), int(lab)) for p, lab in items]
+        self.reader = reader or read_events
+        self.root = Path(root) if root is not None else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int, str]]:
+        for path, label in self.items:
+            name = str(path.relative_to(self.root)) if self.root is not None else str(path)
+            yield self.reader(path), label, name
+
+
+def folder_samples(root: str | os.PathLike, extensions: Sequence[str], classes: Sequence[str] | None = None
+                   ) -> tuple[list[tuple[Path, int]], list[str]]:
+    """List ``root/<class>/**/<file>`` recordings labelled by their class folder.
+
+    Parameters
+    ----------
+    root : path
+        One sub-folder per class.
+    extensions : sequence of str
+        File suffixes to include, e.g. ``(".aedat",)``.
+    classes : sequence of str, optional
+        Class folder names in label order; default the sorted sub-folder names.
+
+    Returns
+    -------
+    items : list of (path, label), sorted by label then path
+    classes : list of str
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is missing or holds no matching file.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base}: folder not found")
+    if classes is None:
+        classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+    exts = tuple(e.lower() for e in extensions)
+    items = []
+    for label, name in enumerate(classes):
+        folder = base / name
+        if folder.is_dir():
+            items += [(p, label) for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in exts]
+    if not items:
+        raise FileNotFoundError(f"{base}: no {'/'.join(exts)} files in class folders {list(classes)[:5]}...")
+    return items, list(classes)

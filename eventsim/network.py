@@ -78,6 +78,19 @@ def _eq_fields(a: Any, b: Any) -> bool:
     return True
 
 
+def _set_weight_and_bias(layer: Layer, label: str, ndim: int) -> None:
+    """Validate and freeze ``weight`` (``ndim``-D), ``bias`` (one per output) and ``delay_us``."""
+    w = _as_array(layer.weight, f"{label}.weight", ndim=ndim)
+    object.__setattr__(layer, "weight", w)
+    if layer.bias is not None:
+        b = _as_array(layer.bias, f"{label}.bias", ndim=1)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{label}.bias: shape {b.shape}, expected ({w.shape[0]},) to match weight {w.shape}")
+        object.__setattr__(layer, "bias", b)
+    if not layer.delay_us >= 0:
+        raise ValueError(f"{label}.delay_us: must be >= 0, got {layer.delay_us}")
+
+
 class Layer:
     """Base class of every IR node. ``name`` is optional; the network names unnamed layers."""
 
@@ -122,22 +135,14 @@ class Conv2d(Layer):
 
     def __post_init__(self) -> None:
         label = self.name or "Conv2d"
-        w = _as_array(self.weight, f"{label}.weight", ndim=4)
-        object.__setattr__(self, "weight", w)
-        if self.bias is not None:
-            b = _as_array(self.bias, f"{label}.bias", ndim=1)
-            if b.shape != (w.shape[0],):
-                raise ValueError(f"{label}.bias: shape {b.shape}, expected ({w.shape[0]},) to match weight {w.shape}")
-            object.__setattr__(self, "bias", b)
+        _set_weight_and_bias(self, label, 4)
         object.__setattr__(self, "stride", _pair(self.stride, f"{label}.stride", 1))
         object.__setattr__(self, "padding", _pair(self.padding, f"{label}.padding", 0))
         if not isinstance(self.groups, (int, np.integer)) or self.groups < 1:
             raise ValueError(f"{label}.groups: must be a positive int, got {self.groups!r}")
         object.__setattr__(self, "groups", int(self.groups))
-        if w.shape[0] % self.groups:
-            raise ValueError(f"{label}: {w.shape[0]} output channels not divisible by groups={self.groups}")
-        if self.delay_us < 0:
-            raise ValueError(f"{label}.delay_us: must be >= 0, got {self.delay_us}")
+        if self.weight.shape[0] % self.groups:
+            raise ValueError(f"{label}: {self.weight.shape[0]} output channels not divisible by groups={self.groups}")
 
     @property
     def in_channels(self) -> int:
@@ -170,15 +175,7 @@ class Linear(Layer):
 
     def __post_init__(self) -> None:
         label = self.name or "Linear"
-        w = _as_array(self.weight, f"{label}.weight", ndim=2)
-        object.__setattr__(self, "weight", w)
-        if self.bias is not None:
-            b = _as_array(self.bias, f"{label}.bias", ndim=1)
-            if b.shape != (w.shape[0],):
-                raise ValueError(f"{label}.bias: shape {b.shape}, expected ({w.shape[0]},) to match weight {w.shape}")
-            object.__setattr__(self, "bias", b)
-        if self.delay_us < 0:
-            raise ValueError(f"{label}.delay_us: must be >= 0, got {self.delay_us}")
+        _set_weight_and_bias(self, label, 2)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 1:

@@ -25,8 +25,20 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         from .events import describe_recording, format_recording
         print(format_recording(describe_recording(path)))
         return 0
+    from .evaluate import CHECKPOINT_SUFFIXES, _parse_params
     from .formats import load
-    net = load(path, format=args.format)
+    options = _parse_params(args.model_option, "--model-option")
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        from .checkpoints import describe_checkpoint
+        print(describe_checkpoint(path))
+        try:
+            net = load(path, format=args.format, **options)
+        except ValueError as exc:
+            print(f"\nnot imported as a network: {exc}")
+            return 0
+        print()
+    else:
+        net = load(path, format=args.format, **options)
     print(f"model: {path}")
     print(net.summary())
     return 0
@@ -52,7 +64,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model file (default: the shipped demo model)")
-    p.add_argument("--format", help="model format (eventsim, diet, qcfs, aoi, bntt, nir, ...); detected if omitted")
+    p.add_argument("--format", help="model format (eventsim, diet, qcfs, aoi, bntt, ann, nir, ...); detected if omitted")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="importer option, JSON value, e.g. input_shape=[2,34,34] or cfg='[8,\"A\",16,\"A\"]' (repeatable)")
     p.add_argument("--data", help="recordings: a folder, an HDF5 cache, a single file, or a tonic dataset name with --root (default: the shipped demo set)")
     p.add_argument("--root", help="root folder of a tonic dataset given by name in --data")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
@@ -98,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="model file (.npz, .pt, .nir) or recording (.bin/.bs2, .aedat, .aedat4, .dat, "
                    ".npy, or an HDF5 event cache .h5)")
     p.add_argument("--format", help="model format, if it cannot be detected")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="importer option, JSON value, e.g. input_shape=[2,34,34] (repeatable)")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("convert", help="convert a model between formats (e.g. a checkpoint to .npz or .nir)")

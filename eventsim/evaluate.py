@@ -122,30 +122,36 @@ class _Progress:
 ABSOLUTE_TIME_US = 10_000_000
 
 
-def _simulate_sample(network: Network, events: np.ndarray, engine: str, dt_us: float, steps: int | None,
-                     convention: str) -> Any:
+def _simulate_sample(network: Network, events: np.ndarray, index: int, engine: str, dt_us: float,
+                     steps: int | None, convention: str, seed: int) -> Any:
+    from .encodings import encode
     from .engines import simulate
     if len(events) and int(events["t"][0]) > ABSOLUTE_TIME_US:
         events = events.copy()
         events["t"] -= events["t"][0]
-    t_last = int(events["t"][-1]) if len(events) else 0
-    n_steps = steps if steps is not None else max(1, math.floor(t_last / dt_us) + 1)
+    enc = encode(network, events, index, steps, dt_us, seed)
     if engine == "stepped":
-        return simulate(network, events, engine="stepped", dt_us=dt_us, steps=n_steps,
-                        synop_convention=convention, input_kind="events")
-    grid = dt_us * np.arange(1, n_steps + 1)
-    return simulate(network, events, engine=engine, dt_us=dt_us, snapshot_times_us=grid,
-                    t_stop_us=float(grid[-1]), synop_convention=convention)
+        res = simulate(network, enc.inputs, engine="stepped", dt_us=enc.dt_us, steps=enc.steps,
+                       synop_convention=convention, input_kind=enc.input_kind)
+    else:
+        grid = enc.dt_us * np.arange(1, enc.steps + 1)
+        res = simulate(network, enc.inputs, engine=engine, dt_us=enc.dt_us, steps=enc.steps,
+                       snapshot_times_us=grid, t_stop_us=float(grid[-1]), synop_convention=convention,
+                       input_kind=enc.input_kind)
+    return res, enc.times_us
 
 
 def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
-                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all") -> SampleTrace:
+                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
+                 seed: int = 0) -> SampleTrace:
     """Simulate one sample and keep its readout and counters on the evaluation grid."""
-    res = _simulate_sample(network, events, engine, dt_us, steps, synop_convention)
+    res, times_us = _simulate_sample(network, events, index, engine, dt_us, steps, synop_convention, seed)
     if res.logits.shape[1] == 0:
         raise ValueError("the network has no Readout layer: nothing to evaluate")
+    if len(res.times_us) != len(times_us):
+        raise RuntimeError(f"engine returned {len(res.times_us)} rows for a grid of {len(times_us)}")
     t = np.asarray(events["t"], dtype=np.int64)
-    return SampleTrace(index=index, label=int(label), times_us=np.asarray(res.times_us, float),
+    return SampleTrace(index=index, label=int(label), times_us=np.asarray(times_us, float),
                        logits=np.asarray(res.logits, float), synops=res.cumulative("synops"),
                        macs=res.cumulative("macs"), spikes=res.cumulative("spikes"),
                        spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=int(len(t)),
@@ -167,7 +173,7 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
              steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
              energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
              progress: bool = False, workers: int | None = None, scheduler: str | None = None,
-             client: Any = None) -> Evaluation:
+             client: Any = None, seed: int = 0) -> Evaluation:
     """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
 
     Parameters
@@ -178,14 +184,15 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     cutoff : policy name (see :mod:`eventsim.cutoff`) or a configured :class:`~eventsim.cutoff.Policy`
     energy_table : name of a table in :func:`eventsim.counting.energy_tables`
     synop_convention : ``"all"`` or ``"nonzero"``
+    seed : seed of any input randomness (Poisson encoding: ``seed + sample index``)
     workers, scheduler, client : run on Dask (a LocalCluster of ``workers`` processes, an existing
         scheduler address, or a connected client); results equal the serial run's exactly
     """
     counting.check_convention(synop_convention)
     table = counting.get_energy_table(energy_table)
     dt_us = float(dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
-    if steps is None and network.metadata.get("steps"):
-        steps = int(network.metadata["steps"])
+    steps = steps or network.metadata.get("steps") or network.metadata.get("timesteps")
+    steps = int(steps) if steps else None
     if isinstance(cutoff, str):
         params = dict(cutoff_params or {})
         if cutoff == "fixed-exit":
@@ -197,13 +204,13 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     traces, t0, worker_stats = [], time.perf_counter(), None
     if workers or scheduler or client is not None:
         from .distributed import trace_distributed
-        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention)
+        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed)
         traces, worker_stats = trace_distributed(network, dataset, list(range(n)), options, workers=workers,
                                                  scheduler=scheduler, progress=bar, client=client)
     else:
         for i in range(n):
             events, label = dataset[i][:2]
-            traces.append(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention))
+            traces.append(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed))
             bar.update(i + 1)
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
@@ -241,7 +248,7 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
     preds = np.where(has_out, np.argmax(logits, axis=2), -1)
     synops = np.stack([t.synops for t in traces]).astype(float)
     macs = np.stack([t.macs for t in traces]).astype(float)
-    times = traces[0].times_us
+    times = np.stack([t.times_us for t in traces]).mean(axis=0)
     correct = preds == labels[:, None]
     curve = [{"t_us": float(times[k]),
               "accuracy": float(correct[labelled, k].mean()) if labelled.any() else None,
@@ -295,7 +302,8 @@ def gap_matrix(traces: list[SampleTrace], dt_us: float) -> tuple[np.ndarray, np.
     labels = np.array([t.label for t in traces])
     if np.any(labels < 0):
         raise ValueError("calibration needs labelled samples")
-    return top_gap(logits), np.argmax(logits, axis=2) == labels[:, None], traces[0].times_us
+    times = np.stack([t.times_us for t in traces]).mean(axis=0)
+    return top_gap(logits), np.argmax(logits, axis=2) == labels[:, None], times
 
 
 def summary_table(ev: Evaluation) -> str:
@@ -323,12 +331,12 @@ def summary_table(ev: Evaluation) -> str:
 # ----------------------------------------------------------------------------- CLI glue
 
 
-def _parse_params(items: list[str]) -> dict:
+def _parse_params(items: list[str], flag: str = "--cutoff-param") -> dict:
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--cutoff-param {item!r}: expected KEY=VALUE, e.g. t_us=50000")
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE, e.g. t_us=50000 or input_shape=[2,34,34]")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -336,26 +344,38 @@ def _parse_params(items: list[str]) -> dict:
     return params
 
 
-def _load_model(args) -> Network:
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+
+
+def _load_model(args, dataset: Any = None) -> Network:
+    """The model of ``--model`` (default: the demo model). PyTorch checkpoints rarely record their
+    input size: unless ``--model-option input_shape=...`` says otherwise, the recordings' sensor
+    size (2 polarity channels) is used."""
     from .formats import load
     if args.model is None:
         return load(DEMO_MODEL_PATH)
-    return load(args.model, format=args.format)
+    options = _parse_params(getattr(args, "model_option", []) or [], "--model-option")
+    size = getattr(dataset, "sensor_size", None)
+    is_checkpoint = any(str(args.model).lower().endswith(s) for s in CHECKPOINT_SUFFIXES)
+    if is_checkpoint and size is not None and "input_shape" not in options:
+        options["input_shape"] = (2, int(size[1]), int(size[0]))
+    return load(args.model, format=args.format, **options)
 
 
 def run_cli(args) -> int:
     from .cutoff import load_calibration
     from .sources import open_source
-    network = _load_model(args)
     params = _parse_params(args.cutoff_param)
     if args.calibration:
         params["calibration"] = load_calibration(args.calibration)
+    dataset = open_source(args.data, args.split, args.root)
+    network = _load_model(args, dataset)
     if args.cutoff == "fixed-exit":
         params.setdefault("network", network)
     policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
-    dataset = open_source(args.data, args.split, args.root)
     ev = evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
-                  limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler)
+                  limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
+                  seed=args.seed)
     written = ev.write(args.out, figures=not args.no_figures)
     print(summary_table(ev))
     print("wrote " + ", ".join(str(p) for p in written))
@@ -367,12 +387,12 @@ def run_calibrate_cli(args) -> int:
     from .sources import open_source
     if args.policy != "gap":
         raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
-    network = _load_model(args)
     dataset = open_source(args.data, args.split, args.root)
+    network = _load_model(args, dataset)
     dt_us = float(args.dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
     ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,
                   synop_convention=args.synop_convention, limit=args.limit, progress=not args.no_progress,
-                  workers=args.workers, scheduler=args.scheduler)
+                  workers=args.workers, scheduler=args.scheduler, seed=args.seed)
     traces, n = ev.traces, len(ev.traces)
     gaps, correct, grid = gap_matrix(traces, dt_us)
     beta = calibrate_gap(gaps, correct, args.epsilon)

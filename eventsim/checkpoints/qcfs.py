@@ -1,0 +1,166 @@
+"""QCFS / "optimal conversion" checkpoints (Bu et al., ICLR 2022; public code:
+github.com/putshua/ANN_SNN_QCFS and the older github.com/putshua/SNN_conversion_QCFS).
+
+Layout
+------
+``torch.save(model.state_dict())`` of a VGG whose blocks ``layer1`` … ``layerN`` are
+``nn.Sequential`` of ``Conv2d(3×3, padding 1)``, ``BatchNorm2d``, the QCFS activation, ``Dropout``,
+…, ending in ``AvgPool2d(2)`` (``MaxPool2d`` is swapped for average pooling before conversion), and a
+``classifier`` ``Flatten``, ``Linear``, QCFS, ``Dropout``, …, ``Linear``. The QCFS activation
+``clip(floor(x·L/λ + ½)/L, 0, 1)·λ`` stores its trained clip λ as ``<module>.thresh`` (new code) or
+``<module>.up`` (old code), shape ``(1,)``.
+
+Conversion (what the SNN mode of the public code computes)
+----------------------------------------------------------
+BatchNorm is folded into the preceding layer's weight and bias; every QCFS activation becomes an
+IF population with ``θ = λ``, initial membrane ``v₀ = θ/2`` (the paper's key point; ``v_init=0``
+for comparison), firing when ``v ≥ θ``, reset by subtraction, emitting spikes of amplitude ``θ``.
+The analog image is fed every step and the output layer's currents are summed over steps
+(``readout="mean"`` averages them, as the public ``val()`` does; the prediction is the same).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import network as nw
+from .common import KeyReader, fold_batchnorm, infer_input_shape, module_groups, read_tree, split_state_dict, strip_prefix
+from .torchfile import CheckpointError
+
+__all__ = ["load_qcfs", "detect_qcfs"]
+
+LAYOUT = "QCFS"
+_BN = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+_BLOCK = re.compile(r"layer\d+")
+
+
+def _kind(params: list[str], state: dict, module: str) -> str | None:
+    names = set(params)
+    if names in ({"thresh"}, {"up"}):
+        return "clip"
+    if {"running_mean", "running_var"} <= names <= _BN:
+        return "bn"
+    if names in ({"weight"}, {"weight", "bias"}):
+        ndim = len(state[f"{module}.weight"].shape)
+        return {4: "conv", 2: "linear"}.get(ndim)
+    return None
+
+
+def detect_qcfs(tree: Any) -> bool:
+    """True when every module of the state dict is a conv, BatchNorm, linear or QCFS clip, and
+    there is at least one clip (``.thresh``/``.up``)."""
+    try:
+        state = strip_prefix(split_state_dict(tree)[0])
+    except CheckpointError:
+        return False
+    kinds = [_kind(p, state, m) for m, p in module_groups(state).items()]
+    return "clip" in kinds and None not in kinds and "conv" in kinds
+
+
+def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None, v_init: float = 0.5,
+              readout: str = "sum", bn_eps: float = 1e-5, pool_after_blocks: bool = True,
+              strict: bool = True) -> nw.Network:
+    """Import a QCFS checkpoint and convert it to an IF network.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``torch.save(model.state_dict())`` of a QCFS VGG (see the module docstring).
+    input_shape : (C, H, W), optional
+        Image shape; inferred from the first Linear's width when only one square size fits.
+    v_init : float, default 0.5
+        Initial membrane as a fraction of θ: 0.5 gives the method's ``θ/2``; 0 starts empty.
+    readout : {"sum", "mean"}
+        Output currents summed over steps, or their running mean.
+    bn_eps : float, default 1e-5
+        BatchNorm epsilon (PyTorch's default, used by the public code).
+    pool_after_blocks : bool, default True
+        Insert ``AvgPool2d(2)`` at the end of each ``layer<k>`` block, as in the public VGG.
+    strict : bool, default True
+        Raise on keys the layout does not use.
+
+    Returns
+    -------
+    Network
+        Layer names follow the PyTorch modules (``layer1.0`` conv with BN ``layer1.1`` folded in,
+        ``layer1.2`` its IF population, ``layer1.pool``, ``classifier.1`` …, ``readout``).
+    """
+    source = str(path)
+    state = strip_prefix(split_state_dict(read_tree(path, load_data=True), source)[0])
+    keys = KeyReader(state, source, LAYOUT)
+    groups = list(module_groups(state).items())
+    layers: list[nw.Layer] = []
+    pending = None  # (module, kind, weight, bias) of a conv/linear not yet emitted
+    flat = False
+
+    def block(module: str) -> str:
+        return module.split(".")[0]
+
+    def emit(before: str | None = None) -> None:
+        nonlocal pending
+        if pending is not None:
+            name, kind, w, b = pending
+            if before is not None:
+                raise CheckpointError(f"{source}: no QCFS clip (a '<module>.thresh' or '.up' key) between {name!r} "
+                                      f"and {before!r}; missing key for the {LAYOUT} layout")
+            layers.append(nw.Conv2d(w, b, padding=((w.shape[2] - 1) // 2, (w.shape[3] - 1) // 2), name=name)
+                          if kind == "conv" else nw.Linear(w, b, name=name))
+            pending = None
+
+    for n, (module, params) in enumerate(groups):
+        kind = _kind(params, state, module)
+        if kind is None:
+            raise CheckpointError(f"{source}: module {module!r} with parameters {params} is not a conv, "
+                                  f"BatchNorm, linear or QCFS clip; unknown keys for the {LAYOUT} layout")
+        if kind in ("conv", "linear"):
+            emit(before=module)
+            if kind == "linear" and not flat:
+                layers.append(nw.Flatten(name="flatten"))
+                flat = True
+            if kind == "conv" and flat:
+                raise CheckpointError(f"{source}: convolution {module!r} after a Linear layer")
+            w = keys.take(f"{module}.weight", ndim=4 if kind == "conv" else 2)
+            b = keys.optional(f"{module}.bias", (w.shape[0],))
+            pending = (module, kind, w, b)
+        elif kind == "bn":
+            if pending is None:
+                raise CheckpointError(f"{source}: BatchNorm {module!r} does not follow a conv or linear layer")
+            name, pkind, w, b = pending
+            c = w.shape[0]
+            w, b = fold_batchnorm(w, b, keys.take(f"{module}.running_mean", (c,)),
+                                  keys.take(f"{module}.running_var", (c,)), keys.optional(f"{module}.weight", (c,)),
+                                  keys.optional(f"{module}.bias", (c,)), bn_eps)
+            pending = (name, pkind, w, b)
+        else:
+            if pending is None:
+                raise CheckpointError(f"{source}: QCFS clip {module!r} does not follow a conv or linear layer")
+            emit()  # the conv/linear (BN folded) that this clip follows
+            param = "thresh" if "thresh" in params else "up"
+            theta = keys.scalar(f"{module}.{param}")
+            try:
+                layers.append(nw.IF(threshold=theta, compare=">=", reset="subtract", v_init=v_init * theta,
+                                    spike_amplitude="threshold", name=module))
+            except ValueError as exc:
+                raise CheckpointError(f"{source}: {module}.{param}: {exc}") from None
+        nxt = groups[n + 1][0] if n + 1 < len(groups) else ""
+        if (pool_after_blocks and _BLOCK.fullmatch(block(module)) and block(nxt) != block(module)):
+            emit(before=f"{block(module)}.pool")
+            layers.append(nw.AvgPool2d(2, name=f"{block(module)}.pool"))
+    if pending is None or pending[1] != "linear":
+        raise CheckpointError(f"{source}: the {LAYOUT} layout ends with a Linear output layer without a clip; "
+                              f"the last module is {groups[-1][0]!r}")
+    emit()
+    layers.append(nw.Readout(mode=readout, name="readout"))
+    if strict:
+        keys.finish()
+    if input_shape is None and not isinstance(layers[0], nw.Conv2d):
+        raise CheckpointError(f"{source}: pass input_shape= (the network starts with a Linear layer)")
+    shape = tuple(input_shape) if input_shape is not None else infer_input_shape(
+        layers, layers[0].in_channels, source)
+    meta = {"format": "qcfs", "source": Path(source).name, "input_encoding": "analog", "v_init_fraction": v_init}
+    try:
+        return nw.Network(shape, layers, metadata=meta)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None

@@ -37,6 +37,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             print(f"\nnot imported as a network: {exc}")
             return 0
         print()
+    elif path.suffix.lower() == ".nir" and args.format in (None, "nir"):
+        from .checkpoints.nir import nir_summary
+        print(nir_summary(path))
+        return 0
     else:
         net = load(path, format=args.format, **options)
     print(f"model: {path}")

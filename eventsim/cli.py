@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration table from `eventsim calibrate` (for --cutoff gap)")
     p.add_argument("--out", default="eventsim-out", help="output folder (default: eventsim-out)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the samples kept in OUT/.partial")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("calibrate", help="fit a cutoff policy's table (e.g. gap thresholds) on a training split")

@@ -76,8 +76,12 @@ def _warm(network):  # pragma: no cover - runs on the workers
 
 def trace_distributed(network, dataset: Sequence, indices: Sequence[int], options: dict, *,
                       workers: int | None = None, scheduler: str | None = None, chunk: int = DEFAULT_CHUNK,
-                      progress=None, client=None) -> tuple[list, dict]:
-    """Trace ``indices`` of ``dataset`` on Dask; returns (traces sorted by index, per-worker stats)."""
+                      progress=None, client=None, on_trace=None, already: int = 0) -> tuple[list, dict]:
+    """Trace ``indices`` of ``dataset`` on Dask; returns (traces sorted by index, per-worker stats).
+
+    ``on_trace(trace)`` is called in the client process for each sample as its chunk arrives
+    (once per index); ``progress.update(n)`` with ``already`` + the samples received so far.
+    """
     distributed = _dask()
     own = client is None
     if own:
@@ -93,12 +97,15 @@ def trace_distributed(network, dataset: Sequence, indices: Sequence[int], option
         for fut in distributed.as_completed(futures):
             address, seconds, pairs = fut.result()
             for i, trace in pairs:
-                results.setdefault(i, trace)
+                if i not in results:
+                    results[i] = trace
+                    if on_trace is not None:
+                        on_trace(trace)
             s = stats.setdefault(address, {"samples": 0, "busy_s": 0.0})
             s["samples"] += len(pairs)
             s["busy_s"] += seconds
             if progress is not None:
-                progress.update(len(results))
+                progress.update(already + len(results))
         missing = sorted(set(indices) - set(results))
         if missing:
             raise RuntimeError(f"distributed evaluation lost samples {missing[:5]}")

@@ -173,7 +173,7 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
              steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
              energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
              progress: bool = False, workers: int | None = None, scheduler: str | None = None,
-             client: Any = None, seed: int = 0) -> Evaluation:
+             client: Any = None, seed: int = 0, store: Any = None) -> Evaluation:
     """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
 
     Parameters
@@ -187,6 +187,8 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     seed : seed of any input randomness (Poisson encoding: ``seed + sample index``)
     workers, scheduler, client : run on Dask (a LocalCluster of ``workers`` processes, an existing
         scheduler address, or a connected client); results equal the serial run's exactly
+    store : a :class:`~eventsim.tracestore.TraceStore`: samples it holds are reused, new ones added
+        as they finish (what makes ``eventsim evaluate --resume`` possible)
     """
     counting.check_convention(synop_convention)
     table = counting.get_energy_table(energy_table)
@@ -201,17 +203,26 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     _check_sensor(network, dataset)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     bar = _Progress(n, f"evaluate ({engine})", progress)
-    traces, t0, worker_stats = [], time.perf_counter(), None
-    if workers or scheduler or client is not None:
+    done = store.load(range(n)) if store is not None else {}
+    todo = [i for i in range(n) if i not in done]
+    t0, worker_stats = time.perf_counter(), None
+
+    def keep(trace: SampleTrace) -> None:
+        done[trace.index] = trace
+        if store is not None:
+            store.add(trace)
+
+    if todo and (workers or scheduler or client is not None):
         from .distributed import trace_distributed
         options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed)
-        traces, worker_stats = trace_distributed(network, dataset, list(range(n)), options, workers=workers,
-                                                 scheduler=scheduler, progress=bar, client=client)
+        _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers, scheduler=scheduler,
+                                            progress=bar, client=client, on_trace=keep, already=len(done))
     else:
-        for i in range(n):
+        for i in todo:
             events, label = dataset[i][:2]
-            traces.append(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed))
-            bar.update(i + 1)
+            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed))
+            bar.update(len(done))
+    traces = [done[i] for i in range(n)]
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
                    tuple(layer.name for layer in network.layers), wall_s)
@@ -373,13 +384,34 @@ def run_cli(args) -> int:
     if args.cutoff == "fixed-exit":
         params.setdefault("network", network)
     policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
-    ev = evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
-                  limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
-                  seed=args.seed)
+    store = _store(args, network, len(dataset))
+    try:
+        ev = _evaluate_cli(args, network, dataset, policy, store)
+    except KeyboardInterrupt:
+        from .cli import UserError
+        raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "
+                        "with --resume to continue") from None
     written = ev.write(args.out, figures=not args.no_figures)
+    store.clear()
     print(summary_table(ev))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _store(args, network: Network, n_samples: int):
+    from . import __version__
+    from .tracestore import TraceStore, network_fingerprint
+    fingerprint = {"eventsim": __version__, "network": network_fingerprint(network), "data": args.data,
+                   "split": args.split, "root": args.root, "samples": n_samples, "engine": args.engine,
+                   "dt_us": args.dt_us, "steps": args.steps, "synop_convention": args.synop_convention,
+                   "seed": args.seed, "limit": args.limit}
+    return TraceStore(Path(args.out) / ".partial", fingerprint, resume=getattr(args, "resume", False))
+
+
+def _evaluate_cli(args, network, dataset, policy, store):
+    return evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
+                  limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
+                  seed=args.seed, store=store)
 
 
 def run_calibrate_cli(args) -> int:

@@ -106,3 +106,39 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["evaluate", "--model", str(path), "--cutoff", "time", "--cutoff-param", "t_us", "--out",
                  str(tmp_path)]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_to_identical_results(tmp_path, monkeypatch, capsys):
+    import eventsim.evaluate as evmod
+    model = tmp_path / "demo.npz"
+    es.save(es.load(evmod.DEMO_MODEL_PATH), model)
+    args = ["evaluate", "--model", str(model), "--limit", "6", "--no-figures", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    full = json.loads((tmp_path / "full" / "results.json").read_text())
+    assert not (tmp_path / "full" / ".partial").exists()          # cleaned up after success
+
+    real = evmod.trace_sample
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    out = tmp_path / "cut"
+    monkeypatch.setattr(evmod, "trace_sample", flaky)
+    assert main(args + ["--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert not (out / "results.json").exists()                     # nothing half-written
+    assert len(list((out / ".partial").glob("sample_*.npz"))) == 3
+    monkeypatch.setattr(evmod, "trace_sample", real)
+    calls["n"] = 0
+    # other settings must not silently reuse the partial samples
+    assert main(args + ["--out", str(out), "--resume", "--seed", "5"]) == 2
+    assert "different settings (seed)" in capsys.readouterr().err
+    assert main(args + ["--out", str(out), "--resume"]) == 0
+    resumed = json.loads((out / "results.json").read_text())
+    for key in ("wall_s", "samples_per_s"):
+        full.pop(key), resumed.pop(key)
+    assert resumed == full

@@ -1,0 +1,82 @@
+"""eventsim vs NeuroBench, SpikingJelly and sinabs on the same networks, weights and N-MNIST recordings.
+
+Usage::
+
+    python benchmarks/peers/run_peers.py [--samples 100] [--time-samples 20] [--cases conv mlp ...]
+    python benchmarks/peers/run_peers.py --render-only      # rewrite REPORT.md from peers.json
+
+Runs every network of ``peerkit.cases`` on the first ``--samples`` real N-MNIST test recordings
+(``../shared/data/nmnist``) in two input modes (event counts per 10 ms bin, and binary), in
+eventsim's stepped engine and in every peer that imports here (``install_peers.sh`` installs
+them; a missing one is skipped and named in the report). Compares predictions, spike rasters and
+synops per layer exactly, per sample; times each tool's CPU simulation on one thread on the first
+``--time-samples`` recordings. Writes ``benchmarks/results/peers.json`` and
+``benchmarks/peers/REPORT.md`` (the README section at its top).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")           # one core for every tool
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "build" / "numba-cache"))
+sys.path.insert(0, str(HERE))
+
+import warnings  # noqa: E402
+
+from peerkit import report  # noqa: E402
+from peerkit.cases import CASES, build_cases  # noqa: E402
+from peerkit.data import MODES, load_frames, nmnist_root  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "peers.json"
+REPORT = HERE / "REPORT.md"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100, help="recordings compared per network (default 100)")
+    parser.add_argument("--time-samples", type=int, default=20, help="recordings timed per network (default 20)")
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
+    parser.add_argument("--json", default=str(RESULTS))
+    parser.add_argument("--report", default=str(REPORT))
+    parser.add_argument("--render-only", action="store_true", help="rewrite the report from the existing JSON")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        import json
+        report.write(json.loads(Path(args.json).read_text()), Path(args.json), Path(args.report))
+        return 0
+
+    import torch
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")                       # peers' deprecation chatter
+    from peerkit.compare import PEERS, compare_case, time_case
+    statuses = {name: module.status() for name, module in PEERS.items()}
+    peers = {name: PEERS[name] for name, st in statuses.items() if st.available}
+    for st in statuses.values():
+        print(f"{st.name}: " + (f"{st.version}" if st.available else f"SKIPPED ({st.reason})"), file=sys.stderr)
+
+    t0 = time.time()
+    frames, labels = load_frames(args.samples, nmnist_root())
+    rows, timings = [], {}
+    for case in build_cases(args.cases):
+        for mode in MODES:
+            rows.append(compare_case(case, frames, labels, mode, peers))
+            print(f"{case.name:12s} {mode:7s} compared on {len(frames)} recordings ({time.time() - t0:.0f} s)",
+                  file=sys.stderr)
+        timings[case.name] = time_case(case, frames[:args.time_samples], peers)
+        print(f"{case.name:12s} timed ({time.time() - t0:.0f} s)", file=sys.stderr)
+    results = {"info": report.machine_info(statuses), "samples": len(frames),
+               "time_samples": min(args.time_samples, len(frames)), "rows": rows, "timings": timings,
+               "repro": report.repro_rows(peers)}
+    report.write(results, Path(args.json), Path(args.report))
+    print(f"wrote {args.json} and {args.report} ({time.time() - t0:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .network import Network
 
-__all__ = ["ModelFormat", "register_format", "formats", "load", "save", "detect_format"]
+__all__ = ["ModelFormat", "register_format", "formats", "load", "save", "detect_format", "MAX_LAYER_VALUES"]
 
 PLUGINS = ("eventsim.native", "eventsim.checkpoints", "eventsim.checkpoints.nir")
+
+#: Most values one layer of a loaded model may hold (2**28, 2 GiB as float64 state). A file whose
+#: shapes declare more (a huge input shape or padding, which cost the file nothing) is refused by
+#: :func:`load` instead of exhausting memory when it is simulated.
+MAX_LAYER_VALUES = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,14 @@ def load(path: str | os.PathLike, format: str | None = None, **options: Any) -> 
     if not path.is_file():
         raise ValueError(f"{path}: no such model file")
     name = format or detect_format(path)
-    return _get(name).load(path, **options)
+    network = _get(name).load(path, **options)
+    for shape, where in [(network.input_shape, "input")] + [
+            (shape, f"layer {layer.name}") for layer, shape in zip(network.layers, network.shapes)]:
+        values = int(np.prod(shape, dtype=object))
+        if values > MAX_LAYER_VALUES:
+            raise ValueError(f"{path}: {where} has shape {tuple(shape)} ({values:,} values), more than the "
+                             f"{MAX_LAYER_VALUES:,} a loaded model may declare per layer")
+    return network
 
 
 def save(network: Network, path: str | os.PathLike, format: str | None = None, **options: Any) -> None:

@@ -71,14 +71,23 @@ class _Stage:
     clip: float | None = None     # for "act": the clip value, None for a plain ReLU
 
 
-def _pair(value: Any, what: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
+def _pair(value: Any, what: str, minimum: int = 0) -> tuple[int, int]:
+    """An int or a pair of ints, each at least ``minimum``, as a pair."""
+    items = (value, value) if isinstance(value, (int, np.integer)) else value
     try:
-        a, b = value
-        return (int(a), int(b))
+        a, b = items
     except (TypeError, ValueError):
-        raise CheckpointError(f"{what}: expected an int or a pair of ints, got {value!r}") from None
+        a = b = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in (a, b)):
+        raise CheckpointError(f"{what}: expected an int or a pair of ints >= {minimum}, got {value!r}")
+    return (int(a), int(b))
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite real number from an architecture entry."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise CheckpointError(f"{what}: expected a finite number, got {value!r}")
+    return float(value)
 
 
 def parse_architecture(state: Mapping[str, np.ndarray], architecture: Sequence[Mapping], source: str = "ann",
@@ -90,13 +99,13 @@ def parse_architecture(state: Mapping[str, np.ndarray], architecture: Sequence[M
     stages: list[_Stage] = []
     for i, entry in enumerate(architecture):
         kind = entry.get("type") if isinstance(entry, Mapping) else None
-        if kind not in _TYPES:
+        if not isinstance(kind, str) or kind not in _TYPES:
             raise CheckpointError(f"{source}: architecture[{i}] = {entry!r}; 'type' must be one of {sorted(_TYPES)}")
         if kind in ("Conv2d", "Linear"):
             w = keys.take(f"{i}.weight", ndim=4 if kind == "Conv2d" else 2)
             b = keys.optional(f"{i}.bias", (w.shape[0],))
             stages.append(_Stage("conv" if kind == "Conv2d" else "linear", i, w, b if b is not None else np.zeros(w.shape[0]),
-                                 stride=_pair(entry.get("stride", 1), f"architecture[{i}].stride"),
+                                 stride=_pair(entry.get("stride", 1), f"architecture[{i}].stride", 1),
                                  padding=_pair(entry.get("padding", 0), f"architecture[{i}].padding")))
         elif kind.startswith("BatchNorm"):
             prev = stages[-1] if stages else None
@@ -105,18 +114,20 @@ def parse_architecture(state: Mapping[str, np.ndarray], architecture: Sequence[M
             c = prev.weight.shape[0]
             prev.weight, prev.bias = fold_batchnorm(
                 prev.weight, prev.bias, keys.take(f"{i}.running_mean", (c,)), keys.take(f"{i}.running_var", (c,)),
-                keys.optional(f"{i}.weight", (c,)), keys.optional(f"{i}.bias", (c,)), float(entry.get("eps", 1e-5)))
+                keys.optional(f"{i}.weight", (c,)), keys.optional(f"{i}.bias", (c,)),
+                _number(entry.get("eps", 1e-5), f"architecture[{i}].eps"))
         elif kind in ("ReLU", "ReLU6", "Clip"):
             clip = None
             if kind != "ReLU":
                 clip = keys.scalar(f"{i}.max") if f"{i}.max" in keys else entry.get("max", 6.0 if kind == "ReLU6" else None)
-                if clip is None or not float(clip) > 0:
+                if clip is None or not _number(clip, f"{source}: architecture[{i}].max") > 0:
                     raise CheckpointError(f"{source}: architecture[{i}] {kind} needs a positive 'max' (or key '{i}.max')")
                 clip = float(clip)
             stages.append(_Stage("act", i, clip=clip))
         elif kind == "AvgPool2d":
-            k = _pair(entry.get("kernel_size", 2), f"architecture[{i}].kernel_size")
-            stages.append(_Stage("avgpool", i, kernel=k, stride=_pair(entry.get("stride") or k, f"architecture[{i}].stride")))
+            k = _pair(entry.get("kernel_size", 2), f"architecture[{i}].kernel_size", 1)
+            stages.append(_Stage("avgpool", i, kernel=k,
+                                 stride=_pair(entry.get("stride") or k, f"architecture[{i}].stride", 1)))
         elif kind == "Flatten":
             stages.append(_Stage("flatten", i))
     if strict:
@@ -186,6 +197,10 @@ def convert_ann(state: Mapping[str, np.ndarray], architecture: Sequence[Mapping]
         ``metadata["thresholds"]`` lists θ per IF layer, ``metadata["threshold_source"]`` how each was set.
     """
     stages = parse_architecture(state, architecture, source, strict)
+    if not (isinstance(input_shape, (list, tuple)) and input_shape and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in input_shape)):
+        raise CheckpointError(f"{source}: input_shape {input_shape!r} is not a list of positive ints; "
+                              "pass input_shape=(C, H, W)")
     input_shape = tuple(int(s) for s in input_shape)
     acts = [s for s in stages if s.kind == "act"]
     thresholds: dict[int, float] = {s.index: s.clip for s in acts if s.clip is not None}

@@ -147,6 +147,10 @@ def load_diet(path: str | os.PathLike, *, cfg: Any = None, input_shape: Sequence
     if not feat_idx or not cls_idx:
         raise CheckpointError(f"{source}: missing key 'features.<i>.weight' or 'classifier.<j>.weight' "
                               f"for the {LAYOUT} layout; found {list(state)[:8]}")
+    for i in feat_idx:
+        if len(state[f"features.{i}.weight"].shape) != 4:
+            raise CheckpointError(f"{source}: key 'features.{i}.weight' has shape "
+                                  f"{tuple(state[f'features.{i}.weight'].shape)}, expected a 4-D convolution weight")
     widths = [int(state[f"features.{i}.weight"].shape[0]) for i in feat_idx]
     cfg = _resolve_cfg(cfg, extras, widths, source)
 

@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_path
+from ..events._h5safe import check_global_heaps
 from ..formats import ModelFormat, register_format
 from ..network import Network
 from .nir_conventions import CONVENTIONS, Convention, register_convention
@@ -152,16 +153,95 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
     return tuple(parts) or (0,)
 
 
-def _h5_dict(group) -> dict:
+#: Reading a ``.nir`` file of ``n`` bytes may load at most ``MAX_BYTES_PER_FILE_BYTE * n +
+#: MEMORY_SLACK_BYTES`` bytes of datasets (HDF5 compression or unallocated chunks let a tiny file
+#: declare terabytes); groups may nest :data:`MAX_DEPTH` deep and hold :data:`MAX_ENTRIES` entries.
+MAX_BYTES_PER_FILE_BYTE = 32
+MEMORY_SLACK_BYTES = 64 << 20
+MAX_DEPTH = 32
+MAX_ENTRIES = 100_000
+
+
+class _H5Reader:
+    """Reads the groups and datasets of one HDF5 file as nested dicts, within bounds.
+
+    Only hard links inside the file are followed (soft, external and user-defined links, virtual
+    datasets and datasets stored in external files are refused), a group may be reached by one
+    path only (hard-link cycles and DAGs that multiply paths are refused), datasets must hold
+    numbers or strings, and the bytes they declare are charged against the memory limit before
+    reading.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.limit = MAX_BYTES_PER_FILE_BYTE * path.stat().st_size + MEMORY_SLACK_BYTES
+        self.used = 0
+        self.entries = 0
+        self.groups: set = set()
+
+    def _fail(self, where: str, what: str) -> ValueError:
+        return ValueError(f"{self.path}: {where!r}: {what}")
+
+    def group(self, group, depth: int = 0) -> dict:
+        import h5py
+        if depth > MAX_DEPTH:
+            raise self._fail(group.name, f"groups nest more than {MAX_DEPTH} deep")
+        if group.id in self.groups:
+            raise self._fail(group.name, "this group is reachable by more than one path (hard links); refused")
+        self.groups.add(group.id)
+        out = {}
+        for key in group:
+            self.entries += 1
+            if self.entries > MAX_ENTRIES:
+                raise ValueError(f"{self.path}: more than {MAX_ENTRIES} groups and datasets; not a NIR file")
+            link = group.get(key, getlink=True)
+            where = f"{group.name.rstrip('/')}/{key}"
+            if not isinstance(link, h5py.HardLink):
+                raise self._fail(where, f"is a {type(link).__name__}; links to other objects or files are refused")
+            item = group[key]
+            out[key] = self.group(item, depth + 1) if isinstance(item, h5py.Group) else self.dataset(item)
+        return out
+
+    def dataset(self, ds) -> Any:
+        import h5py
+        where = ds.name
+        if not isinstance(ds, h5py.Dataset):
+            raise self._fail(where, f"is a {type(ds).__name__}, expected a group or a dataset")
+        if ds.is_virtual or ds.external:
+            raise self._fail(where, "is stored in other files (virtual or external dataset); refused")
+        dt = ds.dtype
+        if not (dt.kind in "biufSU" or h5py.check_string_dtype(dt) is not None):
+            raise self._fail(where, f"has dtype {dt}; NIR datasets hold numbers or strings")
+        if ds.shape is None:
+            return None
+        nbytes = int(np.prod(ds.shape, dtype=object)) * dt.itemsize
+        if self.used + nbytes > self.limit:
+            raise self._fail(where, f"declares shape {ds.shape} of {dt} ({nbytes:,} bytes), over the limit of "
+                                    f"{self.limit:,} bytes for this {self.path.stat().st_size:,}-byte file; "
+                                    "refused as a compression bomb")
+        self.used += nbytes
+        try:
+            value = ds[()]
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            raise self._fail(where, f"cannot be read ({exc}); the file is corrupt") from None
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _read_root(f, path: Path) -> tuple[Any, dict]:
+    """``(version, root node dict)`` of an open NIR file."""
+    if "node" not in f:
+        raise ValueError(f"{path}: HDF5 file without a 'node' group: not a NIR file")
+    reader = _H5Reader(path)
+    version = reader.dataset(f["version"]) if "version" in f else None
+    node = f["node"]
     import h5py
-    out = {}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out[key] = _h5_dict(item)
-        else:
-            value = item[()]
-            out[key] = value.decode("utf-8") if isinstance(value, bytes) else value
-    return out
+    if not isinstance(node, h5py.Group):
+        raise ValueError(f"{path}: 'node' is not a group: not a NIR file")
+    root = reader.group(node, 1)
+    if isinstance(version, np.ndarray) and version.size == 1:
+        version = version.reshape(-1)[0]
+    version = version.decode("utf-8", "replace") if isinstance(version, (bytes, np.bytes_)) else version
+    return (None if version is None else str(version)), root
 
 
 def _open(path: Path):
@@ -169,9 +249,15 @@ def _open(path: Path):
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise ValueError(f"{path}: not a readable HDF5 file, so not a NIR file ({exc})") from None
+    try:
+        check_global_heaps(path, f.id.get_create_plist().get_sizes()[1])
+    except ValueError:
+        f.close()
+        raise
+    return f
 
 
 def _required(cls) -> set[str]:
@@ -187,11 +273,7 @@ def _read_graph(path: Path):
     nir = require_nir()
     with _open(path) as f:
         try:
-            if "node" not in f:
-                raise ValueError(f"{path}: HDF5 file without a 'node' group: not a NIR file")
-            version = f["version"][()] if "version" in f else None
-            version = version.decode() if isinstance(version, bytes) else version
-            root = _h5_dict(f["node"])
+            version, root = _read_root(f, path)
         except (OSError, KeyError, RuntimeError) as exc:
             raise ValueError(f"{path}: corrupt NIR file ({exc})") from None
     if root.get("type") != "NIRGraph" or not isinstance(root.get("nodes"), dict) or "edges" not in root:
@@ -234,7 +316,7 @@ def _detect(path: Path, head: bytes) -> bool:
         import h5py
         with h5py.File(path, "r") as f:
             return "node" in f and "version" in f
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError, KeyError):   # a damaged file is not claimed
         return False
 
 
@@ -259,11 +341,11 @@ def nir_summary(path: str | os.PathLike) -> str:
     their parameters, edges, and how (or why not) it maps onto an eventsim network."""
     path = Path(path)
     with _open(path) as f:
-        if "node" not in f:
-            raise ValueError(f"{path}: HDF5 file without a 'node' group: not a NIR file")
-        version = f["version"][()] if "version" in f else b"unknown"
-        root = _h5_dict(f["node"])
-    version = version.decode() if isinstance(version, bytes) else str(version)
+        try:
+            version, root = _read_root(f, path)
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise ValueError(f"{path}: corrupt NIR file ({exc})") from None
+    version = "unknown" if version is None else version
     nodes = root.get("nodes") or {}
     lines = [f"NIR file {path.name} (NIR version {version}), {len(nodes)} nodes"]
     meta = root.get("metadata") or {}

@@ -137,12 +137,7 @@ def per_channel(value, shape: tuple[int, ...], where: str, alt_shape: tuple[int,
     the NIR spelling of a lifted 1-D convolution). Channels are the first axis; every neuron of a
     channel must share the value. Returns a 0-d array when all channels agree, else ``(C,)``.
     """
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected numbers, got {type(value).__name__}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{where}: contains NaN or infinite values")
+    arr = as_numbers(value, where)
     if arr.size == 1:
         return arr.reshape(())
     if arr.shape != tuple(shape) and (alt_shape is None or arr.shape != tuple(alt_shape)):
@@ -154,6 +149,22 @@ def per_channel(value, shape: tuple[int, ...], where: str, alt_shape: tuple[int,
         raise ValueError(f"{where}: values differ within channel {int(bad[0])}; eventsim's neuron "
                          "parameters are per channel (IR addition needed: per-neuron parameters)")
     return compress(rows[:, 0])
+
+
+def as_numbers(value, where: str) -> np.ndarray:
+    """``value`` as a finite float64 array; ValueError naming ``where`` for text, complex or
+    structured data (which NumPy would otherwise parse or truncate silently), NaN or infinity."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected numbers, got {type(value).__name__}") from None
+    if raw.dtype.kind not in "biuf":
+        what = "text" if raw.dtype.kind in "SUO" else f"dtype {raw.dtype}"
+        raise ValueError(f"{where}: expected numbers, got {what}")
+    arr = np.array(raw, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where}: contains NaN or infinite values")
+    return arr
 
 
 def compress(values: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .nir_conventions import as_numbers
 from .nir_meta import GRAPH_KEY, NODE_KEY, decode_json
 
 __all__ = ["Node", "Ctx", "UNSUPPORTED", "collect", "adjacency", "ends", "resolve_input_shape",
@@ -158,9 +159,12 @@ def resolve_input_shape(ctx: Ctx, node: Node, override) -> tuple:
     if raw is None:
         raise ValueError(f"{node.where('shape')}: the input shape is not recorded; pass input_shape=")
     try:
-        shape = tuple(int(s) for s in np.atleast_1d(np.asarray(raw)).reshape(-1))
-    except (TypeError, ValueError):
+        values = as_numbers(raw, node.where("shape")).reshape(-1)
+    except ValueError:
         raise ValueError(f"{node.where('shape')}: expected a tuple of ints, got {raw!r}") from None
+    if np.any(values != np.round(values)):
+        raise ValueError(f"{node.where('shape')}: expected a tuple of ints, got {raw!r}")
+    shape = tuple(int(s) for s in values)
     if not shape or min(shape) < 1:
         raise ValueError(f"{node.where('shape')}: expected positive sizes, got {shape}")
     if any(n.type == "Conv1d" for n in ctx.nodes.values()):
@@ -267,14 +271,9 @@ def fold(ctx: Ctx, order: list[str]) -> None:
 def array_field(node: Node, fld: str, ndim: int | None = None) -> np.ndarray:
     if fld not in node.f or node.f[fld] is None:
         raise ValueError(f"{node.where(fld)}: missing")
-    try:
-        arr = np.array(node.f[fld], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{node.where(fld)}: expected numbers, got {type(node.f[fld]).__name__}") from None
+    arr = as_numbers(node.f[fld], node.where(fld))
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{node.where(fld)}: expected a {ndim}-D array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{node.where(fld)}: contains NaN or infinite values")
     return arr
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import network as nw
-from .nir_conventions import compress, get_convention, per_channel
+from .nir_conventions import as_numbers, compress, get_convention, per_channel
 from .nir_graph import (ROUTING, UNSUPPORTED, WEIGHTED, Ctx as _Ctx, Node as _Node, adjacency,
                         array_field, check_chain, collect, ends, fold, resolve_input_shape, topological)
 
@@ -87,8 +87,11 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
         out = nodes[out_name]
         _adds(ctx, out, [p for p in pred[out_name] if p != order[-1]], shape)
         recorded = out.f.get("shape")
-        if recorded is not None and np.size(recorded) and int(np.prod(recorded)) != int(np.prod(shape)):
-            raise ValueError(f"{out.where('shape')}: {np.asarray(recorded).tolist()}, but the layers "
+        if recorded is not None:
+            recorded = as_numbers(recorded, out.where("shape"))
+        if recorded is not None and np.size(recorded) and np.prod(recorded) != int(np.prod(shape)):
+            shown = [int(v) if float(v).is_integer() and abs(v) < 2**53 else float(v) for v in recorded.reshape(-1)]
+            raise ValueError(f"{out.where('shape')}: {shown}, but the layers "
                              f"before it produce {list(ctx.nir_shape(shape))}")
     layers = [_restore(ctx, i, layer) for i, layer in enumerate(ctx.layers)]
     meta = {"format": "nir", "convention": conv.name, "dt_us": dt_us}

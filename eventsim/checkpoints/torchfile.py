@@ -30,6 +30,13 @@ Every tensor becomes a NumPy array (``bfloat16`` widened exactly to ``float32``)
 checked before any data is read: a storage's declared length must equal its archive member (or
 legacy record), and a tensor's offset, shape and strides must stay inside its storage.
 
+Memory is bounded by the file's size, not by what it declares: reading one checkpoint may
+decompress and allocate at most :data:`MAX_BYTES_PER_FILE_BYTE` times the file's size plus
+:data:`MEMORY_SLACK_BYTES` (zip members compressed like a zip bomb, tensors whose zero or
+overlapping strides repeat a tiny storage into a huge array, many views of one large storage
+are refused before the memory is touched), ``data.pkl`` may not exceed :data:`MAX_PICKLE_BYTES`,
+and containers nested too deeply (or referring to themselves) are refused, not recursed into.
+
 Example
 -------
 >>> from eventsim.checkpoints import read_state_dict
@@ -45,6 +52,7 @@ import pickle
 import re
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +61,8 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "TensorInfo", "read_checkpoint",
-           "ALLOWED_GLOBALS", "DTYPES", "file_kind"]
+           "ALLOWED_GLOBALS", "DTYPES", "file_kind", "MAX_BYTES_PER_FILE_BYTE", "MEMORY_SLACK_BYTES",
+           "MAX_PICKLE_BYTES"]
 
 
 class CheckpointError(ValueError):
@@ -82,7 +91,17 @@ _TORCH_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float1
 _NUMPY_SCALAR_DTYPES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "?"}
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 _LEGACY_PROTOCOL = 1001
-_MAX_PICKLE_BYTES = 1 << 30
+#: Largest ``data.pkl`` read (a state dict's pickle is typically a few hundred kB).
+MAX_PICKLE_BYTES = 256 << 20
+#: Reading a checkpoint of ``n`` bytes may decompress and allocate at most
+#: ``MAX_BYTES_PER_FILE_BYTE * n + MEMORY_SLACK_BYTES`` bytes of member data and arrays.
+MAX_BYTES_PER_FILE_BYTE = 32
+MEMORY_SLACK_BYTES = 64 << 20
+_MAX_BYTEORDER_BYTES = 16
+#: What :mod:`zipfile` raises for damaged archives (unsupported versions and compression methods
+#: raise NotImplementedError, encrypted members RuntimeError, bad names UnicodeDecodeError).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error,
+               struct.error)
 _KEY_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
@@ -323,6 +342,29 @@ def _unpickle(file: BinaryIO, source: str, storages: dict | None) -> Any:
         raise _bad(f"{source}: corrupt pickle data ({type(exc).__name__}: {exc})") from None
 
 
+# ----------------------------------------------------------------------------- memory budget
+
+
+class _Budget:
+    """Bytes that reading one checkpoint may still decompress or allocate (see the module doc)."""
+
+    def __init__(self, path: str, file_size: int) -> None:
+        self.path = path
+        self.limit = MAX_BYTES_PER_FILE_BYTE * file_size + MEMORY_SLACK_BYTES
+        self.used = 0
+        self.file_size = file_size
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Account for ``nbytes`` before they are allocated; refuse when over the limit."""
+        if self.used + nbytes > self.limit:
+            raise CheckpointError(
+                f"{self.path}: {what} needs {nbytes:,} bytes, which would bring the memory used to read this "
+                f"{self.file_size:,}-byte file to {self.used + nbytes:,} bytes, over the limit of {self.limit:,} "
+                f"({MAX_BYTES_PER_FILE_BYTE} x file size + {MEMORY_SLACK_BYTES:,}); the file is a zip bomb or "
+                "declares tensors far larger than the data it holds")
+        self.used += nbytes
+
+
 # ----------------------------------------------------------------------------- materialising
 
 
@@ -347,13 +389,19 @@ def _check_extent(path: str, info: TensorInfo, ref: _StorageRef) -> None:
             f"({ref.numel} x {ref.dtype}); the file is corrupt or crafted")
 
 
-def _to_array(info: TensorInfo, buf: memoryview, big_endian: bool) -> np.ndarray:
+def _to_array(info: TensorInfo, buf: memoryview, big_endian: bool, budget: _Budget, where: str) -> np.ndarray:
     dt = _element_dtype(info.dtype, big_endian)
-    if 0 in info.shape:
-        arr = np.zeros(info.shape, dtype=dt)
-    else:
-        arr = np.ndarray(info.shape, dtype=dt, buffer=buf, offset=info.offset * dt.itemsize,
-                         strides=tuple(s * dt.itemsize for s in info.stride))
+    # bfloat16 passes through uint16, uint32 and float32 copies: 10 bytes per element
+    budget.charge(info.numel * (10 if info.dtype == "bfloat16" else dt.itemsize),
+                  f"tensor {where!r} of shape {info.shape} ({info.dtype})")
+    try:
+        if 0 in info.shape:
+            arr = np.zeros(info.shape, dtype=dt)
+        else:
+            arr = np.ndarray(info.shape, dtype=dt, buffer=buf, offset=info.offset * dt.itemsize,
+                             strides=tuple(s * dt.itemsize for s in info.stride))
+    except (ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{budget.path}: tensor {where!r} of shape {info.shape} cannot be built ({exc})") from None
     arr = np.array(arr, dtype=dt.newbyteorder("="), order="C")
     if info.dtype == "bfloat16":
         arr = np.array((arr.astype(np.uint32) << 16).view(np.float32))  # exact widening, own memory
@@ -373,12 +421,24 @@ def _walk(obj: Any, fn: Callable[[TensorInfo, str], Any], path: str, seen: dict)
         for k, v in obj.items():
             out[k] = _walk(v, fn, f"{path}.{k}" if path else str(k), seen)
         return out
-    if isinstance(obj, (list, tuple)):
-        items = [_walk(v, fn, f"{path}[{i}]", seen) for i, v in enumerate(obj)]
-        out = items if isinstance(obj, list) else tuple(items)
-        seen[ident] = out
-        return out
+    if isinstance(obj, list):
+        out_list: list = []
+        seen[ident] = out_list          # registered first: a list may contain itself
+        out_list.extend(_walk(v, fn, f"{path}[{i}]", seen) for i, v in enumerate(obj))
+        return out_list
+    if isinstance(obj, tuple):
+        out_tuple = tuple(_walk(v, fn, f"{path}[{i}]", seen) for i, v in enumerate(obj))
+        seen[ident] = out_tuple
+        return out_tuple
     return obj
+
+
+def _walk_tree(obj: Any, fn: Callable[[TensorInfo, str], Any], source: str) -> Any:
+    """:func:`_walk` from the root; a structure nested deeper than Python's recursion limit is refused."""
+    try:
+        return _walk(obj, fn, "", {})
+    except RecursionError:
+        raise CheckpointError(f"{source}: containers nest too deeply to be a checkpoint") from None
 
 
 # ----------------------------------------------------------------------------- file layouts
@@ -407,7 +467,8 @@ def _zip_prefix(path: str, names: list) -> str:
     return pkls[0][: -len("data.pkl")]
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, expected: int, path: str, archive_size: int) -> bytes:
+def _read_member(zf: zipfile.ZipFile, name: str, expected: int, path: str, archive_size: int,
+                 budget: _Budget) -> bytes:
     info = zf.getinfo(name)
     if info.file_size != expected:
         raise CheckpointError(f"{path}: archive member {name!r} has {info.file_size} bytes, but the pickle "
@@ -415,10 +476,11 @@ def _read_member(zf: zipfile.ZipFile, name: str, expected: int, path: str, archi
     if info.header_offset + info.compress_size > archive_size or (
             info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size):
         raise CheckpointError(f"{path}: archive member {name!r} runs past the end of the file; truncated?")
+    budget.charge(info.file_size, f"archive member {name!r} ({info.compress_size:,} bytes compressed)")
     try:
         with zf.open(info) as fh:
             data = fh.read(expected + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CheckpointError(f"{path}: cannot read archive member {name!r} ({exc}); truncated or corrupt") from None
     if len(data) != expected:
         raise CheckpointError(f"{path}: archive member {name!r} holds {len(data)} bytes, expected {expected}")
@@ -427,21 +489,26 @@ def _read_member(zf: zipfile.ZipFile, name: str, expected: int, path: str, archi
 
 def _read_zip(path: str, load_data: bool) -> Any:
     size = os.path.getsize(path)
+    budget = _Budget(path, size)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CheckpointError(f"{path}: not a complete zip archive ({exc}); the file may be truncated") from None
     with zf:
         names = zf.namelist()
         prefix = _zip_prefix(path, names)
         pkl_info = zf.getinfo(prefix + "data.pkl")
-        if pkl_info.file_size > _MAX_PICKLE_BYTES:
+        if pkl_info.file_size > MAX_PICKLE_BYTES:
             raise CheckpointError(f"{path}: data.pkl declares {pkl_info.file_size} bytes; refusing more than "
-                                  f"{_MAX_PICKLE_BYTES}")
-        pkl = _read_member(zf, prefix + "data.pkl", pkl_info.file_size, path, size)
+                                  f"{MAX_PICKLE_BYTES}")
+        pkl = _read_member(zf, prefix + "data.pkl", pkl_info.file_size, path, size, budget)
         big_endian = False
         if prefix + "byteorder" in names:
-            order = _read_member(zf, prefix + "byteorder", zf.getinfo(prefix + "byteorder").file_size, path, size)
+            order_size = zf.getinfo(prefix + "byteorder").file_size
+            if order_size > _MAX_BYTEORDER_BYTES:
+                raise CheckpointError(f"{path}: byteorder member declares {order_size} bytes; expected 'little' or "
+                                      "'big'")
+            order = _read_member(zf, prefix + "byteorder", order_size, path, size, budget)
             if order not in (b"little", b"big"):
                 raise CheckpointError(f"{path}: byteorder member says {order[:20]!r}; expected little or big")
             big_endian = order == b"big"
@@ -464,14 +531,15 @@ def _read_zip(path: str, load_data: bool) -> Any:
             if not load_data:
                 return info
             if ref.key not in cache:
-                cache[ref.key] = memoryview(_read_member(zf, member, nbytes, path, size))
-            return _to_array(info, cache[ref.key], big_endian)
+                cache[ref.key] = memoryview(_read_member(zf, member, nbytes, path, size, budget))
+            return _to_array(info, cache[ref.key], big_endian, budget, where)
 
-        return _walk(obj, materialise, "", {})
+        return _walk_tree(obj, materialise, path)
 
 
 def _read_legacy(path: str, load_data: bool) -> Any:
     size = os.path.getsize(path)
+    budget = _Budget(path, size)
     with open(path, "rb") as fh:
         magic = _unpickle(fh, path, None)
         if magic != _LEGACY_MAGIC:
@@ -485,7 +553,8 @@ def _read_legacy(path: str, load_data: bool) -> Any:
         storages: dict = {}
         obj = _unpickle(fh, path, storages)
         keys = _unpickle(fh, path, None)
-        if not isinstance(keys, list) or set(keys) != set(storages) or len(keys) != len(storages):
+        if (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+                or set(keys) != set(storages) or len(keys) != len(storages)):
             raise CheckpointError(f"{path}: legacy storage key list {str(keys)[:80]} does not match the "
                                   f"{len(storages)} storages the pickle refers to")
         data: dict = {}
@@ -511,9 +580,9 @@ def _read_legacy(path: str, load_data: bool) -> Any:
         _check_extent(path, info, ref)
         if not load_data:
             return info
-        return _to_array(info, data[ref.key], False)
+        return _to_array(info, data[ref.key], False, budget, where)
 
-    return _walk(obj, materialise, "", {})
+    return _walk_tree(obj, materialise, path)
 
 
 def read_checkpoint(path: str | os.PathLike, *, load_data: bool = True) -> Any:

@@ -4,6 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 EVENT_FIELDS = ("t", "x", "y", "p")
+#: Most values (steps x C x H x W) :func:`events_to_steps` bins densely: 2**28, 2 GiB as float64.
+#: Events far from ``t_start_us`` (absolute camera timestamps, a stray event hours later) would
+#: otherwise make the stepped engine allocate an input for every empty step in between.
+MAX_DENSE_INPUT_VALUES = 1 << 28
 
 
 def is_event_array(obj) -> bool:
@@ -53,15 +57,29 @@ def events_to_steps(events: np.ndarray, input_shape: tuple, dt_us: float, steps:
     cover the last event; events at or after ``t_start_us + steps·dt_us`` or before ``t_start_us``
     are dropped.
     """
-    if not dt_us or dt_us <= 0:
+    try:
+        dt = float(dt_us)
+    except (TypeError, ValueError):
+        dt = float("nan")
+    if not (np.isfinite(dt) and dt > 0):                 # NaN would silently drop every event
         raise ValueError(f"dt_us must be a positive step length in µs, got {dt_us!r}")
     t, c, y, x = check_events(events, input_shape)
-    k = np.floor((t - t_start_us) / float(dt_us)).astype(np.int64)
+    if dt.is_integer() and float(t_start_us).is_integer():
+        k = (t - int(t_start_us)) // int(dt)             # exact integer floor division
+    else:
+        q = np.floor((t - t_start_us) / dt)
+        k = np.clip(q, -1, 2.0**62).astype(np.int64)    # far outside any simulable range either way
+    c_in, h, w = input_shape
     if steps is None:
         steps = int(k.max()) + 1 if k.size else 1
         steps = max(steps, 1)
+    if steps * c_in * h * w > MAX_DENSE_INPUT_VALUES:
+        t_first, t_last = (int(t[0]), int(t[-1])) if t.size else (None, None)
+        raise ValueError(f"the events span {steps:,} steps of {dt_us} µs from t_start_us={t_start_us} (events at "
+                         f"{t_first}..{t_last} µs): a dense input of {steps * c_in * h * w:,} values, more than "
+                         f"{MAX_DENSE_INPUT_VALUES:,}. Pass t_start_us= (e.g. the first event's time) and steps= "
+                         "to simulate a window, a larger dt_us, or engine='async'")
     keep = (k >= 0) & (k < steps)
-    c_in, h, w = input_shape
     flat = ((k[keep] * c_in + c[keep]) * h + y[keep]) * w + x[keep]
     counts = np.bincount(flat, minlength=steps * c_in * h * w)
     return counts.reshape(steps, c_in, h, w).astype(np.int64)

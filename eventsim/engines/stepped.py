@@ -65,6 +65,10 @@ def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float
     """
     if input_kind not in ("auto", "analog", "events"):
         raise ValueError(f"input_kind={input_kind!r}: choose 'auto', 'analog' or 'events'")
+    if dt_us is not None and not (isinstance(dt_us, (int, float, np.integer, np.floating))
+                                  and np.isfinite(dt_us) and dt_us > 0):
+        # a NaN step would make every LIF leak NaN and silently silence the network
+        raise ValueError(f"dt_us must be a positive, finite step length in µs, got {dt_us!r}")
     shape = network.input_shape
     if is_event_array(inputs):
         if dt_us is None:

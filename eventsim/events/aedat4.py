@@ -83,6 +83,10 @@ class _FlatBuffer:
 
 def _streams(info_xml: str, source: str) -> dict[int, dict[str, Any]]:
     """Stream id -> {type, width, height, source, ts_offset} from the IOHeader's infoNode XML."""
+    if "<!DOCTYPE" in info_xml or "<!ENTITY" in info_xml:
+        # DV never writes a DTD; entity declarations are how XML expands a few bytes into gigabytes
+        raise ValueError(f"{source}: AEDAT4 infoNode XML is malformed: it declares a DTD or entities, which "
+                         "AEDAT 4.0 headers never contain; refused without expanding them")
     try:
         root = ET.fromstring(info_xml) if info_xml.strip() else None
     except ET.ParseError as exc:
@@ -138,27 +142,61 @@ def parse_aedat4_header(data: bytes, *, source: str = "<bytes>") -> dict[str, An
             "data_start": start + n, "streams": _streams(info, source), "info_xml": info}
 
 
-def _decompress(payload: bytes, method: str, where: str) -> bytes:
+#: Decoding ``n`` bytes of AEDAT4 may decompress at most ``MAX_BYTES_PER_FILE_BYTE * n +
+#: MEMORY_SLACK_BYTES`` bytes of packets in all (events compress ~3-10x; more is a bomb).
+MAX_BYTES_PER_FILE_BYTE = 32
+MEMORY_SLACK_BYTES = 64 << 20
+
+
+def _decompress(payload: bytes, method: str, where: str, limit: int) -> bytes:
+    """Decompress one packet, 1 MiB at a time; ValueError if it is corrupt or exceeds ``limit`` bytes."""
     if method == "none":
         return payload
+    chunk, parts, total = 1 << 20, [], 0
+
+    def keep(data: bytes) -> None:
+        nonlocal total
+        parts.append(data)
+        total += len(data)
+        if total > limit:
+            raise ValueError(f"{where}: packet decompresses to more than {limit:,} bytes, over the limit of "
+                             f"{MAX_BYTES_PER_FILE_BYTE} x the file size + {MEMORY_SLACK_BYTES:,}; refused as a "
+                             "decompression bomb")
+
     if method == "lz4":
         try:
             import lz4.frame
         except ImportError:
             raise ImportError("reading LZ4-compressed AEDAT4 files needs the 'lz4' package: pip install lz4") from None
+        dec = lz4.frame.LZ4FrameDecompressor()
         try:
-            return lz4.frame.decompress(payload)
-        except Exception as exc:  # lz4 raises RuntimeError for corrupt frames
+            keep(dec.decompress(payload, max_length=chunk))
+            while not dec.eof and not dec.needs_input:
+                keep(dec.decompress(b"", max_length=chunk))
+        except RuntimeError as exc:  # lz4 raises RuntimeError for corrupt frames
             raise ValueError(f"{where}: corrupt LZ4 packet: {exc}") from None
+        if not dec.eof:
+            raise ValueError(f"{where}: corrupt LZ4 packet: frame incomplete")
+        return b"".join(parts)
     try:
         import zstandard
     except ImportError:
         raise ImportError("reading ZSTD-compressed AEDAT4 files needs the 'zstandard' package: "
                           "pip install zstandard") from None
     try:
-        return zstandard.ZstdDecompressor().decompressobj().decompress(payload)
-    except Exception as exc:  # zstandard.ZstdError
+        declared = zstandard.frame_content_size(payload)      # -1 when the frame does not say
+        if declared > limit:
+            raise ValueError(f"{where}: packet declares {declared:,} decompressed bytes, over the limit of "
+                             f"{limit:,} ({MAX_BYTES_PER_FILE_BYTE} x the file size + {MEMORY_SLACK_BYTES:,}); "
+                             "refused as a decompression bomb")
+        with zstandard.ZstdDecompressor().stream_reader(payload) as reader:
+            while data := reader.read(chunk):
+                keep(data)
+    except zstandard.ZstdError as exc:
         raise ValueError(f"{where}: corrupt ZSTD packet: {exc}") from None
+    if declared >= 0 and total != declared:
+        raise ValueError(f"{where}: corrupt ZSTD packet: {total} bytes decompressed, the frame declares {declared}")
+    return b"".join(parts)
 
 
 def decode_aedat4(data: bytes, *, source: str = "<bytes>", stream: int | None = None,
@@ -180,6 +218,7 @@ def decode_aedat4(data: bytes, *, source: str = "<bytes>", stream: int | None = 
     chunks: list[np.ndarray] = []
     offsets: list[tuple[int, int]] = []  # (first event index, byte offset of packet)
     n_total = 0
+    budget = MAX_BYTES_PER_FILE_BYTE * len(data) + MEMORY_SLACK_BYTES
     while pos < end:
         if pos + 8 > end:
             raise ValueError(f"{source}: truncated AEDAT4 packet header at byte offset {pos}")
@@ -189,7 +228,8 @@ def decode_aedat4(data: bytes, *, source: str = "<bytes>", stream: int | None = 
                              f"declares {size_b} bytes, {end - pos - 8} remain")
         if sid == stream:
             where = f"{source}: packet at byte offset {pos}"
-            buf = _decompress(data[pos + 8:pos + 8 + size_b], head["compression"], where)
+            buf = _decompress(data[pos + 8:pos + 8 + size_b], head["compression"], where, budget)
+            budget -= len(buf)
             fb = _FlatBuffer(buf, 0, where + " (decompressed)")
             if len(buf) < 12 or buf[8:12] != b"EVTS":
                 raise ValueError(f"{where}: expected an 'EVTS' FlatBuffer, found identifier {buf[8:12]!r}")

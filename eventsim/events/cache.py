@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ._core import EVENT_DTYPE
+from ._h5safe import check_global_heaps
 from .validate import normalize_sensor_size, validate_events
 
 __all__ = ["build_cache", "open_cache", "EventCache", "FileSamples", "folder_samples", "CACHE_FORMAT", "CACHE_VERSION"]
@@ -35,6 +36,11 @@ __all__ = ["build_cache", "open_cache", "EventCache", "FileSamples", "folder_sam
 CACHE_FORMAT = "eventsim-event-cache"
 CACHE_VERSION = 1
 _COLUMNS = (("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8))
+#: Opening a cache of ``n`` bytes refuses datasets that declare more than
+#: ``MAX_BYTES_PER_FILE_BYTE * n + MEMORY_SLACK_BYTES`` bytes in all (HDF5 compression and
+#: unallocated chunks let a tiny file declare terabytes; event columns compress ~2-8x).
+MAX_BYTES_PER_FILE_BYTE = 32
+MEMORY_SLACK_BYTES = 64 << 20
 
 
 def _h5py():
@@ -190,26 +196,39 @@ class EventCache:
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such event cache")
         self._file = None
-        f = self._h5()
+        try:
+            f = self._h5()
+        except OSError as exc:
+            raise ValueError(f"{self.path}: not a readable HDF5 file, so not an event cache ({exc})") from None
+        try:
+            check_global_heaps(self.path, f.id.get_create_plist().get_sizes()[1])
+        except ValueError:
+            self.close()
+            raise
         if f.attrs.get("format") != CACHE_FORMAT:
             raise ValueError(f"{self.path}: not an eventsim event cache (format attribute "
                              f"{f.attrs.get('format')!r}, expected {CACHE_FORMAT!r})")
-        if int(f.attrs["version"]) > CACHE_VERSION:
-            raise ValueError(f"{self.path}: cache version {int(f.attrs['version'])} is newer than this "
+        try:
+            version = int(f.attrs["version"])
+            self.splits = json.loads(f.attrs["splits"])
+            self.sensor_size = normalize_sensor_size(f.attrs["sensor_size"])
+            self.classes = json.loads(f.attrs["classes"])
+            self.provenance = json.loads(f.attrs["provenance"])
+        except (KeyError, TypeError, ValueError, OSError, RecursionError) as exc:
+            raise ValueError(f"{self.path}: corrupt event cache attributes ({type(exc).__name__}: {exc})") from None
+        if version > CACHE_VERSION:
+            raise ValueError(f"{self.path}: cache version {version} is newer than this "
                              f"eventsim reads ({CACHE_VERSION}); upgrade eventsim")
-        self.splits = json.loads(f.attrs["splits"])
+        if not (isinstance(self.splits, list) and self.splits and all(isinstance(n, str) for n in self.splits)):
+            raise ValueError(f"{self.path}: 'splits' attribute {self.splits!r} is not a list of split names")
+        if not isinstance(self.provenance, dict) or not isinstance(self.classes, (list, type(None))):
+            raise ValueError(f"{self.path}: 'classes' must be a list (or null) and 'provenance' an object")
         if split is None:
             split = self.splits[0]
         if split not in self.splits:
             raise ValueError(f"{self.path}: no split {split!r}; the cache has {self.splits}")
         self.split = split
-        self.sensor_size = tuple(int(v) for v in f.attrs["sensor_size"])
-        self.classes = json.loads(f.attrs["classes"])
-        self.provenance = json.loads(f.attrs["provenance"])
-        g = f[split]["samples"]
-        self.offsets = g["offset"][()]
-        self.labels = g["label"][()]
-        self.names = [n.decode() if isinstance(n, bytes) else str(n) for n in g["name"][()]]
+        self.offsets, self.labels, self.names = _check_split(f, split, self.path)
 
     def _h5(self) -> Any:
         if self._file is None:
@@ -237,11 +256,17 @@ class EventCache:
         return len(self.labels)
 
     def _read(self, lo: int, hi: int) -> np.ndarray:
+        """Events ``lo:hi`` of the split, validated (sorted, inside the sensor, polarity 0/1)."""
         g = self._h5()[self.split]["events"]
         ev = np.empty(hi - lo, dtype=EVENT_DTYPE)
-        for name, _ in _COLUMNS:
-            ev[name] = g[name][lo:hi]
-        return ev
+        try:
+            for name, _ in _COLUMNS:
+                ev[name] = g[name][lo:hi]
+        except (OSError, RuntimeError) as exc:
+            raise ValueError(f"{self.path} [{self.split}]: events {lo}..{hi} cannot be read ({exc}); "
+                             "the cache is corrupt") from None
+        return validate_events(ev, self.sensor_size, source=f"{self.path} [{self.split}]",
+                               locate=lambda i: f"event {lo + i} of the split")
 
     def events(self, index: int) -> np.ndarray:
         """Events of sample ``index`` (``t`` µs as stored)."""
@@ -279,9 +304,15 @@ class EventCache:
         t0 = int(self._read(lo, lo + 1)["t"][0]) if t_start_us is None else int(t_start_us)
         buf = np.zeros(0, dtype=EVENT_DTYPE)
         pos = lo
+        last_t = None
         while pos < hi:
             nxt = min(hi, pos + block_events)
-            buf = np.concatenate([buf, self._read(pos, nxt)])
+            block = self._read(pos, nxt)
+            if last_t is not None and block.size and block["t"][0] < last_t:
+                raise ValueError(f"{self.path} [{self.split}]: timestamps decrease at event {pos} of the split: "
+                                 f"t = {int(block['t'][0])} µs after {last_t} µs")
+            last_t = int(block["t"][-1]) if block.size else last_t
+            buf = np.concatenate([buf, block])
             pos = nxt
             buf = buf[np.searchsorted(buf["t"], t0, side="left"):] if buf.size and buf["t"][0] < t0 else buf
             while buf.size and buf["t"][-1] >= t0 + window_us:
@@ -298,6 +329,69 @@ class EventCache:
     def __repr__(self) -> str:
         return (f"EventCache({str(self.path)!r}, split={self.split!r}, samples={len(self)}, "
                 f"sensor_size={self.sensor_size})")
+
+
+def _dataset(group: Any, name: str, path: Path) -> Any:
+    """``group[name]`` if it is a plain dataset stored in this file (no links, no external storage)."""
+    h5py = _h5py()
+    where = f"{group.name.rstrip('/')}/{name}"
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise ValueError(f"{path}: missing {where!r}; the cache is incomplete or not an eventsim cache")
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(f"{path}: {where!r} is a {type(link).__name__}; links to other objects or files are refused")
+    item = group[name]
+    if not isinstance(item, h5py.Dataset) or item.is_virtual or item.external or item.ndim != 1:
+        raise ValueError(f"{path}: {where!r} is not a 1-D dataset stored in this file")
+    return item
+
+
+def _check_split(f: Any, split: str, path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Check one split's datasets (names, dtypes, lengths, declared sizes, offsets) and return its
+    ``offsets``, ``labels`` and ``names``."""
+    h5py = _h5py()
+    where = f"{path} [{split}]"
+    group = f.get(split)
+    if not isinstance(group, h5py.Group) or not isinstance(f.get(split, getlink=True), h5py.HardLink):
+        raise ValueError(f"{where}: the split is listed but its group is missing")
+    events, samples = group.get("events"), group.get("samples")
+    if not isinstance(events, h5py.Group) or not isinstance(samples, h5py.Group):
+        raise ValueError(f"{where}: expected groups 'events' and 'samples'")
+    cols = {name: _dataset(events, name, path) for name, _ in _COLUMNS}
+    offset, label, names = (_dataset(samples, name, path) for name in ("offset", "label", "name"))
+    for name, dt in _COLUMNS:
+        if cols[name].dtype != np.dtype(dt):
+            raise ValueError(f"{where}: column {name!r} has dtype {cols[name].dtype}, expected {np.dtype(dt)}")
+    n_events = cols["t"].shape[0]
+    if any(c.shape[0] != n_events for c in cols.values()):
+        raise ValueError(f"{where}: event columns differ in length: "
+                         f"{ {k: c.shape[0] for k, c in cols.items()} }")
+    if offset.dtype.kind not in "iu" or label.dtype.kind not in "iu":
+        raise ValueError(f"{where}: samples/offset ({offset.dtype}) and samples/label ({label.dtype}) must be integers")
+    if h5py.check_string_dtype(names.dtype) is None and names.dtype.kind not in "SU":
+        raise ValueError(f"{where}: samples/name has dtype {names.dtype}, expected strings")
+    n = label.shape[0]
+    if offset.shape[0] != n + 1 or names.shape[0] != n:
+        raise ValueError(f"{where}: {n} labels need {n + 1} offsets and {n} names; found {offset.shape[0]} "
+                         f"and {names.shape[0]}")
+    size = path.stat().st_size
+    limit = MAX_BYTES_PER_FILE_BYTE * size + MEMORY_SLACK_BYTES
+    declared = sum(int(d.shape[0]) * d.dtype.itemsize for d in (*cols.values(), offset, label, names))
+    if declared > limit:
+        raise ValueError(f"{where}: datasets declare {declared:,} bytes, more than {MAX_BYTES_PER_FILE_BYTE} x the "
+                         f"{size:,}-byte file + {MEMORY_SLACK_BYTES:,}; refused as a compression bomb")
+    try:
+        offsets = offset[()].astype(np.int64)
+        labels = label[()].astype(np.int64)
+        text = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in names[()]]
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"{where}: sample table cannot be read ({exc}); the cache is corrupt") from None
+    if offsets[0] != 0 or offsets[-1] != n_events or np.any(np.diff(offsets) < 0):
+        bad = int(np.flatnonzero(np.diff(offsets) < 0)[0]) + 1 if np.any(np.diff(offsets) < 0) else None
+        raise ValueError(f"{where}: sample offsets must rise from 0 to the {n_events} events; found first "
+                         f"{int(offsets[0])}, last {int(offsets[-1])}"
+                         + ("" if bad is None else f", decreasing at sample {bad}"))
+    return offsets, labels, text
 
 
 def open_cache(path: str | os.PathLike, split: str | None = None) -> EventCache:

@@ -66,9 +66,23 @@ def _prophesee(data: bytes, source: str, sensor_size, sort: bool, **kw) -> Recor
 
 def _npy(data: bytes, source: str, sensor_size, sort: bool, **kw) -> Recording:
     import io
+    fmt = np.lib.format
     try:
+        fh = io.BytesIO(data)
+        version = fmt.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version} is not supported (1.0 or 2.0)")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+        if dtype.hasobject:
+            raise ValueError(f"dtype {dtype} holds Python objects (a pickle); refused without unpickling")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes != len(data) - fh.tell():
+            raise ValueError(f"header declares shape {shape} of {dtype} ({nbytes:,} bytes) but "
+                             f"{len(data) - fh.tell():,} bytes of data follow")
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, TypeError, IndexError, KeyError, SyntaxError, RecursionError, MemoryError,
+            OverflowError) as exc:    # what NumPy's header parser (ast.literal_eval) raises for junk
         raise ValueError(f"{source}: not a readable .npy event array: {exc}") from None
     size = normalize_sensor_size(sensor_size)
     return Recording(validate_events(arr, size, sort=sort, source=source), size, "npy", {})

@@ -135,9 +135,10 @@ def _simulate_sample(network: Network, events: np.ndarray, index: int, engine: s
                        synop_convention=convention, input_kind=enc.input_kind)
     else:
         grid = enc.dt_us * np.arange(1, enc.steps + 1)
-        res = simulate(network, enc.inputs, engine=engine, dt_us=enc.dt_us, steps=enc.steps,
-                       snapshot_times_us=grid, t_stop_us=float(grid[-1]), synop_convention=convention,
-                       input_kind=enc.input_kind)
+        span = dict(t_stop_us=float(grid[-1])) if enc.input_kind == "events" and enc.inputs.dtype.names \
+            else dict(steps=enc.steps)
+        res = simulate(network, enc.inputs, engine=engine, dt_us=enc.dt_us, snapshot_times_us=grid,
+                       synop_convention=convention, input_kind=enc.input_kind, **span)
     return res, enc.times_us
 
 

@@ -1,0 +1,441 @@
+"""Asynchronous engine benchmarks: throughput vs a roofline, vs dense PyTorch, real time, memory.
+
+Usage::
+
+    python benchmarks/bench_async.py [--samples 20] [--repeat 3] [--quick]
+
+Everything runs on one core (``NUMBA_NUM_THREADS=1``, ``torch.set_num_threads(1)``); every ratio is
+measured in this one process. Sections:
+
+1. **Throughput** on an N-MNIST conv net (2×34×34 → conv16 → IF → avgpool → conv32 → IF → avgpool
+   → fc128 → IF → fc10) over real recordings from ``../shared/data/nmnist``: delivered synops per
+   second of ``engine="async"`` (continuous time, one spike at a time, end to end per sample), and
+   of an in-process *roofline* kernel that only scatter-accumulates the very same spikes (the
+   engine's recorded spike lists) through the same weights, with no dynamics and no queue.
+2. **Dense PyTorch**: per-sample wall time of a clock-driven PyTorch forward of the same net on
+   the events binned into T = 10, 30, 100 steps, against the async engine (continuous time, and
+   batch mode on the same T steps).
+3. **Event rate**: time vs input rate (synthetic events over 300 ms) for the async engine and for
+   PyTorch at T = 30, and where they cross (``benchmarks/results/async_crossover.png``).
+4. **DVS128 scale**: a 5-conv network on 2×128×128 input fed 200 k events/s (moving bars plus
+   noise); real-time factor = stream duration / wall time.
+5. **Memory**: a 60 s, 12-million-event synthetic stream fed chunk by chunk (a generator) to the
+   same network in a fresh process; peak resident memory (``ru_maxrss``), compared with a 6 s run.
+
+Writes ``benchmarks/results/async.json`` and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "build" / "numba-cache"))
+
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+import eventsim as es  # noqa: E402
+
+RESULTS = HERE / "results"
+DATA = Path(os.environ.get("EVENTSIM_SHARED_DATA", ROOT.parent / "shared" / "data")) / "nmnist"
+EVENT_DTYPE = [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "<i1")]
+
+
+# ----------------------------------------------------------------------------- networks and data
+
+
+def nmnist_net(seed: int = 0) -> es.Network:
+    rng = np.random.default_rng(seed)
+    return es.Network((2, 34, 34), [
+        es.Conv2d(rng.normal(0, 0.4, (16, 2, 3, 3)), padding=1), es.IF(threshold=1.0), es.AvgPool2d(2),
+        es.Conv2d(rng.normal(0, 0.2, (32, 16, 3, 3)), padding=1), es.IF(threshold=1.0), es.AvgPool2d(2),
+        es.Flatten(), es.Linear(rng.normal(0, 0.05, (128, 2048))), es.IF(threshold=1.0),
+        es.Linear(rng.normal(0, 0.1, (10, 128))), es.Readout()])
+
+
+def dvs128_net(seed: int = 0) -> es.Network:
+    rng = np.random.default_rng(seed)
+    layers, c_in = [], 2
+    for c_out, scale in ((16, 0.45), (32, 0.2), (64, 0.18), (64, 0.18), (128, 0.18)):
+        layers += [es.Conv2d(rng.normal(0, scale, (c_out, c_in, 3, 3)), stride=2, padding=1), es.IF(threshold=1.0)]
+        c_in = c_out
+    layers += [es.Flatten(), es.Linear(rng.normal(0, 0.05, (11, 128 * 4 * 4))), es.Readout()]
+    return es.Network((2, 128, 128), layers)
+
+
+def read_nmnist(path: Path) -> np.ndarray:
+    """N-MNIST 5-byte records (only used when ``eventsim.read_events`` is unavailable)."""
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 5)
+    ev = np.zeros(raw.shape[0], dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["p"] = raw[:, 0], raw[:, 1], raw[:, 2] >> 7
+    ev["t"] = ((raw[:, 2].astype(np.int64) & 0x7F) << 16) | (raw[:, 3].astype(np.int64) << 8) | raw[:, 4]
+    return ev[np.argsort(ev["t"], kind="stable")]
+
+
+def load_samples(n: int) -> list[np.ndarray]:
+    files = sorted((DATA / "test").glob("*.bs2"))[:n]
+    if not files:
+        raise SystemExit(f"no N-MNIST recordings under {DATA}; set EVENTSIM_SHARED_DATA")
+    reader = getattr(es, "read_events", None)
+    out = []
+    for f in files:
+        try:
+            out.append(reader(f) if reader else read_nmnist(f))
+        except Exception:   # noqa: BLE001 - fall back to the documented format
+            out.append(read_nmnist(f))
+    return out
+
+
+def moving_bars(rate_hz: float, duration_s: float, size: int, rng, t0_us: int = 0) -> np.ndarray:
+    """Synthetic DVS stream: events on two bars sweeping the sensor, plus 10 % uniform noise."""
+    n = int(rate_hz * duration_s)
+    t = np.sort(rng.integers(0, int(duration_s * 1e6), n)) + t0_us
+    phase = (t % 500_000) / 500_000.0
+    u = rng.random(n)
+    on_bar = rng.random(n) > 0.1
+    x = np.where(on_bar, (phase * size + rng.normal(0, 1.5, n)) % size, rng.random(n) * size)
+    y = np.where(on_bar, u * size, rng.random(n) * size)
+    swap = rng.random(n) < 0.5                      # the second bar sweeps vertically
+    x, y = np.where(swap & on_bar, y, x), np.where(swap & on_bar, x, y)
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"] = t, np.clip(x, 0, size - 1), np.clip(y, 0, size - 1)
+    ev["p"] = rng.integers(0, 2, n)
+    return ev
+
+
+# ----------------------------------------------------------------------------- roofline
+
+
+@njit(cache=True)
+def scatter_conv(pos, val, w_t, C, H, W, Cout, OH, OW, kh, kw, sh, sw, ph, pw, acc):
+    """``acc[(oy·OW + ox)·Cout + co] += val·w`` over every synapse of every event: no dynamics, no
+    queue, same channels-innermost layout and weight order as the engine. Returns the synop count."""
+    n = 0
+    for i in range(pos.shape[0]):
+        p = pos[i]
+        a = val[i]
+        x = p % W
+        y = (p // W) % H
+        ci = p // (W * H)
+        for ky in range(kh):
+            ny = y + ph - ky
+            if ny < 0 or ny % sh != 0 or ny // sh >= OH:
+                continue
+            oy = ny // sh
+            for kx in range(kw):
+                nx = x + pw - kx
+                if nx < 0 or nx % sw != 0 or nx // sw >= OW:
+                    continue
+                base = (oy * OW + nx // sw) * Cout
+                wb = ((ci * kh + ky) * kw + kx) * Cout
+                for co in range(Cout):
+                    acc[base + co] += a * w_t[wb + co]
+                n += Cout
+    return n
+
+
+@njit(cache=True)
+def scatter_linear(pos, val, w_t, acc):
+    n_out = acc.shape[0]
+    for i in range(pos.shape[0]):
+        wb = pos[i] * n_out
+        a = val[i]
+        for o in range(n_out):
+            acc[o] += a * w_t[wb + o]
+    return pos.shape[0] * n_out
+
+
+def roofline_inputs(net: es.Network, events: np.ndarray, res) -> list:
+    """The events each weighted layer of :func:`nmnist_net` received in the async run:
+    ``(layer, flat input positions, values)`` (avg-pool windows do not overlap: one per spike)."""
+    c_in, h, w = net.input_shape
+    pos0 = ((events["p"].astype(np.int64) * h + events["y"]) * w + events["x"]).astype(np.int64)
+    out = [(0, pos0, np.ones(pos0.size))]
+    for src, dst in ((1, 3), (4, 7), (8, 9)):
+        spikes = res.info["spike_times"][net.layers[src].name]["neuron"]
+        shape = net.shapes[src]
+        if isinstance(net.layers[src + 1], es.AvgPool2d):
+            c, rem = np.divmod(spikes, shape[1] * shape[2])
+            y, x = np.divmod(rem, shape[2])
+            inside = (y < shape[1] // 2 * 2) & (x < shape[2] // 2 * 2)   # an odd last row/column has no window
+            c, y, x = c[inside], y[inside], x[inside]
+            pos = (c * (shape[1] // 2) + y // 2) * (shape[2] // 2) + x // 2
+            out.append((dst, pos.astype(np.int64), np.full(pos.size, 0.25)))
+        else:
+            out.append((dst, spikes.astype(np.int64), np.ones(spikes.size)))
+    return out
+
+
+def roofline(net: es.Network, inputs: list) -> tuple[int, float]:
+    total, elapsed = 0, 0.0
+    for layer_index, pos, val in inputs:
+        layer, in_shape, out_shape = net.layers[layer_index], net.input_shape_of(layer_index), net.shapes[layer_index]
+        if isinstance(layer, es.Conv2d):
+            w_t = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0)).ravel()
+            acc = np.zeros(int(np.prod(out_shape)))
+            args = (w_t, *in_shape, *out_shape, *layer.weight.shape[2:], *layer.stride, *layer.padding, acc)
+            t = time.perf_counter()
+            total += scatter_conv(pos, val, *args)
+        else:
+            w_t = np.ascontiguousarray(layer.weight.T).ravel()
+            acc = np.zeros(out_shape[0])
+            t = time.perf_counter()
+            total += scatter_linear(pos, val, w_t, acc)
+        elapsed += time.perf_counter() - t
+    return total, elapsed
+
+
+# ----------------------------------------------------------------------------- dense PyTorch
+
+
+def torch_forward(net: es.Network, frames: np.ndarray) -> np.ndarray:
+    """Clock-driven dense forward of a Conv/AvgPool/Flatten/Linear/IF/Readout network (float32)."""
+    import torch
+    import torch.nn.functional as F
+    params = {i: torch.from_numpy(l.weight.astype(np.float32)) for i, l in enumerate(net.layers) if l.synaptic}
+    v = {}
+    out = None
+    with torch.no_grad():
+        for x in torch.from_numpy(frames.astype(np.float32)):
+            x = x[None]
+            for i, layer in enumerate(net.layers):
+                if isinstance(layer, es.Conv2d):
+                    x = F.conv2d(x, params[i], stride=layer.stride, padding=layer.padding)
+                elif isinstance(layer, es.Linear):
+                    x = F.linear(x, params[i])
+                elif isinstance(layer, es.AvgPool2d):
+                    x = F.avg_pool2d(x, layer.kernel_size)
+                elif isinstance(layer, es.Flatten):
+                    x = torch.flatten(x, 1)
+                elif isinstance(layer, es.IF):
+                    v[i] = x if i not in v else v[i] + x
+                    s = (v[i] > 1.0).float()
+                    v[i] -= s
+                    x = s
+                elif isinstance(layer, es.Readout):
+                    out = x if out is None else out + x
+    return out.numpy()
+
+
+def bin_frames(events: np.ndarray, steps: int, shape) -> np.ndarray:
+    dt = (int(events["t"][-1]) + 1) / steps
+    from eventsim.engines.inputs import events_to_steps
+    return events_to_steps(events, shape, dt, steps).astype(np.float32), dt
+
+
+def best_of(repeat: int, fn, clock=time.perf_counter):
+    best = np.inf
+    for _ in range(repeat):
+        t = clock()
+        fn()
+        best = min(best, clock() - t)
+    return best
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM; ``ru_maxrss`` would include the parent's before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def section_throughput(samples, repeat):
+    net = nmnist_net()
+    es.simulate(net, samples[0], engine="async")          # compile / warm
+    runs = [es.simulate(net, ev, engine="async", record="spike_times") for ev in samples]
+    synops = sum(r.synops for r in runs)
+    spikes = sum(r.spikes for r in runs)
+    wall = best_of(repeat, lambda: [es.simulate(net, ev, engine="async") for ev in samples])
+    cpu = best_of(repeat, lambda: [es.simulate(net, ev, engine="async") for ev in samples], time.process_time)
+    inputs = [roofline_inputs(net, ev, r) for ev, r in zip(samples, runs)]
+    roofline(net, inputs[0])                               # compile the roofline kernels
+    roof = [roofline(net, x) for x in inputs]
+    roof_synops = sum(n for n, _ in roof)
+    roof_time = min(sum(t for _, t in roof), *[sum(roofline(net, x)[1] for x in inputs) for _ in range(repeat - 1)])
+    if roof_synops != synops:
+        raise SystemExit(f"roofline counted {roof_synops} synops, the engine {synops}")
+    return dict(samples=len(samples), events=int(sum(len(e) for e in samples)), spikes=int(spikes),
+                spikes_per_input_event=spikes / sum(len(e) for e in samples),
+                synops=int(synops), async_s=wall, async_cpu_s=cpu, async_synops_per_s=synops / wall,
+                roofline_s=roof_time, roofline_synops_per_s=roof_synops / roof_time,
+                ratio_async_to_roofline=(synops / wall) / (roof_synops / roof_time),
+                ms_per_sample=wall / len(samples) * 1e3)
+
+
+def section_torch(samples, repeat, steps_list):
+    import torch
+    torch.set_num_threads(1)
+    net = nmnist_net()
+    out = {}
+    cont = best_of(repeat, lambda: [es.simulate(net, ev, engine="async") for ev in samples]) / len(samples)
+    for steps in steps_list:
+        frames = [bin_frames(ev, steps, net.input_shape) for ev in samples]
+        torch_forward(net, frames[0][0])
+        t_torch = best_of(repeat, lambda: [torch_forward(net, f) for f, _ in frames]) / len(samples)
+        batch = best_of(repeat, lambda: [es.simulate(net, ev, engine="async", simultaneous="batch", dt_us=dt,
+                                                     steps=steps) for ev, (_, dt) in zip(samples, frames)])
+        stepped = best_of(1, lambda: [es.simulate(net, f.astype(np.int64), engine="stepped", dt_us=dt,
+                                                  input_kind="events") for f, dt in frames])
+        out[str(steps)] = dict(torch_ms=t_torch * 1e3, async_continuous_ms=cont * 1e3,
+                               async_batch_ms=batch / len(samples) * 1e3, stepped_ms=stepped / len(samples) * 1e3,
+                               speedup_continuous=t_torch / cont, speedup_batch=t_torch / (batch / len(samples)))
+    return out
+
+
+def section_rate(repeat, rates):
+    import torch
+    torch.set_num_threads(1)
+    net = nmnist_net()
+    rng = np.random.default_rng(1)
+    window_s = 0.3
+    frames = np.zeros((30, 2, 34, 34), np.float32)
+    t_torch = best_of(repeat, lambda: torch_forward(net, frames))
+    rows = []
+    for rate in rates:
+        ev = moving_bars(rate, window_s, 34, rng)
+        es.simulate(net, ev[:10], engine="async")
+        t_async = best_of(repeat, lambda: es.simulate(net, ev, engine="async"))
+        rows.append(dict(rate_hz=rate, events=int(len(ev)), async_ms=t_async * 1e3, torch_t30_ms=t_torch * 1e3))
+    cross = None
+    for a, b in zip(rows, rows[1:]):
+        if a["async_ms"] <= a["torch_t30_ms"] < b["async_ms"]:   # log-log interpolation
+            f = np.log(a["torch_t30_ms"] / a["async_ms"]) / np.log(b["async_ms"] / a["async_ms"])
+            cross = float(np.exp(np.log(a["rate_hz"]) + f * np.log(b["rate_hz"] / a["rate_hz"])))
+    return dict(window_s=window_s, rows=rows, crossover_rate_hz=cross)
+
+
+def plot_rate(rate: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    r = [row["rate_hz"] for row in rate["rows"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.loglog(r, [row["async_ms"] for row in rate["rows"]], "o-", label="eventsim async (continuous time)")
+    ax.loglog(r, [row["torch_t30_ms"] for row in rate["rows"]], "s--", label="PyTorch dense, T = 30")
+    if rate["crossover_rate_hz"]:
+        ax.axvline(rate["crossover_rate_hz"], color="grey", lw=0.8)
+        ax.text(rate["crossover_rate_hz"], ax.get_ylim()[0] * 1.5, f" crossover ≈ {rate['crossover_rate_hz']:.3g} ev/s")
+    ax.set_xlabel(f"input event rate (events/s, {rate['window_s'] * 1e3:.0f} ms window)")
+    ax.set_ylabel("wall time per sample (ms, one core)")
+    ax.set_title("N-MNIST conv net: event-driven vs clock-driven")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def section_dvs128(duration_s: float, rate_hz: float = 200_000.0):
+    net = dvs128_net()
+    ev = moving_bars(rate_hz, duration_s, 128, np.random.default_rng(2))
+    es.simulate(net, ev[:1000], engine="async")
+    t, c = time.perf_counter(), time.process_time()
+    res = es.simulate(net, ev, engine="async", t_stop_us=duration_s * 1e6)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return dict(rate_hz=rate_hz, duration_s=duration_s, events=int(len(ev)), wall_s=wall, cpu_s=cpu,
+                realtime_factor=duration_s / wall, realtime_factor_cpu=duration_s / cpu, synops=int(res.synops),
+                spikes=int(res.spikes), synops_per_s=res.synops / cpu,
+                spikes_per_input_event={k: round(v / len(ev), 3) for k, v in res.spikes_per_layer.items() if v})
+
+
+def memory_child(duration_s: float) -> dict:
+    """In a fresh process: stream ``duration_s`` seconds of 200 k events/s in 1 s chunks."""
+    net = dvs128_net()
+    rng = np.random.default_rng(3)
+    es.simulate(net, moving_bars(1000, 0.01, 128, rng), engine="async")
+    rss0 = peak_rss_mib()
+
+    def chunks():
+        for k in range(int(duration_s)):
+            yield moving_bars(200_000, 1.0, 128, rng, t0_us=k * 1_000_000)
+
+    t = time.perf_counter()
+    res = es.simulate(net, chunks(), engine="async", t_stop_us=duration_s * 1e6,
+                      snapshot_times_us=np.arange(1, int(duration_s) + 1) * 1e6)
+    wall = time.perf_counter() - t
+    return dict(duration_s=duration_s, events=int(200_000 * duration_s), wall_s=wall,
+                peak_rss_mib=peak_rss_mib(), rss_after_warmup_mib=rss0,
+                queue_high_water=int(res.info["queue_high_water"]),
+                rows=int(res.steps), synops=int(res.synops))
+
+
+def section_memory(durations):
+    out = {}
+    for d in durations:
+        proc = subprocess.run([sys.executable, __file__, "--memory-child", str(d)], capture_output=True, text=True,
+                              check=True)
+        out[str(d)] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="fewer samples, shorter streams")
+    ap.add_argument("--memory-child", type=float, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(args.memory_child)))
+        return 0
+    n = 5 if args.quick else args.samples
+    samples = load_samples(n)
+    results = dict(machine=dict(platform=platform.platform(), processor=platform.processor(),
+                                python=platform.python_version(), numpy=np.__version__),
+                   command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
+    t0 = time.perf_counter()
+    results["throughput"] = section_throughput(samples, args.repeat)
+    results["torch"] = section_torch(samples, args.repeat, [10, 30, 100])
+    results["rate"] = section_rate(args.repeat, [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
+    results["dvs128"] = section_dvs128(2.0 if args.quick else 10.0)
+    results["memory"] = section_memory([6.0, 60.0] if not args.quick else [3.0, 12.0])
+    results["total_s"] = time.perf_counter() - t0
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "async.json").write_text(json.dumps(results, indent=2))
+    plot_rate(results["rate"], RESULTS / "async_crossover.png")
+    print(report(results))
+    return 0
+
+
+def report(r: dict) -> str:
+    th, dvs = r["throughput"], r["dvs128"]
+    lines = ["| measurement | value | target |", "|---|---|---|",
+             f"| async synops/s, N-MNIST conv net, {th['samples']} real samples "
+             f"({th['spikes_per_input_event']:.1f} spikes per input event) | {th['async_synops_per_s'] / 1e6:.1f} M "
+             f"({th['ms_per_sample']:.1f} ms/sample, wall) | |",
+             f"| roofline scatter of the same spikes | {th['roofline_synops_per_s'] / 1e6:.1f} M synops/s | |",
+             f"| async / roofline | {th['ratio_async_to_roofline']:.2f}× | ≥ 0.3× |"]
+    for steps, row in r["torch"].items():
+        lines.append(f"| PyTorch dense T={steps} / async (continuous) | {row['torch_ms']:.1f} ms / "
+                     f"{row['async_continuous_ms']:.1f} ms = {row['speedup_continuous']:.1f}× | "
+                     f"{'≥ 10× at T=30' if steps == '30' else ''} |")
+        lines.append(f"| PyTorch dense T={steps} / async (batch, same steps) | {row['speedup_batch']:.1f}× | |")
+    cross = r["rate"]["crossover_rate_hz"]
+    lines.append(f"| crossover rate vs PyTorch T=30 | {cross:.3g} events/s |" if cross else
+                 "| crossover rate vs PyTorch T=30 | not within the measured rates | |")
+    lines.append(f"| DVS128 5-conv at {dvs['rate_hz'] / 1e3:.0f} k ev/s, {dvs['duration_s']:.0f} s | "
+                 f"{dvs['realtime_factor']:.2f}× real time (wall), {dvs['realtime_factor_cpu']:.2f}× (CPU time) | ≥ 1× |")
+    for d, m in r["memory"].items():
+        lines.append(f"| memory, {float(d):.0f} s stream ({m['events'] / 1e6:.1f} M events, chunked) | "
+                     f"peak RSS {m['peak_rss_mib']:.0f} MiB, {m['wall_s']:.1f} s wall | < 1024 MiB |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,703 @@
+"""Asynchronous engine: one spike at a time, in continuous time (``engine="async"``).
+
+Spikes are events in an array-backed priority queue keyed ``(t, layer, phase, neuron)``
+(:mod:`eventsim.kernels.async_queue`); each delivered spike updates only its fan-out
+(:mod:`eventsim.kernels.async_fanout`) and a neuron that crosses its threshold emits a new event.
+
+Continuous time (``simultaneous="none"``)
+    Leak is exact, ``v(t) = v(t₁)·e^{−(t−t₁)/τ}``, kept in scaled time so each impulse is one
+    multiply-add (:mod:`eventsim.kernels.async_neuron`). A per-step leak λ maps to
+    ``τ = −Δt / ln λ``; ``LIF(tau_s=...)`` gives ``τ`` directly. Constant currents — a layer's
+    bias ``b``, a BNTT per-step bias ``b_k`` and gain ``g_k``, an analog input held over its step —
+    deliver the per-step charge evenly over the step, a rate ``r = (g_k·C + b_k)/Δt`` per µs; the
+    next threshold crossing under ``r`` is computed in closed form and queued, and any later input
+    invalidates it (lazy deletion by version number). Every event is its own instant: its whole
+    fan-out is applied, then the touched neurons are tested; one above threshold fires (again,
+    with a subtract reset, while it stays above: several spikes at one instant) and resets. The
+    integrate/fire ``order`` of a spec does not matter in continuous time. A refractory period
+    holds the membrane and drops the input. Spike max-pooling passes every spike.
+
+Batch (``simultaneous="batch"``): the stepped engine, spike for spike
+    Step ``k`` is processed at ``t_k = t_start + (k+1)·Δt`` (the end of its bin), where the
+    stepped engine's row ``k`` ends. Input events of bin ``k`` are counted per pixel and arrive at
+    ``t_k``; constant currents become one impulse per step (``I_k = C`` injected first, as the
+    stepped engine initialises a layer's output with its bias). Within ``t_k`` all events of
+    layers before a population are integrated, then the population's touched neurons take one
+    :func:`~eventsim.kernels.neuron.neuron_step` with ``I·g_k + b_k`` after the idle steps' leak
+    ``v ← λ·v``; a neuron that would fire at the next step without input queues a wake-up. Spike
+    max-pooling passes one event per window and step. Delays must be whole steps.
+
+Counting follows :mod:`eventsim.counting`. MACs: a weighted layer fed an analog input counts
+its dense MACs once per step in batch mode and once per distinct analog frame in continuous
+mode (the constant current is computed once). ``neuron_updates`` counts actual state updates
+(impulses and crossings in continuous mode; ``neuron_step`` calls in batch mode), not dense ones.
+
+Example
+-------
+A neuron with weight 0.6 on a constant input of 1 per step (Δt = 1 ms) crosses θ = 1 every
+1/0.6 steps, i.e. every 1666.67 µs (the third time at ``t_stop`` = 5000 µs, included); the batch
+mode fires at steps 2 and 4 like the stepped engine:
+
+>>> import numpy as np, eventsim as es
+>>> net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.array([[0.6]])), es.IF(threshold=1.0),
+...                              es.Linear(np.array([[1.0]])), es.Readout()])
+>>> res = es.simulate(net, np.ones((1, 1, 1)), engine="async", steps=5, dt_us=1000,
+...                   input_kind="analog", record="spike_times")
+>>> [round(float(t), 2) for t in res.info["spike_times"]["2.IF"]["t_us"]]
+[1666.67, 3333.33, 5000.0]
+>>> es.simulate(net, np.ones((1, 1, 1)), engine="async", steps=5, dt_us=1000, input_kind="analog",
+...             simultaneous="batch").spikes_per_row[:, 2].tolist()
+[0, 1, 0, 1, 0]
+"""
+from __future__ import annotations
+
+import weakref
+from itertools import chain
+from math import ceil, floor
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
+
+from .. import counting
+from ..kernels import async_layout as A
+from ..kernels.async_loop import rebase, run, start
+from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES
+from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
+from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
+                       SumPool2d)
+from ..result import SimulationResult
+from .inputs import is_event_array
+from .stepped import neuron_params, prepare_steps
+
+__all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
+
+SIMULTANEOUS = ("none", "batch")
+RECORDABLE = ("spikes", "spike_times", "membrane")
+_POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
+#: compiled networks per (immutable) Network and options, so a dataset loop compiles once
+_COMPILED: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
+
+
+#: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
+AsyncNet = NamedTuple("AsyncNet", [("ni", np.ndarray), ("nf", np.ndarray)])
+#: Mutable state: flat buffers, the event heap and the spike-time log.
+AsyncState = NamedTuple("AsyncState", [(name, np.ndarray) for name in ("si", "sf", "su", "ht", "hk", "lt", "lj")])
+
+
+class _Packer:
+    """Concatenates arrays of one dtype after a header, remembering each one's offset."""
+
+    def __init__(self, dtype, header: int = 0):
+        self.dtype, self.parts, self.size = dtype, [np.zeros(header, dtype)], header
+
+    def add(self, values, size: int | None = None) -> int:
+        arr = np.zeros(size, self.dtype) if size is not None else np.ascontiguousarray(values, self.dtype).ravel()
+        self.parts.append(arr)
+        self.size += arr.size
+        return self.size - arr.size
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.parts)
+
+
+def _i64(values) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, dtype=np.int64).reshape(-1))
+
+
+def _f64(values) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1))
+
+
+# ----------------------------------------------------------------------------- network analysis
+
+
+def _classify(network: Network, event_input: bool) -> list[tuple[bool, str | None]]:
+    """Per layer output ``(has_constant_part, event_kind)``, event kind ``"spike"`` (unit events
+    from the input or a population), ``"current"`` (weighted events) or None. Raises for
+    topologies the event-driven engine cannot run exactly."""
+    inp = (not event_input, "spike" if event_input else None)
+    out: list[tuple[bool, str | None]] = []
+    for i, layer in enumerate(network.layers):
+        const, ev = inp
+        if isinstance(layer, (Conv2d, Linear, MaxPool2d)):
+            if ev == "current" or (const and ev is not None):
+                what = "the weighted output of another layer" if ev == "current" else "spikes mixed with a constant current"
+                raise ValueError(
+                    f"{layer.name}: engine='async' needs spikes or a constant input here, but it receives {what}; "
+                    "put a neuron population in between, or use engine='stepped'")
+        if isinstance(layer, (Conv2d, Linear)):
+            inp = (const or layer.bias is not None, "current" if ev else None)
+        elif isinstance(layer, Add):
+            s_const, s_ev = (not event_input, "spike" if event_input else None) if layer.source == -1 else out[layer.source]
+            kinds = {k for k in (ev, s_ev) if k}
+            inp = (const or s_const, "current" if "current" in kinds else ("spike" if kinds else None))
+        elif isinstance(layer, NeuronSpec):
+            inp = (False, "spike")
+        elif isinstance(layer, Readout):
+            inp = (False, None)
+        out.append(inp)
+    return out
+
+
+def _constant_currents(network: Network, frame: np.ndarray | None):
+    """Constant (spike-free) input current of every population and of the readout for one analog
+    frame (``None``: event input, biases only), with the stepped engine's arithmetic. Returns
+    ``({layer index: (C, H·W) current}, readout current, [weighted layers fed an analog input])``."""
+    x = None if frame is None else np.asarray(frame, dtype=np.float64)
+    outs, pops, analog = [], {}, []
+    readout = None
+    for i, layer in enumerate(network.layers):
+        shape = network.shapes[i]
+        if isinstance(layer, (Conv2d, Linear)):
+            if x is None and layer.bias is None:
+                out = None
+            else:
+                out = np.zeros(shape)
+                if layer.bias is not None:
+                    out += layer.bias.reshape((-1,) + (1,) * (len(shape) - 1))
+                if x is not None:
+                    analog.append(i)
+                    if isinstance(layer, Conv2d):
+                        conv2d_scatter(np.ascontiguousarray(x), layer.weight, layer.stride[0], layer.stride[1],
+                                       layer.padding[0], layer.padding[1], layer.groups, out)
+                    else:
+                        linear_scatter(np.ascontiguousarray(x), np.ascontiguousarray(layer.weight.T), out)
+            x = out
+        elif type(layer) in _POOL_MODE and x is not None:
+            out, out_n = np.empty(shape), np.empty(shape, np.int64)
+            pool2d(np.ascontiguousarray(x), np.zeros(x.shape, np.int64), layer.kernel_size[0], layer.kernel_size[1],
+                   layer.stride[0], layer.stride[1], layer.padding[0], layer.padding[1], _POOL_MODE[type(layer)],
+                   out, out_n)
+            x = out
+        elif isinstance(layer, Flatten) and x is not None:
+            x = x.reshape(shape)
+        elif isinstance(layer, Add):
+            src = (None if frame is None else np.asarray(frame, np.float64)) if layer.source == -1 else outs[layer.source]
+            x = x if src is None else (src if x is None else x + src)
+        elif isinstance(layer, NeuronSpec):
+            c = shape[0]
+            pops[i] = np.zeros((c, int(np.prod(shape)) // c)) if x is None else np.asarray(x, np.float64).reshape(c, -1)
+            x = None
+        elif isinstance(layer, Readout):
+            readout = np.zeros(int(np.prod(shape))) if x is None else np.asarray(x, np.float64).ravel()
+        outs.append(x)
+    return pops, readout, analog
+
+
+def _population_params(spec: NeuronSpec, channels: int, dt_us: float | None, batch: bool):
+    """Per-channel θ, amplitude, λ (per step), τ (µs) and v_init; the continuous model (0 IF, 1 LIF)."""
+    lif = isinstance(spec, LIF)
+    tau_s = getattr(spec, "tau_s", None)
+    params = neuron_params(spec, channels, dt_us if (dt_us or not lif or tau_s is None) else 1.0)
+    if not lif:
+        return params, np.full(channels, np.inf), 0
+    if tau_s is not None:
+        return params, np.full(channels, tau_s * 1e6), 1
+    if dt_us is None:
+        raise ValueError(f"{spec.name}: a per-step leak needs a step length to become a time constant "
+                         "(τ = −Δt / ln λ); pass dt_us=, or give the LIF as tau_s=")
+    lam = params.leak
+    if np.all(lam == 1.0):
+        return params, np.full(channels, np.inf), 0
+    with np.errstate(divide="ignore"):
+        tau = np.where(lam == 1.0, np.inf, -dt_us / np.log(lam))   # λ = 1: no leak, IF arithmetic
+    return params, tau, 1
+
+
+class _Compiled(NamedTuple):
+    fields: dict          # AsyncNet arrays that depend on the network only
+    pops: list            # layer index of each population
+    n_neurons: int
+    n_channels: int
+    n_windows: int
+    buffer: int
+    tables: int | None    # steps covered by per-step gain/bias tables (None: no tables)
+    analog_macs: dict     # layer index -> dense MACs, for weighted layers fed an analog input
+
+
+def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us: float | None,
+             batch: bool) -> _Compiled:
+    """Populations, channels, ops, paths and delay groups as the packed arrays of :class:`AsyncNet`."""
+    layers = network.layers
+    L = len(layers)
+    pops = [i for i, layer in enumerate(layers) if isinstance(layer, NeuronSpec)]
+    P = len(pops)
+    pop_of = {layer: p for p, layer in enumerate(pops)}
+    pi, pf, cf, tab, off, coff, tab_off, tables = np.zeros((P, A.N_PI), np.int64), np.zeros((P, A.N_PF)), [], [], 0, 0, 0, None
+    for p, i in enumerate(pops):
+        spec, shape = layers[i], network.shapes[i]
+        if len(shape) not in (1, 3):
+            raise ValueError(f"{spec.name}: population shape {shape} is neither (C,) nor (C, H, W)")
+        C = shape[0]
+        H, W = (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
+        params, tau, model = _population_params(spec, C, dt_us, batch)
+        drive = bool(kinds[i - 1][0] if i > 0 else not event_input) or spec.step_bias is not None
+        if drive and not batch and not dt_us:
+            raise ValueError(f"{spec.name}: a constant current (bias or analog input) is a charge per step; "
+                             "pass dt_us= to turn it into a current per µs")
+        S = spec.step_count
+        if S is not None:
+            tables = S if tables is None else min(tables, S)
+            g = np.ones((S, C)) if spec.step_gain is None else np.broadcast_to(spec.step_gain, (S, C))
+            b = np.zeros((S, C)) if spec.step_bias is None else np.broadcast_to(spec.step_bias, (S, C))
+            tab.append(np.stack([np.ravel(g), np.ravel(b)], axis=1).ravel())  # (gain, bias) pairs
+        inv_tau = np.where(np.isinf(tau), 0.0, 1.0 / np.where(np.isinf(tau), 1.0, tau))
+        gain = spec.step_gain is not None
+        refr = float(spec.refractory_us)
+        plain = not gain and refr == 0.0
+        kind = (1 + model if not drive else (4 if model == 0 else (5 if np.all(np.isfinite(tau)) else 3))) if plain else 3
+        for col, val in ((A.P_LAYER, i), (A.P_OFF, off), (A.P_N, C * H * W), (A.P_C, C), (A.P_H, H), (A.P_W, W),
+                         (A.P_COFF, coff), (A.P_MODEL, model), (A.P_GE, params.compare_ge),
+                         (A.P_ZERO, params.reset_zero), (A.P_IFIRST, params.integrate_first), (A.P_DRIVE, drive),
+                         (A.P_GAIN, gain), (A.P_BIAS, spec.step_bias is not None), (A.P_TAB, tab_off),
+                         (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind)):
+            pi[p, col] = int(val)
+        pf[p, A.PF_REFR], pf[p, A.PF_ITMAX] = refr, float(inv_tau.max())
+        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]))
+        tab_off += S * C if S is not None else 0
+        off += C * H * W
+        coff += C
+    f = dict(pi=pi, pf=pf, cf=np.ascontiguousarray(np.concatenate(cf, axis=1)) if cf else np.zeros((A.N_CF, 0)),
+             tab=_f64(np.concatenate(tab)) if tab else _f64([]),
+             l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])))
+
+    # ---------------------------------------------------------------- ops (one per layer) and paths
+    op_of: dict[int, int] = {}
+    op_rows, Wl, Dl, woff, doff, moff = [], [], [], 0, 0, 0
+
+    def op(j: int) -> int:
+        nonlocal woff, doff, moff
+        if j in op_of:
+            return op_of[j]
+        layer, in_shape, out_shape = layers[j], network.input_shape_of(j), network.shapes[j]
+        row = np.zeros(A.N_OP, np.int64)
+        row[[A.O_INC, A.O_INH, A.O_INW]] = (tuple(in_shape) + (1, 1))[:3]
+        row[[A.O_OUTC, A.O_OUTH, A.O_OUTW]] = (tuple(out_shape) + (1, 1))[:3]
+        row[[A.O_LAYER, A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_GROUPS]] = (j, 1, 1, 1, 1, 1)
+        if layer.synaptic:
+            row[[A.O_KIND, A.O_WOFF, A.O_DOFF]] = (1 if isinstance(layer, Conv2d) else 2, woff, doff)
+            if isinstance(layer, Conv2d):
+                row[[A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_PH, A.O_PW, A.O_GROUPS]] = (
+                    *layer.weight.shape[2:], *layer.stride, *layer.padding, layer.groups)
+                w = layer.weight.transpose(1, 2, 3, 0)
+            else:
+                w = layer.weight.T
+            Wl.append(np.ascontiguousarray(w).ravel())
+            Dl.append(counting.out_degree(layer, in_shape, convention).ravel())
+            woff += Wl[-1].size
+            doff += Dl[-1].size
+        else:
+            row[[A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_PH, A.O_PW, A.O_MODE, A.O_MOFF]] = (
+                *layer.kernel_size, *layer.stride, *layer.padding, _POOL_MODE[type(layer)], moff)
+            if isinstance(layer, MaxPool2d):
+                moff += int(np.prod(out_shape))
+        op_rows.append(row)
+        op_of[j] = len(op_rows) - 1
+        return op_of[j]
+
+    consumers = {i: ([i + 1] if i + 1 < L else []) + [j for j, l in enumerate(layers) if isinstance(l, Add) and l.source == i]
+                 for i in range(-1, L)}
+
+    def walk(i: int, chain: list, delay: float, found: list) -> None:
+        for j in consumers[i]:
+            layer = layers[j]
+            if isinstance(layer, (NeuronSpec, Readout)):
+                found.append((pop_of.get(j, P), list(chain), delay))
+            elif layer.synaptic or type(layer) in _POOL_MODE:
+                walk(j, chain + [op(j)], delay + float(getattr(layer, "delay_us", 0.0)), found)
+            else:
+                walk(j, chain, delay, found)
+
+    if L > MAX_LAYERS:
+        raise ValueError(f"engine='async' supports up to {MAX_LAYERS} layers, the network has {L}")
+    src, grp, gdelay, path, path_ops, buffer = [], [], [], [], [], 1
+    for source in ([-1] if event_input else [None]) + pops:
+        found: list = []
+        if source is not None:
+            walk(source, [], 0.0, found)
+        delays = sorted({0.0} | {d for _, _, d in found})
+        if len(delays) > MAX_PHASES - 2:
+            raise ValueError(f"a source reaches {len(delays)} different synaptic delays; engine='async' "
+                             f"supports {MAX_PHASES - 2}")
+        src.append((len(grp), len(delays)))
+        for d in delays:
+            if batch and d and abs(d / dt_us - round(d / dt_us)) > 1e-9:
+                raise ValueError(f"a synaptic delay of {d} µs is not a whole number of steps of dt_us={dt_us}; "
+                                 "simultaneous='batch' runs on the step grid")
+            start = len(path)
+            for tp, ops_on_path, dd in found:
+                if dd == d:
+                    path.append((tp, len(path_ops), len(ops_on_path)))
+                    path_ops.extend(ops_on_path)
+                    size = 1
+                    for o in ops_on_path[:-1]:
+                        r = op_rows[o]
+                        fan = ceil(r[A.O_KH] / r[A.O_SH]) * ceil(r[A.O_KW] / r[A.O_SW])
+                        size *= {0: fan, 1: fan * (r[A.O_OUTC] // r[A.O_GROUPS]), 2: r[A.O_OUTC]}[int(r[A.O_KIND])]
+                    buffer = max(buffer, size)
+            grp.append((start, len(path), int(round(d / dt_us)) if dt_us else 0))
+            gdelay.append(d)
+    f.update(src=np.array(src, np.int64).reshape(-1, 2), grp=np.array(grp, np.int64).reshape(-1, 3),
+             grp_delay=_f64(gdelay), path=np.array(path, np.int64).reshape(-1, 3), path_ops=_i64(path_ops),
+             op=np.array(op_rows, np.int64).reshape(-1, A.N_OP), W=_f64(np.concatenate(Wl)) if Wl else _f64([]),
+             D=_i64(np.concatenate(Dl)) if Dl else _i64([]), one=_f64([1.0]))
+    analog_macs = {}
+    for i, layer in enumerate(layers):
+        if layer.synaptic and (kinds[i - 1][0] if i > 0 else not event_input):
+            analog_macs[i] = int(counting.out_degree(layer, network.input_shape_of(i), convention).sum())
+    return _Compiled(f, pops, int(off), int(coff), int(moff), int(buffer), tables, analog_macs)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _event_chunks(source, input_shape, t_start: float, t_stop: float, dt: float | None, steps: int | None,
+                  batch: bool, chunk_events: int):
+    """Validate event arrays (one, or an iterable of consecutive ones) and yield kernel chunks
+    ``(t float64, flat position, count)``, each holding whole timestamps (whole steps in batch mode),
+    sorted by time then position. Batch mode counts events per step and pixel at ``t_k``."""
+    c_in, h, w = input_shape
+    pending, seen, last_t = [], 0, None
+    parts = (source[i:i + chunk_events] for i in range(0, len(source), chunk_events)) if is_event_array(source) else source
+    for part in chain(parts, [None]):
+        if part is not None:
+            if not is_event_array(part):
+                raise ValueError(f"event chunk {type(part).__name__} has no fields t, x, y, p")
+            t = np.asarray(part["t"]).astype(np.int64)
+            x, y, p = (np.asarray(part[k]).astype(np.int64) for k in ("x", "y", "p"))
+            first = np.flatnonzero(np.diff(t) < 0)
+            if t.size and last_t is not None and t[0] < last_t:
+                first = np.array([-1])
+            if first.size:
+                i = seen + int(first[0]) + 1
+                raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
+            for name, arr, hi in (("x", x, w), ("y", y, h), ("p", p, 2)):
+                bad = np.flatnonzero((arr < 0) | (arr >= hi))
+                if bad.size:
+                    i = int(bad[0])
+                    raise ValueError(f"event {seen + i}: {name}={int(arr[i])} outside 0..{hi - 1} "
+                                     f"(network input {input_shape}, polarity 0 or 1)")
+            seen += t.size
+            if t.size:
+                last_t = t[-1]
+            c = p if c_in == 2 else np.zeros_like(p)
+            if batch:
+                grp = np.floor((t - t_start) / dt).astype(np.int64)
+                keep = (grp >= 0) & (grp < steps)
+            else:
+                grp = t
+                keep = (t >= t_start) & (t <= t_stop)
+            pending.append((grp[keep], (c[keep] * h + y[keep]) * w + x[keep]))
+            if sum(a.size for a, _ in pending) < chunk_events:
+                continue
+        if not pending:
+            break
+        grp = np.concatenate([a for a, _ in pending])
+        pos = np.concatenate([b for _, b in pending])
+        cut = grp.size if part is None or not grp.size else int(np.searchsorted(grp, grp[-1], "left"))
+        pending = [(grp[cut:], pos[cut:])] if cut < grp.size else []
+        grp, pos = grp[:cut], pos[:cut]
+        if not grp.size:
+            continue
+        if batch:
+            keys, cnt = np.unique(grp * (c_in * h * w) + pos, return_counts=True)
+            k = keys // (c_in * h * w)
+            yield t_start + (k + 1) * float(dt), keys - k * (c_in * h * w), cnt.astype(np.int64)
+        else:
+            key = grp * (c_in * h * w) + pos   # ties at one time: ascending flat position
+            if np.any(key[1:] < key[:-1]):
+                order = np.argsort(key, kind="stable")
+                grp, pos = grp[order], pos[order]
+            yield grp.astype(np.float64), pos, np.ones(grp.size, np.int64)
+
+
+def _count_chunks(frames: np.ndarray, steps: int, t_start: float, dt: float, chunk_steps: int = 256):
+    """Event-count frames ``(T, *shape)`` -> kernel chunks: step ``k``'s counts arrive at ``t_k``."""
+    for k0 in range(0, steps, chunk_steps):
+        block = frames[k0:min(steps, k0 + chunk_steps)].reshape(-1, int(np.prod(frames.shape[1:])))
+        k, pos = np.nonzero(block)
+        cnt = block[k, pos].astype(np.int64)
+        yield t_start + (k + k0 + 1) * float(dt), pos.astype(np.int64), cnt
+
+
+def _resolve_times(options: dict, events_in_memory, is_stream: bool):
+    """``(steps, t_stop)`` from ``steps``, ``t_stop_us``, the input's extent and snapshot times."""
+    dt, t0, steps, t_stop = options["dt_us"], options["t_start_us"], options["steps"], options["t_stop_us"]
+    if steps is not None and t_stop is not None:
+        raise ValueError("give at most one of steps= and t_stop_us=")
+    if steps is None and t_stop is not None and options["batch"]:
+        steps = int(floor((t_stop - t0) / dt + 1e-9))
+    if steps is None and t_stop is None:
+        if is_stream:
+            raise ValueError("a stream of event chunks needs an end: pass t_stop_us= (or steps= with dt_us=)")
+        ev = events_in_memory
+        t_ev = float(np.asarray(ev["t"])[-1]) if ev is not None and len(ev) else None
+        snaps = options["snapshot_times_us"]
+        t_snap = float(np.max(snaps)) if snaps is not None and len(snaps) else None
+        if dt:
+            steps = max(int(floor((t_ev - t0) / dt)) + 1 if t_ev is not None else 1,
+                        int(ceil((t_snap - t0) / dt - 1e-9)) if t_snap is not None else 1)
+        else:
+            t_stop = max([t0] + [x for x in (t_ev, t_snap) if x is not None])
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        t_stop = t0 + steps * float(dt)
+    if t_stop < t0:
+        raise ValueError(f"t_stop_us={t_stop} is before t_start_us={t0}")
+    return steps, float(t_stop)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, simultaneous: str = "none",
+                   t_stop_us: float | None = None, steps: int | None = None,
+                   snapshot_times_us: Iterable[float] | None = None, snapshot_synops: Iterable[int] | None = None,
+                   record: str | Iterable[str] | None = None, synop_convention: str = "all",
+                   input_kind: str = "auto", t_start_us: float = 0, chunk_events: int = 65536,
+                   queue_limit: int = 1 << 22) -> SimulationResult:
+    """Run ``network`` event by event in continuous time. See :func:`eventsim.simulate`.
+
+    Parameters
+    ----------
+    network : Network
+    inputs : an event array (fields ``t`` µs, ``x``, ``y``, ``p``), an iterable of such arrays
+        (consecutive chunks of one stream: memory stays O(neurons + queue + chunk)), an array
+        ``(T, *input_shape)`` of event counts or analog frames on the ``dt_us`` grid, or one analog
+        input of ``network.input_shape`` held for ``steps`` steps.
+    dt_us : float, optional
+        Step length in µs: needed for ``"batch"``, array inputs, per-step leaks, biases and
+        per-step gain/bias (which are charges per step, i.e. currents ``b/Δt`` per µs).
+    simultaneous : ``"none"`` (every event its own instant) or ``"batch"`` (events of one
+        timestamp integrated before thresholds are checked: the stepped engine, spike for spike)
+    t_stop_us, steps : end of the simulation (inclusive), ``t_start_us + steps·dt_us``. Default:
+        as the stepped engine with ``dt_us`` (the bin of the last event, or ``T``); else the last event.
+    snapshot_times_us : rows at these times (default: the step grid, or ``t_stop``)
+    snapshot_synops : also a row the moment the cumulative synop count reaches each budget
+    record : ``"spikes"`` (per-row spike counts per neuron), ``"spike_times"`` (exact times in
+        ``info["spike_times"][layer]``, fields ``t_us`` and flat ``neuron``), ``"membrane"``
+    synop_convention : ``"all"`` or ``"nonzero"`` (see :mod:`eventsim.counting`)
+    input_kind : ``"auto"``, ``"events"`` or ``"analog"`` for array inputs
+    chunk_events : events per kernel call; queue_limit : maximum pending queue entries
+
+    Returns
+    -------
+    SimulationResult
+        ``engine="async"``; one row per snapshot, ``info["row_kind"]`` 0 (time) or 1 (synop budget).
+    """
+    counting.check_convention(synop_convention)
+    if simultaneous not in SIMULTANEOUS:
+        raise ValueError(f"simultaneous={simultaneous!r}: choose 'none' (continuous time) or 'batch' (step grid)")
+    batch = simultaneous == "batch"
+    record = (record,) if isinstance(record, str) else tuple(record or ())
+    for item in record:
+        if item not in RECORDABLE:
+            raise ValueError(f"record={item!r}: choose from {RECORDABLE}")
+    if dt_us is not None and not (np.isfinite(dt_us) and dt_us > 0):
+        raise ValueError(f"dt_us must be a positive step length in µs, got {dt_us!r}")
+    if batch and dt_us is None:
+        raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
+    if chunk_events < 1 or queue_limit < 16:
+        raise ValueError(f"chunk_events must be >= 1 and queue_limit >= 16, got {chunk_events}, {queue_limit}")
+    opts = dict(dt_us=dt_us, t_start_us=float(t_start_us), steps=steps, t_stop_us=t_stop_us,
+                snapshot_times_us=snapshot_times_us, batch=batch)
+
+    frames, events, stream, is_counts = None, None, False, False
+    if is_event_array(inputs):
+        events = inputs
+    elif isinstance(inputs, (np.ndarray, list, tuple, int, float)) and not (
+            isinstance(inputs, (list, tuple)) and inputs and is_event_array(inputs[0])):
+        if dt_us is None:
+            raise ValueError("array input lies on a step grid: pass dt_us= (the step length in µs)")
+        if steps is None and t_stop_us is not None:
+            opts["steps"] = steps = int(floor((t_stop_us - t_start_us) / dt_us + 1e-9))
+            opts["t_stop_us"] = None
+        frames, is_counts, n_frames = prepare_steps(network, inputs, steps, dt_us, input_kind, t_start_us)
+        opts["steps"] = n_frames
+    else:
+        stream = True
+    event_input = frames is None or is_counts
+    if event_input and (len(network.input_shape) != 3 or network.input_shape[0] not in (1, 2)):
+        raise ValueError(f"events need a network input of shape (2, H, W) or (1, H, W), got {network.input_shape}")
+    if frames is None and input_kind == "analog":
+        raise ValueError("input_kind='analog' applies to arrays of frames, not to event arrays")
+
+    key = (event_input, synop_convention, dt_us, batch)
+    cached = _COMPILED.setdefault(network, {}).get(key)
+    if cached is None:
+        kinds = _classify(network, event_input)
+        cached = _COMPILED[network][key] = (kinds, _compile(network, kinds, event_input, synop_convention, dt_us, batch))
+    kinds, comp = cached
+    steps, t_stop = _resolve_times(opts, events, stream)
+    t0 = float(t_start_us)
+    if comp.tables is not None:
+        need = steps if steps is not None else int(ceil((t_stop - t0) / dt_us - 1e-9))
+        if need > comp.tables:
+            raise ValueError(f"per-step gain/bias covers {comp.tables} steps, but the simulation runs {need}; "
+                             f"pass steps<={comp.tables} or an earlier t_stop_us")
+
+    # ---------------------------------------------------------------- snapshot rows
+    if snapshot_times_us is None and snapshot_synops is None and dt_us:
+        n_grid = steps if steps is not None else int(floor((t_stop - t0) / dt_us + 1e-9))
+        snap_t = t0 + np.arange(1, n_grid + 1, dtype=np.float64) * float(dt_us)
+        if not snap_t.size or snap_t[-1] < t_stop:
+            snap_t = np.append(snap_t, t_stop)
+    else:
+        snap_t = np.sort(_f64([t_stop] if snapshot_times_us is None else list(snapshot_times_us)))
+        bad = snap_t[~np.isfinite(snap_t) | (snap_t < t0) | (snap_t > t_stop)]
+        if bad.size:
+            raise ValueError(f"snapshot time {bad[0]} µs lies outside the simulation [{t0}, {t_stop}] µs; "
+                             "pass t_stop_us= (or steps=) to cover it")
+    snap_b = np.sort(_i64([] if snapshot_synops is None else list(snapshot_synops)))
+    if snap_b.size and snap_b[0] < 1:
+        raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
+
+    # ---------------------------------------------------------------- settings and state
+    layers, pops, f = network.layers, comp.pops, comp.fields
+    pi = f["pi"]
+    has_out = network.has_readout
+    n_out = int(np.prod(network.output_shape)) if has_out else 0
+    macs = comp.analog_macs
+    N, P, Ct, L, B, M = comp.n_neurons, len(pops), comp.n_channels, len(layers), comp.buffer, comp.n_windows
+    K = snap_t.size + snap_b.size
+    ni, nf = _Packer(np.int64, A.N_HEADER), _Packer(np.float64)
+    nf.add([dt_us or 0.0, t0, t_stop])
+    h = {A.H_BATCH: batch, A.H_STEPS: steps or 0, A.H_NTIMERS: steps if batch else max((comp.tables or 0) - 1, 0),
+         A.H_RASTER: "spikes" in record, A.H_TIMES: "spike_times" in record, A.H_MEM: "membrane" in record,
+         A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
+         A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
+         A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
+         A.H_NSNAPT: snap_t.size}
+    for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
+                      (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
+        h[slot] = ni.add(f[key])
+    h[A.H_MAC] = ni.add(np.array(list(macs.items()), np.int64).ravel())
+    h[A.H_SNAPB] = ni.add(snap_b)
+    for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"), (A.H_GDELAY, "grp_delay"), (A.H_W, "W")):
+        h[slot] = nf.add(f[key])
+    h[A.H_ONE] = nf.add([1.0])
+    h[A.H_SNAPT] = nf.add(snap_t)
+    si, sf = _Packer(np.int64, A.N_ISCAL), _Packer(np.float64, A.N_FSCAL)
+    for slot, pack, size in ((A.H_SI_NI, si, A.N_NI * N), (A.H_SI_PN, si, 2 * P), (A.H_SI_MP, si, M),
+                             (A.H_SI_ROW, si, 4 * L), (A.H_SI_OCNT, si, 4 * K * L), (A.H_SI_OKIND, si, K),
+                             (A.H_SI_BP, si, 2 * B), (A.H_SI_BC, si, 2 * B),
+                             (A.H_SI_TAPS, si, 3 * max([1] + [int(r[A.O_KH] * r[A.O_KW]) for r in f["op"]])),
+                             (A.H_SI_RAST, si, K * N if "spikes" in record else 0),
+                             (A.H_SF_NF, sf, A.N_NF * N), (A.H_SF_PS, sf, A.N_PS * P), (A.H_SF_CS, sf, 4 * Ct),
+                             (A.H_SF_YF, sf, 4 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
+                             (A.H_SF_OLOG, sf, K * n_out), (A.H_SF_BV, sf, 2 * B),
+                             (A.H_SF_MEM, sf, K * N if "membrane" in record else 0)):
+        h[slot] = pack.add(None, size)
+    ni = ni.array()
+    for slot, value in h.items():
+        ni[slot] = int(value)
+    net = AsyncNet(ni=ni, nf=nf.array())
+    si, sf = si.array(), sf.array()
+
+    def rows(buf, slot, n_rows, width):
+        return buf[ni[slot]:ni[slot] + n_rows * width].reshape(n_rows, width)
+
+    nfr, nir, csr = rows(sf, A.H_SF_NF, A.N_NF, N), rows(si, A.H_SI_NI, A.N_NI, N), rows(sf, A.H_SF_CS, 4, Ct)
+    nfr[A.N_RU] = -np.inf
+    nfr[A.N_PT] = np.inf
+    nir[A.N_LS] = -1
+    csr[A.CS_SC] = csr[A.CS_GNOW] = 1.0
+    psr = rows(sf, A.H_SF_PS, A.N_PS, P)
+    psr[A.S_CHECKT] = psr[A.S_SCALET] = -np.inf
+    si[ni[A.H_SI_MP]:ni[A.H_SI_MP] + M] = -1
+    sf[A.T_CUR], sf[A.T_YT] = -np.inf, t0
+    for p, i in enumerate(pops):
+        C, o, n = pi[p, A.P_C], pi[p, A.P_OFF], pi[p, A.P_N]
+        cs_p = slice(pi[p, A.P_COFF], pi[p, A.P_COFF] + C)
+        nfr[A.N_V, o:o + n] = np.tile(np.broadcast_to(np.atleast_1d(layers[i].v_init), (C,)), n // C)
+        if layers[i].step_gain is not None:
+            csr[A.CS_GNOW, cs_p] = np.broadcast_to(layers[i].step_gain[0], (C,))
+        if layers[i].step_bias is not None:
+            csr[A.CS_BNOW, cs_p] = np.broadcast_to(layers[i].step_bias[0], (C,))
+    log = 2 * (N + 1) if "spike_times" in record else 0
+    st = AsyncState(si=si, sf=sf, su=np.zeros(2 * N, np.uint8), ht=np.empty(queue_limit),
+                    hk=np.empty((queue_limit, 2), np.int64), lt=np.empty(log), lj=np.empty((log, 2), np.int64))
+    yf = rows(sf, A.H_SF_YF, 4, n_out)
+    row = rows(si, A.H_SI_ROW, 4, L)
+
+    def set_frame(frame):
+        currents, y_const, _ = _constant_currents(network, frame)
+        for p, i in enumerate(pops):
+            nfr[A.N_CST, pi[p, A.P_OFF]:pi[p, A.P_OFF] + pi[p, A.P_N]] = currents[i].T.ravel()
+        if has_out:
+            yf[A.Y_CST] = y_const
+        if not batch:
+            for layer, count in macs.items():
+                row[A.R_MAC, layer] += count
+
+    def call(*args):
+        nonlocal st
+        while not run(net, st, *args):  # the spike-time log is nearly full: double it
+            n = int(st.si[A.K_LOG])
+            st = st._replace(lt=np.concatenate([st.lt[:n], np.empty(st.lt.size)]),
+                             lj=np.concatenate([st.lj[:n], np.empty((st.lj.shape[0], 2), np.int64)]))
+
+    # ---------------------------------------------------------------- run
+    analog = frames is not None and not is_counts
+    empty = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
+    set_frame(frames[0] if analog else None)
+    start(net, st)
+    if analog:
+        for k in range(1, min(frames.shape[0], steps)):
+            if np.array_equal(frames[k], frames[k - 1]):
+                continue
+            tb = t0 + (k + (1 if batch else 0)) * float(dt_us)
+            call(*empty, tb, True, False)
+            set_frame(frames[k])
+            if not batch:
+                rebase(net, st, tb)
+    elif event_input:
+        if frames is not None:
+            counts = frames if frames.shape[0] > 1 else np.broadcast_to(frames, (steps,) + frames.shape[1:])
+            chunks = _count_chunks(counts, steps, t0, dt_us)
+        else:
+            chunks = _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
+        for chunk in chunks:
+            st.si[A.K_INPUT] = 0
+            call(*chunk, float(chunk[0][-1]), False, False)
+    st.si[A.K_INPUT] = 0
+    call(*empty, t_stop, False, True)
+    info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
+                queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist())
+    return _result(network, net, st, comp, record, synop_convention, info)
+
+
+def _result(network, net, st, comp, record, convention, info) -> SimulationResult:
+    ni, si, sf = net.ni, st.si, st.sf
+    K, L, N, n_out = int(si[A.K_ROW]), int(ni[A.H_L]), int(ni[A.H_N]), int(ni[A.H_NOUT])
+    Kmax = int(ni[A.H_K])
+    pi = comp.fields["pi"]
+    counts = si[ni[A.H_SI_OCNT]:ni[A.H_SI_OCNT] + 4 * Kmax * L].reshape(4, Kmax, L)[:, :K].copy()
+    rast = si[ni[A.H_SI_RAST]:ni[A.H_SI_RAST] + Kmax * N].reshape(Kmax, N) if "spikes" in record else None
+    mem = sf[ni[A.H_SF_MEM]:ni[A.H_SF_MEM] + Kmax * N].reshape(Kmax, N) if "membrane" in record else None
+    rasters, membranes, times = {}, {}, {}
+    m = int(si[A.K_LOG])
+    for p, i in enumerate(comp.pops):
+        name, shape = network.layers[i].name, network.shapes[i]
+        C, H, W, off, n = (int(pi[p, c]) for c in (A.P_C, A.P_H, A.P_W, A.P_OFF, A.P_N))
+        for arr, out in ((rast, rasters), (mem, membranes)):
+            if arr is not None:
+                out[name] = arr[:K, off:off + n].reshape(K, H, W, C).transpose(0, 3, 1, 2).reshape((K,) + shape)
+        if "spike_times" in record:
+            sel = np.flatnonzero((st.lj[:m, 0] >= off) & (st.lj[:m, 0] < off + n))
+            sel = np.repeat(sel, st.lj[sel, 1])
+            chw = np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()  # local index -> flat (C, H, W)
+            rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
+            rec["t_us"], rec["neuron"] = st.lt[sel], chw[st.lj[sel, 0] - off]
+            times[name] = np.sort(rec, order=("t_us", "neuron"))
+    info["row_kind"] = si[ni[A.H_SI_OKIND]:ni[A.H_SI_OKIND] + K].copy()
+    if "spike_times" in record:
+        info["spike_times"] = times
+    logits = sf[ni[A.H_SF_OLOG]:ni[A.H_SF_OLOG] + Kmax * n_out].reshape(Kmax, n_out)[:K].copy()
+    return SimulationResult(
+        engine="async", layer_names=tuple(layer.name for layer in network.layers),
+        times_us=sf[ni[A.H_SF_OT]:ni[A.H_SF_OT] + K].copy(), logits=logits, spikes_per_row=counts[A.R_SP],
+        synops_per_row=counts[A.R_SYN], macs_per_row=counts[A.R_MAC], neuron_updates_per_row=counts[A.R_UPD],
+        synop_convention=convention, dt_us=float(net.nf[A.F_DT]) or None, rasters=rasters, membranes=membranes,
+        info=info)

@@ -1,0 +1,458 @@
+"""Event handling of the asynchronous engine: queue pushes, spike emission, threshold checks.
+
+Batch mode (``simultaneous="batch"``) advances each touched neuron by whole steps with the
+stepped engine's arithmetic (:func:`eventsim.kernels.neuron.neuron_step`): ``m`` idle steps are
+``m`` multiplications ``v ← λ·v`` (an idle step cannot spike unless a wake-up was queued), then
+one ``neuron_step`` with the step's accumulated current ``I·g_k + b_k``. After the update, a
+neuron that would spike at the next step with no input (residual ``v > θ`` after a subtract
+reset, fire-then-integrate, ``v_init > θ``) queues a wake-up for that step.
+
+The heap ``st.ht, st.hk`` is allocated once at ``queue_limit`` entries (pages are committed only
+when first used, so memory follows the queue's high-water mark ``si[K_HWM]``). When it is full,
+stale predictions (version ≠ the neuron's) are dropped; if none can be dropped the run stops
+with an error.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_TAU, C_THETA, F_DT,
+                           F_TSTART, F_TSTOP, G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
+                           H_K, H_L, H_LPOP, H_MEM, H_N, H_NOUT, H_NPOP, H_OUTMEAN, H_RASTER, H_SF_MEM,
+                           H_SF_OLOG, H_SF_OT, H_SI_OCNT, H_SI_OKIND, H_SI_RAST, H_SRC, H_STEPS, H_TAB,
+                           H_TIMES, K_CAND, K_GARBAGE, K_HEAP, K_HWM, K_LOG, K_PEND, K_ROW, K_TIMER, N_ACC,
+                           N_CAND, N_CST, N_DR, N_LS, N_PT, N_PV, N_RU, N_TCH, N_TL, N_V, N_VER, PF_REFR,
+                           P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE, P_H, P_IFIRST, P_LAYER, P_N, P_OFF,
+                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_YT, U_CAND, U_TOUCHED,
+                           Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro, yo)
+from .async_neuron import above, fire, freeze, predict, release, set_value, value_at
+from .async_queue import heap_push, heapify, unpack
+from .neuron import neuron_step
+
+
+# ----------------------------------------------------------------------------- indices and queue
+
+
+@njit(inline="always", **ASYNC_JIT)
+def to_local(net, p, n):
+    """Flat ``(C, H, W)`` index ``n`` of population ``p`` -> channels-innermost local index."""
+    hw = pget(net, p, P_H) * pget(net, p, P_W)
+    c = n // hw
+    return (n - c * hw) * pget(net, p, P_C) + c
+
+
+@njit(inline="always", **ASYNC_JIT)
+def to_flat(net, p, jl):
+    """Channels-innermost local index -> flat ``(C, H, W)`` index."""
+    C = pget(net, p, P_C)
+    return (jl % C) * pget(net, p, P_H) * pget(net, p, P_W) + jl // C
+
+
+@njit(inline="always", **ASYNC_JIT)
+def step_time(net, k):
+    """Batch-mode time of step ``k``: ``t_start + (k + 1)·dt`` (the end of the step's bin)."""
+    return net.nf[F_TSTART] + (k + 1) * net.nf[F_DT]
+
+
+@njit(**ASYNC_JIT)
+def _compact(net, st):
+    """Drop superseded predictions (version ≠ the neuron's pending one) and re-heapify."""
+    ht, hk = st.ht, st.hk
+    size = st.si[K_HEAP]
+    o_pv = nio(net, N_PV)
+    w = 0
+    for i in range(size):
+        keep = True
+        layer, phase, neuron = unpack(hk[i, 0])
+        if phase == 0 and hk[i, 1] >= 0:
+            p = net.ni[net.ni[H_LPOP] + layer]
+            keep = st.si[o_pv + pget(net, p, P_OFF) + to_local(net, p, neuron)] == hk[i, 1]
+        if keep:
+            ht[w] = ht[i]
+            hk[w, 0] = hk[i, 0]
+            hk[w, 1] = hk[i, 1]
+            w += 1
+    heapify(ht, hk, w)
+    st.si[K_HEAP] = w
+    st.si[K_GARBAGE] = 0
+    return w < size
+
+
+@njit(**ASYNC_JIT)
+def push(net, st, t, layer, phase, neuron, aux):
+    """Push a queue entry; superseded predictions are dropped when they make up half the heap,
+    or when it is full (then, if none can be dropped, the run stops with an error)."""
+    size = st.si[K_HEAP]
+    garbage = st.si[K_GARBAGE]
+    if size >= st.ht.shape[0] or (garbage > 4096 and 2 * garbage > size):
+        if not _compact(net, st) and size >= st.ht.shape[0]:
+            raise ValueError("event queue overflow: more pending events than queue_limit; "
+                             "raise queue_limit= or look for runaway spiking")
+        size = st.si[K_HEAP]
+    st.si[K_HEAP] = heap_push(st.ht, st.hk, size, t, layer, phase, neuron, aux)
+    st.si[K_HWM] = max(st.si[K_HWM], size + 1)
+
+
+@njit(**ASYNC_JIT)
+def predict_and_queue(net, st, p, g, c, t):
+    """Queue neuron ``g``'s next crossing under its drive — unless an earlier prediction is already
+    pending: that one will then pop first, see that the neuron changed and predict again. Only
+    crossings that move earlier cost a queue entry (lazy deletion by version number)."""
+    o_ver = nio(net, N_VER) + g
+    st.si[o_ver] += 1
+    ts = max(predict(net, st, p, g, c, t), t)
+    o_pt = nfo(net, N_PT) + g
+    if ts <= net.nf[F_TSTOP] and ts < st.sf[o_pt]:
+        if st.sf[o_pt] != np.inf:
+            st.si[K_GARBAGE] += 1
+        st.sf[o_pt] = ts
+        st.si[nio(net, N_PV) + g] = st.si[o_ver]
+        push(net, st, ts, pget(net, p, P_LAYER), np.int64(0), to_flat(net, p, g - pget(net, p, P_OFF)),
+             st.si[o_ver])
+
+
+# ----------------------------------------------------------------------------- spikes
+
+
+@njit(**ASYNC_JIT)
+def emit(net, st, p, jl, count, t, k):
+    """Record ``count`` spikes of neuron ``jl`` of population ``p`` at ``t`` and queue their delivery."""
+    ni, si = net.ni, st.si
+    layer = pget(net, p, P_LAYER)
+    g = pget(net, p, P_OFF) + jl
+    si[ro(net, R_SP) + layer] += count
+    if ni[H_RASTER] and si[K_ROW] < ni[H_K]:
+        si[ni[H_SI_RAST] + si[K_ROW] * ni[H_N] + g] += count
+    if ni[H_TIMES]:
+        i = si[K_LOG]
+        st.lt[i] = t
+        st.lj[i, 0] = g
+        st.lj[i, 1] = count
+        si[K_LOG] = i + 1
+    n = to_flat(net, p, jl)
+    s_row = ni[H_SRC] + 2 * (p + 1)
+    g0 = ni[s_row]
+    for gi in range(g0, g0 + ni[s_row + 1]):
+        g_row = ni[H_GRP] + 3 * gi
+        if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
+            continue
+        td = step_time(net, k + ni[g_row + G_STEPS]) if ni[H_BATCH] else t + net.nf[ni[H_GDELAY] + gi]
+        if td <= net.nf[F_TSTOP]:
+            push(net, st, td, layer, 2 + gi - g0, n, count)
+
+
+@njit(**ASYNC_JIT)
+def check_continuous(net, st, p, g, t):
+    """Fire neuron ``g`` while it is above threshold, then queue its next predicted crossing."""
+    if st.sf[nfo(net, N_RU) + g] != -np.inf:
+        return
+    jl = g - pget(net, p, P_OFF)
+    c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+    layer = pget(net, p, P_LAYER)
+    refr = pfget(net, p, PF_REFR)
+    n_sp = 0
+    frozen = False
+    while above(net, st, p, g, c, t):
+        fire(net, st, p, g, c, t)
+        n_sp += 1
+        if refr > 0.0:
+            tw = freeze(net, st, p, g, c, t)
+            frozen = True
+            if tw <= net.nf[F_TSTOP]:
+                push(net, st, tw, layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
+            break
+        if pget(net, p, P_ZERO):
+            break
+        if n_sp >= 1048576:
+            raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; "
+                             "check the weights and thresholds (a subtract reset removes only θ per spike)")
+    if n_sp:
+        emit(net, st, p, jl, n_sp, t, np.int64(0))
+    if pget(net, p, P_DRIVE) and not frozen:
+        predict_and_queue(net, st, p, g, c, t)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def process_candidates(net, st, t):
+    """Test every neuron listed as a threshold candidate by the last delivery. Plain IF/LIF
+    (kinds 1, 2) fire and reset here, and a driven IF/LIF (kinds 4, 5) that stays below θ only
+    needs its crossing re-predicted, with the arithmetic of :func:`~eventsim.kernels.async_neuron.fire`
+    and :func:`~eventsim.kernels.async_neuron.predict`; anything else takes the general path."""
+    sf, si = st.sf, st.si
+    o_c = nio(net, N_CAND)
+    o_u = U_CAND * net.ni[H_N]
+    o_v, o_tl, o_dr, o_pt = nfo(net, N_V), nfo(net, N_TL), nfo(net, N_DR), nfo(net, N_PT)
+    o_ver, o_pv = nio(net, N_VER), nio(net, N_PV)
+    for i in range(si[K_CAND]):
+        g = si[o_c + i]
+        st.su[o_u + g] = 0
+        p = net.ni[net.ni[H_GPOP] + g]
+        kind = pget(net, p, P_SINK)
+        if kind == 4 or kind == 5:   # IF / LIF with a drive only
+            jl = g - pget(net, p, P_OFF)
+            c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+            th = cget(net, C_THETA, c)
+            r = sf[o_dr + g]
+            if kind == 4:   # the sink just set t₁ = t
+                u, lim = sf[o_v + g], th
+            else:           # q against (θ − v∞)·s; the sink refreshed s at t
+                s_c = sf[cso(net, CS_SC) + c]
+                u, lim = sf[o_v + g], (th - r) * s_c
+            if not (u >= lim if pget(net, p, P_GE) else u > lim):
+                si[o_ver + g] += 1
+                ts = np.inf   # as predict(): IF t₁ + (θ − v)/r, LIF t + τ·ln(1 + (θ − v)/(v∞ − θ))
+                if kind == 4 and r > 0.0:
+                    ts = max(sf[o_tl + g] + (th - u) / r, t)
+                elif kind == 5 and r > th:
+                    ts = max(t + cget(net, C_TAU, c) * math.log1p((th - (u / s_c + r)) / (r - th)), t)
+                if ts != np.inf:
+                    if ts <= net.nf[F_TSTOP] and ts < sf[o_pt + g]:
+                        if sf[o_pt + g] != np.inf:
+                            si[K_GARBAGE] += 1
+                        sf[o_pt + g] = ts
+                        si[o_pv + g] = si[o_ver + g]
+                        push(net, st, ts, pget(net, p, P_LAYER), np.int64(0), to_flat(net, p, jl), si[o_ver + g])
+                continue
+        elif kind == 1 or kind == 2:   # plain IF / LIF: fire while above θ (as fire() does), no drive
+            jl = g - pget(net, p, P_OFF)
+            c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+            th = cget(net, C_THETA, c)
+            scale = sf[cso(net, CS_SC) + c] if kind == 2 else 1.0   # s, refreshed at t by the sink
+            lim = sf[cso(net, CS_THS) + c] if kind == 2 else th
+            ge = pget(net, p, P_GE)
+            u = sf[o_v + g]
+            n_sp = 0
+            while u >= lim if ge else u > lim:
+                n_sp += 1
+                if pget(net, p, P_ZERO):
+                    u = 0.0
+                    sf[o_tl + g] = t
+                    break
+                u = u - th if kind == 1 else u - th * scale
+                if n_sp >= 1048576:
+                    raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; "
+                                     "check the weights and thresholds (a subtract reset removes only θ per spike)")
+            sf[o_v + g] = u
+            if n_sp:
+                emit(net, st, p, jl, np.int64(n_sp), t, np.int64(0))
+            continue
+        check_continuous(net, st, p, g, t)
+    si[K_CAND] = 0
+
+
+@njit(inline="always", **ASYNC_JIT)
+def wake_continuous(net, st, p, n, aux, t):
+    """A predicted crossing (``aux`` = version) or the end of a refractory period (``aux = -1``)."""
+    jl = to_local(net, p, n)
+    g = pget(net, p, P_OFF) + jl
+    c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+    ru = st.sf[nfo(net, N_RU) + g]
+    if aux < 0:
+        if ru != -np.inf and ru <= t:
+            release(net, st, p, g, c, ru)
+            check_continuous(net, st, p, g, t)
+        return
+    if st.si[nio(net, N_PV) + g] != aux:   # superseded by an earlier prediction
+        st.si[K_GARBAGE] = max(st.si[K_GARBAGE] - 1, 0)
+        return
+    st.sf[nfo(net, N_PT) + g] = np.inf
+    if ru != -np.inf:
+        return
+    if st.si[nio(net, N_VER) + g] != aux:  # the neuron changed since: predict again from its state
+        predict_and_queue(net, st, p, g, c, t)
+        return
+    # the drive carried v exactly to θ: spike, and reset to 0 (= θ − θ for a subtract reset)
+    set_value(net, st, p, g, c, t, 0.0)
+    st.si[ro(net, R_UPD) + pget(net, p, P_LAYER)] += 1
+    emit(net, st, p, jl, np.int64(1), t, np.int64(0))
+    if pfget(net, p, PF_REFR) > 0.0:
+        tw = freeze(net, st, p, g, c, t)
+        if tw <= net.nf[F_TSTOP]:
+            push(net, st, tw, pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
+        return
+    check_continuous(net, st, p, g, t)
+
+
+# ----------------------------------------------------------------------------- batch mode
+
+
+@njit(**ASYNC_JIT)
+def catch_up(v, lam, idle):
+    """``idle`` leak-only steps with the stepped engine's arithmetic (``v ← λ·v`` each)."""
+    if lam != 1.0:
+        for _ in range(idle):
+            if v == 0.0:
+                break
+            v = lam * v
+    return v
+
+
+@njit(inline="always", **ASYNC_JIT)
+def first_free_step(net, ru):
+    """First batch step whose time is at or after the end ``ru`` of a refractory period."""
+    return int(np.ceil((ru - net.nf[F_TSTART]) / net.nf[F_DT] - 1e-9)) - 1
+
+
+@njit(inline="always", **ASYNC_JIT)
+def check_batch(net, st, p, t, k):
+    """Advance every touched neuron of population ``p`` to step ``k`` and emit its spikes."""
+    sf, si = st.sf, st.si
+    off = pget(net, p, P_OFF)
+    C = pget(net, p, P_C)
+    c0 = pget(net, p, P_COFF)
+    layer = pget(net, p, P_LAYER)
+    tab = net.ni[H_TAB] + 2 * (pget(net, p, P_TAB) + k * C)  # (gain, bias) pairs of step k
+    ifirst, zero, ge = pget(net, p, P_IFIRST), pget(net, p, P_ZERO), pget(net, p, P_GE)
+    gain, bias, drive = pget(net, p, P_GAIN), pget(net, p, P_BIAS), pget(net, p, P_DRIVE)
+    refr = pfget(net, p, PF_REFR)
+    o_v, o_ru, o_acc = nfo(net, N_V) + off, nfo(net, N_RU) + off, nfo(net, N_ACC) + off
+    o_ls, o_tch = nio(net, N_LS) + off, nio(net, N_TCH) + off
+    o_u = U_TOUCHED * net.ni[H_N] + off
+    o_n = pno(net, S_TCHN) + p
+    for i in range(si[o_n]):
+        jl = si[o_tch + i]
+        c = c0 + jl % C
+        st.su[o_u + jl] = 0
+        current = sf[o_acc + jl]
+        sf[o_acc + jl] = 0.0
+        last = si[o_ls + jl]
+        if sf[o_ru + jl] != -np.inf:
+            if t < sf[o_ru + jl]:
+                si[o_ls + jl] = k
+                continue
+            last = max(last, first_free_step(net, sf[o_ru + jl]) - 1)
+            sf[o_ru + jl] = -np.inf
+        lam = cget(net, C_LEAK, c)
+        theta = cget(net, C_THETA, c)
+        v = catch_up(sf[o_v + jl], lam, k - last - 1)
+        if gain:
+            current = current * net.nf[tab + 2 * (jl % C)]
+        if bias:
+            current = current + net.nf[tab + 2 * (jl % C) + 1]
+        v, s = neuron_step(v, current, lam, theta, ifirst, zero, ge)
+        sf[o_v + jl] = v
+        si[o_ls + jl] = k
+        si[ro(net, R_UPD) + layer] += 1
+        k_next = k + 1
+        if s:
+            emit(net, st, p, jl, np.int64(1), t, k)
+            if refr > 0.0:
+                sf[o_ru + jl] = t + refr
+                k_next = max(k_next, first_free_step(net, t + refr))
+        if not drive and k_next < net.ni[H_STEPS]:
+            _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
+            if s0:
+                push(net, st, step_time(net, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
+    si[o_n] = 0
+
+
+@njit(**ASYNC_JIT)
+def push_checks(net, st, t):
+    """Queue the batch threshold check of every population touched at ``t``."""
+    o_pend = pno(net, S_PEND)
+    for i in range(st.si[K_PEND]):
+        p = st.si[o_pend + i]
+        push(net, st, t, pget(net, p, P_LAYER), np.int64(1), np.int64(0), np.int64(0))
+    st.si[K_PEND] = 0
+
+
+# ----------------------------------------------------------------------------- drive and rows
+
+
+@njit(**ASYNC_JIT)
+def readout_to(net, st, t):
+    """Integrate the readout's constant input up to ``t`` (continuous mode)."""
+    if not net.ni[H_BATCH] and t > st.sf[T_YT]:
+        o_y, o_r = yo(net, Y_Y), yo(net, Y_RATE)
+        for o in range(net.ni[H_NOUT]):
+            st.sf[o_y + o] += st.sf[o_r + o] * (t - st.sf[T_YT])
+        st.sf[T_YT] = t
+
+
+@njit(**ASYNC_JIT)
+def set_drive(net, st, t, rebase):
+    """Continuous mode: recompute every drive from the constant current ``C``, gain and bias.
+
+    Rate ``r = (g·C + b)/Δt`` per µs (the per-step charge spread evenly over the step); a LIF
+    stores ``v∞ = r·τ``. With ``rebase`` the membranes keep their value at ``t`` and every driven
+    neuron is re-checked and its next crossing re-predicted.
+    """
+    sf = st.sf
+    readout_to(net, st, t)
+    dt = net.nf[F_DT]
+    o_rate, o_cst = yo(net, Y_RATE), yo(net, Y_CST)
+    for o in range(net.ni[H_NOUT]):
+        sf[o_rate + o] = sf[o_cst + o] / dt if dt > 0 else 0.0
+    o_g, o_b = cso(net, CS_GNOW), cso(net, CS_BNOW)
+    for p in range(net.ni[H_NPOP]):
+        if not pget(net, p, P_DRIVE):
+            continue
+        off = pget(net, p, P_OFF)
+        C = pget(net, p, P_C)
+        gain = pget(net, p, P_GAIN)
+        for jl in range(pget(net, p, P_N)):
+            g = off + jl
+            c = pget(net, p, P_COFF) + jl % C
+            cur = sf[nfo(net, N_CST) + g]
+            if gain:
+                cur = cur * sf[o_g + c]
+            rate = (cur + sf[o_b + c]) / dt
+            new = rate * cget(net, C_TAU, c) if cget(net, C_ITAU, c) != 0.0 else rate
+            if rebase and sf[nfo(net, N_RU) + g] == -np.inf:
+                v = value_at(net, st, p, g, c, t)
+                sf[nfo(net, N_DR) + g] = new
+                set_value(net, st, p, g, c, t, v)
+                check_continuous(net, st, p, g, t)
+            else:
+                sf[nfo(net, N_DR) + g] = new
+
+
+@njit(**ASYNC_JIT)
+def record_row(net, st, t, kind):
+    """Close the open row at ``t`` (``kind`` 0: time, 1: synop budget): readout, counters (then
+    zeroed) and membranes."""
+    ni, si, sf = net.ni, st.si, st.sf
+    r = si[K_ROW]
+    if r >= ni[H_K]:
+        return
+    readout_to(net, st, t)
+    sf[ni[H_SF_OT] + r] = t
+    si[ni[H_SI_OKIND] + r] = kind
+    batch = ni[H_BATCH]
+    if batch:
+        n_steps = float(si[K_TIMER])
+    else:
+        n_steps = (t - net.nf[F_TSTART]) / net.nf[F_DT] if net.nf[F_DT] > 0 else 0.0
+    n_out = ni[H_NOUT]
+    o_y, o_acc = yo(net, Y_Y), yo(net, Y_ACC)
+    for o in range(n_out):
+        y = sf[o_y + o] + sf[o_acc + o]
+        if ni[H_OUTMEAN]:
+            y = y / n_steps if n_steps > 0 else 0.0
+        sf[ni[H_SF_OLOG] + r * n_out + o] = y
+    L, K = ni[H_L], ni[H_K]
+    for i in range(4):
+        for layer in range(L):
+            si[ni[H_SI_OCNT] + (i * K + r) * L + layer] = si[ro(net, i) + layer]
+            si[ro(net, i) + layer] = 0
+    if ni[H_MEM]:
+        N = ni[H_N]
+        o_mem = ni[H_SF_MEM] + r * N
+        for p in range(ni[H_NPOP]):
+            off = pget(net, p, P_OFF)
+            for jl in range(pget(net, p, P_N)):
+                g = off + jl
+                c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+                if not batch:
+                    sf[o_mem + g] = value_at(net, st, p, g, c, t)
+                    continue
+                last = si[nio(net, N_LS) + g]
+                ru = sf[nfo(net, N_RU) + g]
+                if ru != -np.inf:
+                    if t < ru:
+                        sf[o_mem + g] = sf[nfo(net, N_V) + g]
+                        continue
+                    last = max(last, first_free_step(net, ru) - 1)
+                sf[o_mem + g] = catch_up(sf[nfo(net, N_V) + g], cget(net, C_LEAK, c), si[K_TIMER] - 1 - last)
+    si[K_ROW] = r + 1

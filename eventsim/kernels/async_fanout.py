@@ -1,0 +1,357 @@
+"""Fan-out of one event along its projection paths, by index arithmetic.
+
+A *path* leads from a source (the network input or a spiking population) to a target population
+or the readout through a short list of ops: pooling windows (sum, average, spike max), at most one
+weighted layer (Conv2d or Linear), Flatten and Add (identity on the flat index). Positions travel
+as flat indices in the ``(C, H, W)`` order of the layer they are in; target state is stored with
+channels innermost (``j = (y·W + x)·C + c``) so that a conv tap touches ``C`` consecutive
+neurons and ``C`` consecutive weights (stored ``(C_in/G, kh, kw, C_out)``).
+
+An event arriving at the input of a weighted layer at position ``i`` with multiplicity ``n`` counts
+``n·d_i`` synops (``d`` = out-degree, see :mod:`eventsim.counting`). Every op but the last writes
+its outputs into a scratch buffer; the last integrates directly into the target (:func:`sink`).
+
+Sinks: batch mode adds to the per-step accumulator and lists the neuron as touched; continuous
+mode applies the impulse and lists the neuron as a threshold candidate when it may have crossed
+(always, when the population has a drive, a gain or a refractory period).
+"""
+import numpy as np
+from numba import njit
+
+from .async_layout import (ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, H_B, H_BATCH, H_CF, H_CT, H_D,
+                           H_GRP, H_N, H_NOUT, H_NPOP, H_ONE, H_OUTLAYER, H_PATH, H_PATHOPS, H_SF_BV, H_SF_MP,
+                           H_SI_BC, H_SI_BP, H_SI_MP, H_SI_TAPS, H_W, K_CAND, K_PEND, K_SYN, N_ACC, N_CAND,
+                           N_DR, N_TCH, N_TL, N_V, N_VER, O_DOFF, O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND,
+                           O_KW, O_LAYER, O_MODE, O_MOFF, O_OUTC, O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW,
+                           O_WOFF, P_C, P_COFF, P_GE, P_H, P_LAYER, P_OFF, P_SINK, P_W, Q_NOPS, Q_OP0,
+                           Q_TARGET, R_SYN, R_UPD, S_CHECKT, S_PEND, S_TCHN, U_CAND, U_TOUCHED, Y_ACC, Y_Y,
+                           cso, nfo, nio, opget, pget, pno, pso, ro, yo)
+from .async_neuron import impulse, lif_refresh
+
+
+@njit(**ASYNC_JIT)
+def touch(net, st, p, jl, t):
+    """List neuron ``jl`` (local index) of population ``p`` for the batch threshold check at ``t``."""
+    si = st.si
+    g = pget(net, p, P_OFF) + jl
+    u = U_TOUCHED * net.ni[H_N] + g
+    if st.su[u] == 0:
+        st.su[u] = 1
+        o_n = pno(net, S_TCHN) + p
+        si[nio(net, N_TCH) + pget(net, p, P_OFF) + si[o_n]] = jl
+        si[o_n] += 1
+    pending(net, st, p, t)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def pending(net, st, p, t):
+    """Note that population ``p`` needs a batch threshold check at ``t`` (once per time)."""
+    o_check = pso(net, S_CHECKT) + p
+    if st.sf[o_check] != t:
+        st.sf[o_check] = t
+        st.si[pno(net, S_PEND) + st.si[K_PEND]] = p
+        st.si[K_PEND] += 1
+
+
+@njit(inline="always", **ASYNC_JIT)
+def tap(net, st, i, base, c0, wb):
+    """Record tap ``i`` of the current event: neurons ``base + c``, channels ``c0 ≤ c < c0 + width``,
+    weights ``nf[wb + c]``."""
+    o = net.ni[H_SI_TAPS] + 3 * i
+    st.si[o] = base
+    st.si[o + 1] = c0
+    st.si[o + 2] = wb
+    return i + 1
+
+
+@njit(**ASYNC_JIT)
+def sink(net, st, tp, n_taps, width, a, t):
+    """Integrate ``a·w`` into target ``tp`` (a population, or the number of populations for the
+    readout) along the ``n_taps`` taps of one event (see :func:`tap`), ``width`` channels each.
+
+    Population kinds (``P_SINK``): 1 IF and 2 LIF without drive, gain or refractory period
+    (``v += a·w``, ``q += a·w·s``, tested against θ or θ·s); 4 IF and 5 LIF with a drive only;
+    3 anything else (:func:`~eventsim.kernels.async_neuron.impulse`). One call per event keeps
+    Numba's per-call cost (it passes the state tuple by value) off the per-synapse path.
+    """
+    ni, nf, sf, si, su = net.ni, net.nf, st.sf, st.si, st.su
+    o_taps = ni[H_SI_TAPS]
+    batch = ni[H_BATCH]
+    if tp == ni[H_NPOP]:
+        o_y = yo(net, Y_ACC if batch else Y_Y)
+        for i in range(n_taps):
+            base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
+            for c in range(c0, c0 + width):
+                sf[o_y + base + c] += a * nf[wb + c]
+        si[ro(net, R_UPD) + ni[H_OUTLAYER]] += n_taps * width
+        return
+    N = ni[H_N]
+    p_off = pget(net, tp, P_OFF)
+    if batch:
+        o_list = nio(net, N_TCH) + p_off
+        o_n = pno(net, S_TCHN) + tp
+        for i in range(n_taps):
+            base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
+            o_acc = nfo(net, N_ACC) + p_off + base
+            o_flag = U_TOUCHED * N + p_off + base
+            for c in range(c0, c0 + width):
+                sf[o_acc + c] += a * nf[wb + c]
+                if su[o_flag + c] == 0:
+                    su[o_flag + c] = 1
+                    si[o_list + si[o_n]] = base + c
+                    si[o_n] += 1
+        pending(net, st, tp, t)
+        return
+    coff = pget(net, tp, P_COFF)
+    kind = pget(net, tp, P_SINK)
+    ge = pget(net, tp, P_GE)
+    o_cand = nio(net, N_CAND)
+    n_upd = n_taps * width
+    if kind == 2 or kind == 5:
+        lif_refresh(net, st, tp, t)
+    o_s = cso(net, CS_SC) + coff
+    o_ths = cso(net, CS_THS) + coff
+    o_th = ni[H_CF] + C_THETA * ni[H_CT] + coff
+    for i in range(n_taps):
+        base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
+        off = p_off + base
+        o_v = nfo(net, N_V) + off
+        o_flag = U_CAND * N + off
+        if kind == 1:  # IF: v += a·w, tested against θ
+            for c in range(c0, c0 + width):
+                u = sf[o_v + c] + a * nf[wb + c]
+                sf[o_v + c] = u
+                th = nf[o_th + c]
+                if (u >= th if ge else u > th) and su[o_flag + c] == 0:
+                    su[o_flag + c] = 1
+                    si[o_cand + si[K_CAND]] = off + c
+                    si[K_CAND] += 1
+        elif kind == 2:  # LIF: q += a·w·s, tested against θ·s
+            for c in range(c0, c0 + width):
+                u = sf[o_v + c] + (a * nf[wb + c]) * sf[o_s + c]
+                sf[o_v + c] = u
+                th = sf[o_ths + c]
+                if (u >= th if ge else u > th) and su[o_flag + c] == 0:
+                    su[o_flag + c] = 1
+                    si[o_cand + si[K_CAND]] = off + c
+                    si[K_CAND] += 1
+        elif kind == 4 or kind == 5:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
+            o_tl, o_dr, o_ver = nfo(net, N_TL) + off, nfo(net, N_DR) + off, nio(net, N_VER) + off
+            for c in range(c0, c0 + width):
+                if kind == 4:
+                    sf[o_v + c] = sf[o_v + c] + sf[o_dr + c] * (t - sf[o_tl + c]) + a * nf[wb + c]
+                    sf[o_tl + c] = t
+                else:
+                    sf[o_v + c] += (a * nf[wb + c]) * sf[o_s + c]
+                si[o_ver + c] += 1
+                if su[o_flag + c] == 0:
+                    su[o_flag + c] = 1
+                    si[o_cand + si[K_CAND]] = off + c
+                    si[K_CAND] += 1
+        else:
+            for c in range(c0, c0 + width):
+                if impulse(net, st, tp, off + c, coff + c, a * nf[wb + c], t):
+                    if su[o_flag + c] == 0:
+                        su[o_flag + c] = 1
+                        si[o_cand + si[K_CAND]] = off + c
+                        si[K_CAND] += 1
+                else:
+                    n_upd -= 1
+    si[ro(net, R_UPD) + pget(net, tp, P_LAYER)] += n_upd
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _flat_target(net, tp, channels):
+    """True when target ``tp`` is 1-D while the op feeding it has ``channels`` channels (H·W > 1)."""
+    if tp == net.ni[H_NPOP]:
+        return net.ni[H_NOUT] != channels
+    return pget(net, tp, P_C) != channels
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _count(net, st, o, pos, cnt):
+    n = cnt * net.ni[net.ni[H_D] + opget(net, o, O_DOFF) + pos]
+    st.si[ro(net, R_SYN) + opget(net, o, O_LAYER)] += n
+    st.si[K_SYN] += n
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _buffer(net, st, bo, nb, q, v, n):
+    """Append ``(q, v, n)`` to scratch buffer ``bo``; returns the new length."""
+    i = bo * net.ni[H_B] + nb
+    st.si[net.ni[H_SI_BP] + i] = q
+    st.sf[net.ni[H_SF_BV] + i] = v
+    st.si[net.ni[H_SI_BC] + i] = n
+    return nb + 1
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _out_range(i, pad, k, stride, n_out):
+    """Outputs ``o`` whose window (``o·stride − pad + [0, k)``) contains input ``i``: ``lo ≤ o < hi``."""
+    top = i + pad
+    lo = max(-((k - 1 - top) // stride), 0)   # ceil((top − k + 1) / stride), at least 0
+    hi = min(top // stride + 1, n_out) if top >= 0 else 0
+    return lo, hi
+
+
+@njit(**ASYNC_JIT)
+def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
+    """Route an event through pooling op ``o``: into target ``tp``, or (``tp < 0``) to buffer ``bo``.
+
+    Spike max-pool in batch mode passes one event per window and step, with the window's largest
+    value (a later, larger value passes its difference with multiplicity 0)."""
+    C, H, W = opget(net, o, O_INC), opget(net, o, O_INH), opget(net, o, O_INW)
+    OH, OW = opget(net, o, O_OUTH), opget(net, o, O_OUTW)
+    kh, kw, sh, sw = opget(net, o, O_KH), opget(net, o, O_KW), opget(net, o, O_SH), opget(net, o, O_SW)
+    ph, pw = opget(net, o, O_PH), opget(net, o, O_PW)
+    mode = opget(net, o, O_MODE)
+    x = pos % W
+    y = (pos // W) % H
+    c = pos // (W * H)
+    val = a / float(kh * kw) if mode == 1 else a
+    flat = tp >= 0 and _flat_target(net, tp, C)
+    n_taps = 0
+    oy0, oy1 = _out_range(y, ph, kh, sh, OH)
+    ox0, ox1 = _out_range(x, pw, kw, sw, OW)
+    for oy in range(oy0, oy1):
+        for ox in range(ox0, ox1):
+            v_out = val
+            n_out = cnt
+            q = (c * OH + oy) * OW + ox
+            if mode == 2:
+                n_out = 1
+                if net.ni[H_BATCH]:
+                    i_step = net.ni[H_SI_MP] + opget(net, o, O_MOFF) + q
+                    i_best = net.ni[H_SF_MP] + opget(net, o, O_MOFF) + q
+                    if st.si[i_step] != k:
+                        st.si[i_step] = k
+                        st.sf[i_best] = a
+                    elif a > st.sf[i_best]:
+                        v_out = a - st.sf[i_best]
+                        st.sf[i_best] = a
+                        n_out = 0
+                    else:
+                        continue
+            if tp < 0:
+                nb = _buffer(net, st, bo, nb, q, v_out, n_out)
+            else:
+                ch = q if flat else c
+                base = 0 if flat else (oy * OW + ox) * C
+                if v_out != val:   # a max-pool correction carries its own value: deliver it alone
+                    if n_taps:
+                        sink(net, st, tp, n_taps, np.int64(1), val, t)
+                        n_taps = 0
+                    sink(net, st, tp, tap(net, st, np.int64(0), base, ch, net.ni[H_ONE] - ch), np.int64(1), v_out, t)
+                else:
+                    n_taps = tap(net, st, n_taps, base, ch, net.ni[H_ONE] - ch)
+    if n_taps:
+        sink(net, st, tp, n_taps, np.int64(1), val, t)
+    return nb
+
+
+@njit(**ASYNC_JIT)
+def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
+    """Scatter an event through conv op ``o``: into target ``tp``, or (``tp < 0``) to buffer ``bo``."""
+    _count(net, st, o, pos, cnt)
+    H, W = opget(net, o, O_INH), opget(net, o, O_INW)
+    Cout, OH, OW = opget(net, o, O_OUTC), opget(net, o, O_OUTH), opget(net, o, O_OUTW)
+    kh, kw, sh, sw = opget(net, o, O_KH), opget(net, o, O_KW), opget(net, o, O_SH), opget(net, o, O_SW)
+    ph, pw = opget(net, o, O_PH), opget(net, o, O_PW)
+    cin_g = opget(net, o, O_INC) // opget(net, o, O_GROUPS)
+    cout_g = Cout // opget(net, o, O_GROUPS)
+    x = pos % W
+    y = (pos // W) % H
+    ci = pos // (W * H)
+    grp = ci // cin_g
+    cl = ci - grp * cin_g
+    co0 = grp * cout_g
+    woff = net.ni[H_W] + opget(net, o, O_WOFF)
+    flat = tp >= 0 and _flat_target(net, tp, Cout)
+    n_taps = 0
+    oy0, oy1 = _out_range(y, ph, kh, sh, OH)
+    ox0, ox1 = _out_range(x, pw, kw, sw, OW)
+    for oy in range(oy0, oy1):
+        ky = y + ph - oy * sh
+        for ox in range(ox0, ox1):
+            wb = woff + ((cl * kh + ky) * kw + (x + pw - ox * sw)) * Cout
+            if tp < 0:
+                for co in range(co0, co0 + cout_g):
+                    nb = _buffer(net, st, bo, nb, (co * OH + oy) * OW + ox, a * net.nf[wb + co], np.int64(0))
+            elif flat:  # a flattened target is not channels-innermost: one tap per channel
+                for co in range(co0, co0 + cout_g):
+                    q = (co * OH + oy) * OW + ox
+                    sink(net, st, tp, tap(net, st, np.int64(0), np.int64(0), q, wb + co - q), np.int64(1), a, t)
+            else:
+                n_taps = tap(net, st, n_taps, (oy * OW + ox) * Cout, co0, wb)
+    if n_taps:
+        sink(net, st, tp, n_taps, cout_g, a, t)
+    return nb
+
+
+@njit(**ASYNC_JIT)
+def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
+    _count(net, st, o, pos, cnt)
+    n_out = opget(net, o, O_OUTC)
+    wb = net.ni[H_W] + opget(net, o, O_WOFF) + pos * n_out
+    if tp >= 0:
+        sink(net, st, tp, tap(net, st, np.int64(0), np.int64(0), np.int64(0), wb), n_out, a, t)
+        return nb
+    for co in range(n_out):
+        nb = _buffer(net, st, bo, nb, co, a * net.nf[wb + co], np.int64(0))
+    return nb
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _identity(net, st, pos, a, t, tp):
+    """Flatten / Add only: the flat position maps one to one onto the target."""
+    if tp == net.ni[H_NPOP]:
+        base, c = pos, np.int64(0)
+    else:
+        C, HW = pget(net, tp, P_C), pget(net, tp, P_H) * pget(net, tp, P_W)
+        c = pos // HW
+        base = (pos - c * HW) * C
+    sink(net, st, tp, tap(net, st, np.int64(0), base, c, net.ni[H_ONE] - c), np.int64(1), a, t)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _apply(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
+    """Op ``o`` (``-1``: identity) on one event, into target ``tp`` or (``tp < 0``) buffer ``bo``."""
+    if o < 0:
+        _identity(net, st, pos, a, t, tp)
+        return nb
+    kind = opget(net, o, O_KIND)
+    if kind == 0:
+        return _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb)
+    if kind == 1:
+        return _conv(net, st, o, pos, a, cnt, t, tp, bo, nb)
+    return _linear(net, st, o, pos, a, cnt, t, tp, bo, nb)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def deliver(net, st, grp, pos, a, cnt, t, k):
+    """Carry one event (flat position ``pos``, value ``a``, multiplicity ``cnt``) along every path
+    of delay group ``grp``. A path's ops are ``path_ops[Q_OP0 : Q_OP0 + Q_NOPS]`` (one op per layer,
+    shared by the paths through that layer)."""
+    ni = net.ni
+    B = ni[H_B]
+    o_p, o_v, o_c = ni[H_SI_BP], ni[H_SF_BV], ni[H_SI_BC]
+    g_row = ni[H_GRP] + grp * 3
+    for q in range(ni[g_row + G_PATH0], ni[g_row + G_PATH1]):
+        q_row = ni[H_PATH] + q * 3
+        tp = ni[q_row + Q_TARGET]
+        o0 = ni[H_PATHOPS] + ni[q_row + Q_OP0]
+        n_ops = ni[q_row + Q_NOPS]
+        st.si[o_p] = pos
+        st.sf[o_v] = a
+        st.si[o_c] = cnt
+        n = 1
+        src = 0
+        for i in range(max(n_ops, 1)):
+            o = ni[o0 + i] if n_ops else -1
+            target = tp if i == max(n_ops, 1) - 1 else -1
+            nb = 0
+            for e in range(n):
+                j = src * B + e
+                nb = _apply(net, st, o, st.si[o_p + j], st.sf[o_v + j], st.si[o_c + j], t, k, target, 1 - src, nb)
+            n = nb
+            src = 1 - src

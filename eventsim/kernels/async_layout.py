@@ -1,0 +1,154 @@
+"""Layout of the flat buffers shared by the asynchronous engine's kernels and its driver.
+
+Numba passes a tuple by value, flattening every array in it into ~7 machine arguments at each
+call site, so a NamedTuple of 50 arrays makes every kernel call, and its compilation, slow. The
+compiled network is therefore two flat arrays and the state seven:
+
+``net.ni`` (int64)
+    A header (slots ``H_*``): settings, sizes and the offsets of the tables that follow — per
+    population ``pi[p, P_*]`` (``N_PI`` columns), ``l_pop[layer]`` (population of a layer, -1),
+    ``g_pop[g]`` (population of a neuron), ``src[s, 0|1]`` (first delay group and group count of
+    source ``s``: 0 = input, 1 + p = population p), ``grp[gi, G_*]``, ``path[q, Q_*]``, ``path_ops``,
+    ``op[o, O_*]`` (``N_OP`` columns), out-degrees ``D``, ``mac[i, 0|1]`` (layer, dense MACs) and
+    the synop budgets of snapshot rows; and the offsets of the state's blocks in ``si``/``sf``.
+``net.nf`` (float64)
+    ``dt, t_start, t_stop`` (slots ``F_*``), then ``pf[p, PF_*]``, per-channel rows ``cf[C_*, c]``
+    (θ, amplitude, λ per step, τ in µs, 1/τ), per-step gain/bias tables ``tab[0|1, i]``, delay per
+    group, weights ``W``, the constant ``1.0`` and the snapshot times.
+``st.si`` (int64), ``st.sf`` (float64), ``st.su`` (uint8)
+    Cursors ``K_*`` at ``si[0:16]`` and ``T_*`` at ``sf[0:4]``; per-neuron rows (``N_*``:
+    ``sf`` membrane/time/refractory end/constant current/drive/batch accumulator; ``si``
+    version/last batch step/touched list/candidate list; ``su`` touched and candidate flags); per
+    population (``S_*``), per channel (``CS_*``), readout (``Y_*``), max-pool windows, counters
+    of the open row (``R_*``), the output rows, scratch buffers (events between ops; the taps
+    ``(base, first channel, weight offset)`` of one event at the last op) and, when recorded, rasters
+    (``si``) and membranes (``sf``).
+``st.ht``, ``st.hk``
+    The event heap (:mod:`eventsim.kernels.async_queue`), allocated once at ``queue_limit``
+    entries; memory pages are committed only when first touched.
+``st.lt``, ``st.lj``
+    Spike-time log: time, and ``(neuron, count)``; grown by the driver between calls.
+
+The accessors below are inlined at Numba level (``inline="always"``): called with a constant
+column they would otherwise be compiled once per constant (Numba specialises on literals).
+"""
+from numba import njit
+
+from ..config import JIT
+
+#: Settings of every asynchronous kernel: :data:`eventsim.config.JIT` without Numba's reference
+#: counting (NRT). These kernels never allocate; with NRT every call would increment and decrement
+#: the count of each array in the state tuples (measured: ~45 % of the run time).
+ASYNC_JIT = dict(JIT, _nrt=False)
+
+# ----------------------------------------------------------------------------- net.ni header slots
+(H_BATCH, H_STEPS, H_NTIMERS, H_RASTER, H_TIMES, H_MEM, H_NOUT, H_OUTLAYER, H_OUTMEAN, H_YDENSE, H_NPOP,
+ H_N, H_CT, H_L, H_K, H_B, H_M,
+ H_PI, H_LPOP, H_GPOP, H_SRC, H_GRP, H_PATH, H_PATHOPS, H_OP, H_D, H_MAC, H_NMAC, H_SNAPB, H_NSNAPB,
+ H_PF, H_CF, H_TAB, H_GDELAY, H_W, H_ONE, H_SNAPT, H_NSNAPT,
+ H_SI_NI, H_SI_PN, H_SI_MP, H_SI_ROW, H_SI_OCNT, H_SI_OKIND, H_SI_BP, H_SI_BC, H_SI_RAST,
+ H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS) = range(57)
+N_HEADER = 57
+# net.nf fixed slots
+F_DT, F_TSTART, F_TSTOP = range(3)
+# pi columns (per population)
+(P_LAYER, P_OFF, P_N, P_C, P_H, P_W, P_COFF, P_MODEL, P_GE, P_ZERO, P_IFIRST, P_DRIVE, P_GAIN, P_BIAS, P_TAB,
+ P_UNIFORM, P_SINK) = range(17)
+N_PI = 17
+# pf columns (per population)
+PF_REFR, PF_ITMAX = range(2)
+N_PF = 2
+# cf rows (per channel)
+C_THETA, C_AMP, C_LEAK, C_TAU, C_ITAU = range(5)
+N_CF = 5
+# grp, path, op columns
+G_PATH0, G_PATH1, G_STEPS = range(3)
+Q_TARGET, Q_OP0, Q_NOPS = range(3)
+(O_KIND, O_MODE, O_LAYER, O_INC, O_INH, O_INW, O_OUTC, O_OUTH, O_OUTW, O_KH, O_KW, O_SH, O_SW, O_PH, O_PW,
+ O_GROUPS, O_WOFF, O_DOFF, O_MOFF) = range(19)
+N_OP = 19
+
+# ----------------------------------------------------------------------------- state rows
+N_V, N_TL, N_RU, N_CST, N_DR, N_ACC, N_PT = range(7)    # sf, per neuron
+N_NF = 7
+N_VER, N_LS, N_TCH, N_CAND, N_PV = range(5)             # si, per neuron
+N_NI = 5
+U_TOUCHED, U_CAND = range(2)                            # su, per neuron
+S_CHECKT, S_T0, S_SCALET = range(3)                     # sf, per population
+N_PS = 3
+S_TCHN, S_PEND = range(2)                               # si, per population
+CS_SC, CS_THS, CS_GNOW, CS_BNOW = range(4)              # sf, per channel
+Y_Y, Y_ACC, Y_CST, Y_RATE = range(4)                    # sf, readout
+R_SP, R_SYN, R_MAC, R_UPD = range(4)                    # si, counters per layer (open row, output rows)
+# si[0:16] cursors
+K_HEAP, K_ROW, K_SNAPT, K_SNAPB, K_LOG, K_CAND, K_SYN, K_TIMER, K_STEP, K_PEND, K_INPUT, K_HWM, K_GARBAGE = range(13)
+N_ISCAL = 16
+# sf[0:4] cursors
+T_CUR, T_YT = range(2)
+N_FSCAL = 4
+
+
+@njit(inline="always", **ASYNC_JIT)
+def pget(net, p, col):
+    """Column ``col`` of population ``p`` (``pi``)."""
+    return net.ni[net.ni[H_PI] + p * N_PI + col]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def pfget(net, p, col):
+    """Float column ``col`` of population ``p`` (``pf``)."""
+    return net.nf[net.ni[H_PF] + p * N_PF + col]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def cget(net, row, c):
+    """Per-channel constant ``cf[row, c]``."""
+    return net.nf[net.ni[H_CF] + row * net.ni[H_CT] + c]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def opget(net, o, col):
+    """Column ``col`` of op ``o``."""
+    return net.ni[net.ni[H_OP] + o * N_OP + col]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def nfo(net, row):
+    """Offset in ``st.sf`` of per-neuron float row ``row``."""
+    return net.ni[H_SF_NF] + row * net.ni[H_N]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def nio(net, row):
+    """Offset in ``st.si`` of per-neuron int row ``row``."""
+    return net.ni[H_SI_NI] + row * net.ni[H_N]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def pso(net, row):
+    """Offset in ``st.sf`` of per-population float row ``row``."""
+    return net.ni[H_SF_PS] + row * net.ni[H_NPOP]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def pno(net, row):
+    """Offset in ``st.si`` of per-population int row ``row``."""
+    return net.ni[H_SI_PN] + row * net.ni[H_NPOP]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def cso(net, row):
+    """Offset in ``st.sf`` of per-channel state row ``row``."""
+    return net.ni[H_SF_CS] + row * net.ni[H_CT]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def yo(net, row):
+    """Offset in ``st.sf`` of readout row ``row``."""
+    return net.ni[H_SF_YF] + row * net.ni[H_NOUT]
+
+
+@njit(inline="always", **ASYNC_JIT)
+def ro(net, row):
+    """Offset in ``st.si`` of the open row's counter ``row`` (one per layer)."""
+    return net.ni[H_SI_ROW] + row * net.ni[H_L]

@@ -14,7 +14,9 @@ measured in this one process. Sections:
    engine's recorded spike lists) through the same weights, with no dynamics and no queue.
 2. **Dense PyTorch**: per-sample wall time of a clock-driven PyTorch forward of the same net on
    the events binned into T = 10, 30, 100 steps, against the async engine (continuous time, and
-   batch mode on the same T steps).
+   batch mode on the same T steps). Then the *work bound* at T = 30, for this net and for the
+   shipped trained model: dense MACs / delivered synops, and PyTorch against the roofline (a lower
+   bound on the time of any engine that delivers every synop).
 3. **Event rate**: time vs input rate (synthetic events over 300 ms) for the async engine and for
    PyTorch at T = 30, and where they cross (``benchmarks/results/async_crossover.png``).
 4. **DVS128 scale**: a 5-conv network on 2×128×128 input fed 200 k events/s (moving bars plus
@@ -138,8 +140,8 @@ def scatter_conv(pos, val, w_t, C, H, W, Cout, OH, OW, kh, kw, sh, sw, ph, pw, a
                     continue
                 base = (oy * OW + nx // sw) * Cout
                 wb = ((ci * kh + ky) * kw + kx) * Cout
-                for co in range(Cout):
-                    acc[base + co] += a * w_t[wb + co]
+                for co in range(Cout):   # unsigned indices: no wrap-around check (as the engine)
+                    acc[np.uint64(base + co)] += a * w_t[np.uint64(wb + co)]
                 n += Cout
     return n
 
@@ -151,20 +153,28 @@ def scatter_linear(pos, val, w_t, acc):
         wb = pos[i] * n_out
         a = val[i]
         for o in range(n_out):
-            acc[o] += a * w_t[wb + o]
+            acc[np.uint64(o)] += a * w_t[np.uint64(wb + o)]
     return pos.shape[0] * n_out
 
 
 def roofline_inputs(net: es.Network, events: np.ndarray, res) -> list:
-    """The events each weighted layer of :func:`nmnist_net` received in the async run:
-    ``(layer, flat input positions, values)`` (avg-pool windows do not overlap: one per spike)."""
+    """The events each weighted layer received in the async run: ``(layer, flat input positions,
+    values)``. Handles the layer chains of the benchmark nets: a spiking layer, optionally a 2×2
+    AvgPool2d (non-overlapping windows: one event per spike), optionally Flatten, then the weighted
+    layer."""
     c_in, h, w = net.input_shape
     pos0 = ((events["p"].astype(np.int64) * h + events["y"]) * w + events["x"]).astype(np.int64)
-    out = [(0, pos0, np.ones(pos0.size))]
-    for src, dst in ((1, 3), (4, 7), (8, 9)):
-        spikes = res.info["spike_times"][net.layers[src].name]["neuron"]
+    first = next(i for i, layer in enumerate(net.layers) if layer.synaptic)
+    out = [(first, pos0, np.ones(pos0.size))]
+    for src, layer in enumerate(net.layers):
+        if not isinstance(layer, (es.IF, es.LIF)):
+            continue
+        dst = next((j for j in range(src + 1, len(net.layers)) if net.layers[j].synaptic), None)
+        if dst is None:
+            continue
+        spikes = res.info["spike_times"][layer.name]["neuron"]
         shape = net.shapes[src]
-        if isinstance(net.layers[src + 1], es.AvgPool2d):
+        if any(isinstance(net.layers[j], es.AvgPool2d) for j in range(src + 1, dst)):
             c, rem = np.divmod(spikes, shape[1] * shape[2])
             y, x = np.divmod(rem, shape[2])
             inside = (y < shape[1] // 2 * 2) & (x < shape[2] // 2 * 2)   # an odd last row/column has no window
@@ -296,6 +306,49 @@ def section_torch(samples, repeat, steps_list):
     return out
 
 
+def dense_macs_per_step(net: es.Network) -> int:
+    """MACs of one dense clock-driven step: every output of every weighted layer, full fan-in."""
+    total = 0
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, es.Conv2d):
+            c_out, cin_g, kh, kw = layer.weight.shape
+            total += int(np.prod(net.shapes[i])) * cin_g * kh * kw
+        elif isinstance(layer, es.Linear):
+            total += int(layer.weight.size)
+    return total
+
+
+def section_bound(samples, repeat, steps=30):
+    """Why (or whether) an event-driven engine can beat dense PyTorch by 10×: per network, the work
+    ratio (dense MACs at ``steps`` steps / delivered synops), and per-sample times of PyTorch, of the
+    async engine and of the roofline scatter (no dynamics, no queue: a lower bound on any engine that
+    delivers every synop). Networks: the random reference net of the other sections (very active:
+    ~12 spikes per input event) and the shipped trained model ``models/nmnist/nmnist_if.npz``."""
+    import torch
+    torch.set_num_threads(1)
+    nets = {"reference conv net (random weights)": nmnist_net(),
+            "shipped trained model (nmnist_if.npz)": es.load(ROOT / "models" / "nmnist" / "nmnist_if.npz")}
+    out = {}
+    for name, net in nets.items():
+        es.simulate(net, samples[0], engine="async")
+        runs = [es.simulate(net, ev, engine="async", record="spike_times") for ev in samples]
+        synops = sum(r.synops for r in runs) / len(samples)
+        t_async = best_of(repeat, lambda: [es.simulate(net, ev, engine="async") for ev in samples]) / len(samples)
+        inputs = [roofline_inputs(net, ev, r) for ev, r in zip(samples, runs)]
+        roofline(net, inputs[0])
+        t_roof = min(sum(roofline(net, x)[1] for x in inputs) for _ in range(repeat)) / len(samples)
+        frames = [bin_frames(ev, steps, net.input_shape) for ev in samples]
+        torch_forward(net, frames[0][0])
+        t_torch = best_of(repeat, lambda: [torch_forward(net, f) for f, _ in frames]) / len(samples)
+        macs = dense_macs_per_step(net) * steps
+        out[name] = dict(steps=steps, dense_macs=macs, synops=synops, work_ratio=macs / synops,
+                         torch_ms=t_torch * 1e3, async_ms=t_async * 1e3, roofline_ms=t_roof * 1e3,
+                         torch_over_async=t_torch / t_async, torch_over_roofline=t_torch / t_roof,
+                         torch_macs_per_s=macs / t_torch,
+                         synops_per_s_needed_for_10x=synops / (t_torch / 10))
+    return out
+
+
 def section_rate(repeat, rates):
     import torch
     torch.set_num_threads(1)
@@ -402,6 +455,7 @@ def main() -> int:
     t0 = time.perf_counter()
     results["throughput"] = section_throughput(samples, args.repeat)
     results["torch"] = section_torch(samples, args.repeat, [10, 30, 100])
+    results["bound"] = section_bound(samples, args.repeat)
     results["rate"] = section_rate(args.repeat, [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
     results["dvs128"] = section_dvs128(2.0 if args.quick else 10.0)
     results["memory"] = section_memory([6.0, 60.0] if not args.quick else [3.0, 12.0])
@@ -426,6 +480,12 @@ def report(r: dict) -> str:
                      f"{row['async_continuous_ms']:.1f} ms = {row['speedup_continuous']:.1f}× | "
                      f"{'≥ 10× at T=30' if steps == '30' else ''} |")
         lines.append(f"| PyTorch dense T={steps} / async (batch, same steps) | {row['speedup_batch']:.1f}× | |")
+    for name, b in r.get("bound", {}).items():
+        lines.append(f"| {name}, T={b['steps']}: dense MACs / synops per sample | {b['dense_macs'] / 1e6:.1f} M / "
+                     f"{b['synops'] / 1e6:.2f} M = {b['work_ratio']:.1f}× less work | |")
+        lines.append(f"| {name}: PyTorch / async, PyTorch / roofline | {b['torch_ms']:.1f} ms / {b['async_ms']:.1f} ms "
+                     f"= {b['torch_over_async']:.2f}×; / {b['roofline_ms']:.2f} ms = {b['torch_over_roofline']:.1f}× "
+                     f"(10× needs {b['synops_per_s_needed_for_10x'] / 1e9:.1f} G synops/s) | ≥ 10× |")
     cross = r["rate"]["crossover_rate_hz"]
     lines.append(f"| crossover rate vs PyTorch T=30 | {cross:.3g} events/s |" if cross else
                  "| crossover rate vs PyTorch T=30 | not within the measured rates | |")

@@ -85,6 +85,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, help="run samples on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", help="run samples on an existing Dask cluster (scheduler address)")
+    p.add_argument("--window-us", type=float,
+                   help="on Dask, split recordings longer than this into chained time windows, state carried "
+                        "across (default: 2000000; 0: never split); results are identical")
 
 
 def build_parser() -> argparse.ArgumentParser:

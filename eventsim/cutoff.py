@@ -9,14 +9,24 @@ prediction is the argmax of the readout at that row, and its cost is the counter
 ``time``                stop at ``t_us``: the last row ending at or before it
 ``synops``              stop when ``budget`` synops are spent: the last row within it
 ``gap``                 AOI: stop at the first row ``k`` where top-1 minus top-2 of the
-                        cumulative readout exceeds ``β_k`` (a scalar ``beta`` or a calibrated
-                        table, see :func:`calibrate_gap`)
+                        cumulative readout exceeds ``β_k`` (a scalar ``beta``, one β per row,
+                        or a calibrated table, see :func:`calibrate_gap` and :func:`gap_table`)
 ``confidence``          stop at the first row where ``max softmax(Y) > 1 − ε``
-``fixed-exit``          BNTT: stop at the first step whose layer-average batch-norm gain falls
-                        below ``threshold`` (a property of the network, not of the input)
+``fixed-exit``          BNTT: stop at the first step whose layer-average batch-norm scale γ
+                        falls below ``threshold`` (a property of the network, not of the input)
 ======================  ==============================================================
 
 A policy that never fires stops at the last row.
+
+A calibrated ``gap`` table is indexed one of two ways (its ``"index"`` entry):
+
+* ``"time"`` (the default): a row uses the β of the last grid time ``grid_us`` at or before the
+  row's time. Right when every recording shares one grid (event input on a fixed ``dt_us``, the
+  async engine's snapshot times): a β belongs to a moment of the recording.
+* ``"row"``: row ``k`` uses ``β_k``. Right when the rows are each recording's own step bins
+  (``frames``: T equal bins of each recording, so bin ``k`` ends at a different time in every
+  recording and ``grid_us`` is only their mean): a β belongs to a step.
+  :func:`calibration_index` says which one a network's input encoding needs.
 """
 from __future__ import annotations
 
@@ -30,7 +40,13 @@ import numpy as np
 from ._io import atomic_write_text
 
 __all__ = ["Trace", "Policy", "POLICIES", "register_policy", "make_policy", "top_gap",
-           "calibrate_gap", "save_calibration", "load_calibration", "bn_gain_per_step"]
+           "calibrate_gap", "gap_table", "calibration_index", "save_calibration", "load_calibration",
+           "bn_gain_per_step"]
+
+#: how a calibrated ``gap`` table maps onto a trace's rows (see the module docstring)
+CALIBRATION_INDEX = ("time", "row")
+#: input encodings whose grid rows are each recording's own step bins: calibrate per row
+ROW_INDEXED_ENCODINGS = frozenset({"frames"})
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,8 @@ def _policy_synops(budget: float) -> Callable[[Trace], int]:
 def _policy_gap(beta: Any = None, calibration: Mapping | None = None) -> Callable[[Trace], int]:
     if calibration is not None:
         table = np.asarray(calibration["beta"], dtype=float)
-        grid = np.asarray(calibration["grid_us"], dtype=float)
+        index = _check_index(calibration.get("index", "time"))
+        grid = np.asarray(calibration["grid_us"], dtype=float) if index == "time" else None
     elif beta is not None:
         table, grid = np.atleast_1d(np.asarray(beta, dtype=float)), None
     else:
@@ -139,10 +156,14 @@ def _policy_confidence(epsilon: float) -> Callable[[Trace], int]:
 
 
 def bn_gain_per_step(network) -> np.ndarray:
-    """Layer-average batch-norm gain per step of a BNTT-style network.
+    """Layer-average batch-norm scale per step of a BNTT-style network, (T,).
 
-    Uses ``network.metadata["bn_gamma_mean"]`` (per-step mean |γ| over layers, written by the
-    BNTT importer) when present, else the mean |step_gain| of every population that has one.
+    Uses ``network.metadata["bn_gamma_mean"]`` when present: the per-step mean of BatchNorm's
+    γ over channels, averaged over the per-step BatchNorm layers, which the BNTT importer
+    (:func:`eventsim.checkpoints.load_bntt`) records. Otherwise (a network built by hand or read
+    from a file that lost the metadata) it falls back to the mean ``|step_gain|`` of every
+    population that has one; that folded gain γ/√(σ²+ε) also carries the running variance, so
+    thresholds chosen on γ do not carry over to it.
     """
     meta = getattr(network, "metadata", {}) or {}
     if "bn_gamma_mean" in meta:
@@ -198,6 +219,7 @@ def make_policy(name: str, **params: Any) -> Policy:
     shown = {k: v for k, v in params.items() if k not in ("network", "calibration")}
     if "calibration" in params and params["calibration"] is not None:
         shown["calibration_epsilon"] = params["calibration"].get("epsilon")
+        shown["calibration_index"] = params["calibration"].get("index", "time")
     return Policy(name, shown, select)
 
 
@@ -236,6 +258,49 @@ def calibrate_gap(gaps: np.ndarray, correct: np.ndarray, epsilon: float, min_sup
     return beta
 
 
+def _check_index(index: Any) -> str:
+    if index not in CALIBRATION_INDEX:
+        raise ValueError(f"gap calibration: index={index!r}; expected one of {list(CALIBRATION_INDEX)} "
+                         "('row' for per-recording step bins such as frames, 'time' for a shared grid)")
+    return index
+
+
+def calibration_index(network) -> str:
+    """How a ``gap`` calibration for ``network`` must be indexed: ``"row"`` when its input encoding
+    (``metadata["input_encoding"]``) makes each recording's rows its own step bins (``frames``),
+    else ``"time"``."""
+    meta = getattr(network, "metadata", {}) or {}
+    return "row" if meta.get("input_encoding") in ROW_INDEXED_ENCODINGS else "time"
+
+
+def gap_table(gaps: np.ndarray, correct: np.ndarray, grid_us: np.ndarray, epsilon: float, *,
+              index: str = "time", min_support: int = 1) -> dict:
+    """A calibration table for ``make_policy("gap", calibration=...)`` and :func:`save_calibration`.
+
+    Parameters
+    ----------
+    gaps, correct : (N, K) arrays
+        As for :func:`calibrate_gap` (rows of equal-length, padded traces).
+    grid_us : (K,) array
+        The rows' times, µs (for ``index="row"`` only a record: the mean bin end times).
+    epsilon : float
+        Target confidence ``1 − ε``.
+    index : ``"time"`` or ``"row"``
+        How the table maps onto a trace's rows (see the module docstring; :func:`calibration_index`).
+
+    Returns
+    -------
+    dict
+        ``{"policy": "gap", "epsilon", "index", "grid_us", "beta"}``.
+    """
+    index = _check_index(index)
+    grid_us = np.asarray(grid_us, dtype=float)
+    beta = calibrate_gap(gaps, correct, epsilon, min_support)
+    if len(grid_us) != len(beta):
+        raise ValueError(f"gap_table: {len(grid_us)} grid times for {len(beta)} rows")
+    return {"policy": "gap", "epsilon": float(epsilon), "index": index, "grid_us": grid_us, "beta": beta}
+
+
 def save_calibration(path: str | Path, table: Mapping[str, Any]) -> None:
     """Write a calibration table as JSON (atomically); ``inf`` is stored as ``null``."""
     data = dict(table)
@@ -256,4 +321,6 @@ def load_calibration(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a calibration table ({exc})") from None
     if len(data["beta"]) != len(data["grid_us"]):
         raise ValueError(f"{path}: {len(data['beta'])} thresholds for {len(data['grid_us'])} grid times")
+    if data.get("index", "time") not in CALIBRATION_INDEX:
+        raise ValueError(f"{path}: index={data['index']!r}; expected one of {list(CALIBRATION_INDEX)}")
     return data

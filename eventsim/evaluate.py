@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+from math import ceil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from ._io import atomic_write_text
 from .cutoff import Policy, Trace, make_policy, top_gap
 from .network import Network
 
-__all__ = ["evaluate", "Evaluation", "SampleTrace", "run_cli", "run_calibrate_cli", "DEFAULT_DT_US"]
+__all__ = ["evaluate", "Evaluation", "SampleTrace", "Continuation", "run_cli", "run_calibrate_cli",
+           "DEFAULT_DT_US", "DEFAULT_WINDOW_US"]
 
 DEFAULT_DT_US = 10_000.0
 DEMO_MODEL_PATH = Path(__file__).resolve().parent / "data" / "demo" / "model.npz"
@@ -122,41 +124,131 @@ class _Progress:
 ABSOLUTE_TIME_US = 10_000_000
 
 
-def _simulate_sample(network: Network, events: np.ndarray, index: int, engine: str, dt_us: float,
-                     steps: int | None, convention: str, seed: int) -> Any:
-    from .encodings import encode
-    from .engines import simulate
+#: On Dask, recordings longer than this are simulated as a chain of windows (state carried across).
+#: Each window costs ~15–30 ms of CPU in Dask's task and transfer machinery (measured on 2 cores,
+#: for 0.2–1 MB of state): windows should cost several times that to simulate.
+DEFAULT_WINDOW_US = 2_000_000
+
+
+@dataclass
+class Continuation:
+    """A sample paused between two time windows: what one window task hands to the next.
+
+    ``state`` is the engine's :class:`~eventsim.engines.state.EngineState` at ``state.t_us``; the
+    next window covers ``[state.t_us, state.t_us + window_steps·dt_us)`` of the recording (shifted
+    by ``shift_us``, see :data:`ABSOLUTE_TIME_US`).
+    """
+
+    index: int
+    label: int
+    engine: str
+    options: dict
+    window_steps: int
+    steps: int
+    dt_us: float
+    times_us: np.ndarray
+    shift_us: int
+    n_events: int
+    duration_us: int
+    state: Any = field(repr=False)
+
+
+def _shifted(events: np.ndarray) -> tuple[np.ndarray, int]:
     if len(events) and int(events["t"][0]) > ABSOLUTE_TIME_US:
+        shift = int(events["t"][0])
         events = events.copy()
-        events["t"] -= events["t"][0]
-    enc = encode(network, events, index, steps, dt_us, seed)
+        events["t"] -= shift
+        return events, shift
+    return events, 0
+
+
+def _engine_options(enc: Any, engine: str, convention: str) -> dict:
     if engine == "stepped":
-        res = simulate(network, enc.inputs, engine="stepped", dt_us=enc.dt_us, steps=enc.steps,
-                       synop_convention=convention, input_kind=enc.input_kind)
-    else:
-        grid = enc.dt_us * np.arange(1, enc.steps + 1)
-        span = dict(t_stop_us=float(grid[-1])) if enc.input_kind == "events" and enc.inputs.dtype.names \
-            else dict(steps=enc.steps)
-        res = simulate(network, enc.inputs, engine=engine, dt_us=enc.dt_us, snapshot_times_us=grid,
-                       synop_convention=convention, input_kind=enc.input_kind, **span)
-    return res, enc.times_us
+        return dict(dt_us=enc.dt_us, steps=enc.steps, synop_convention=convention, input_kind=enc.input_kind)
+    grid = enc.dt_us * np.arange(1, enc.steps + 1)
+    span = dict(t_stop_us=float(grid[-1])) if enc.input_kind == "events" and enc.inputs.dtype.names \
+        else dict(steps=enc.steps)
+    return dict(dt_us=enc.dt_us, snapshot_times_us=grid, synop_convention=convention, input_kind=enc.input_kind,
+                **span)
 
 
-def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
-                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
-                 seed: int = 0) -> SampleTrace:
-    """Simulate one sample and keep its readout and counters on the evaluation grid."""
-    res, times_us = _simulate_sample(network, events, index, engine, dt_us, steps, synop_convention, seed)
+def _window(events: np.ndarray, t_from: float, t_to: float | None) -> np.ndarray:
+    t = events["t"]
+    lo = int(np.searchsorted(t, t_from, "left"))
+    hi = len(events) if t_to is None else int(np.searchsorted(t, t_to, "left"))
+    return events[lo:hi]
+
+
+def _to_trace(res: Any, times_us: np.ndarray, index: int, label: int, n_events: int, duration_us: int) -> SampleTrace:
     if res.logits.shape[1] == 0:
         raise ValueError("the network has no Readout layer: nothing to evaluate")
     if len(res.times_us) != len(times_us):
         raise RuntimeError(f"engine returned {len(res.times_us)} rows for a grid of {len(times_us)}")
-    t = np.asarray(events["t"], dtype=np.int64)
     return SampleTrace(index=index, label=int(label), times_us=np.asarray(times_us, float),
                        logits=np.asarray(res.logits, float), synops=res.cumulative("synops"),
                        macs=res.cumulative("macs"), spikes=res.cumulative("spikes"),
-                       spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=int(len(t)),
-                       duration_us=int(t[-1] - t[0]) if len(t) else 0)
+                       spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=n_events,
+                       duration_us=duration_us)
+
+
+def start_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
+                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
+                 seed: int = 0, window_us: float | None = None) -> "SampleTrace | Continuation":
+    """Simulate a sample whole, or only its first window when it is longer than ``window_us``.
+
+    Only event input (the ``events`` encoding) on a whole-µs grid is split; a split sample returns a
+    :class:`Continuation` for :func:`continue_sample`.
+    """
+    from .encodings import encode
+    from .engines import simulate
+    t = np.asarray(events["t"], dtype=np.int64)
+    n_events, duration_us = int(len(t)), int(t[-1] - t[0]) if len(t) else 0
+    events, shift = _shifted(events)
+    enc = encode(network, events, index, steps, dt_us, seed)
+    options = _engine_options(enc, engine, synop_convention)
+    window_steps = int(ceil(window_us / enc.dt_us)) if window_us else 0
+    if not (0 < window_steps < enc.steps and enc.input_kind == "events" and getattr(enc.inputs.dtype, "names", None)
+            and float(enc.dt_us).is_integer()):
+        res = simulate(network, enc.inputs, engine=engine, **options)
+        return _to_trace(res, enc.times_us, index, label, n_events, duration_us)
+    if np.any(np.diff(np.asarray(enc.inputs["t"])) < 0):
+        i = int(np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)[0]) + 1
+        raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
+    pause = window_steps * enc.dt_us
+    state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, **options)
+    return Continuation(index, int(label), engine, options, window_steps, enc.steps, enc.dt_us, enc.times_us, shift,
+                        n_events, duration_us, state)
+
+
+def continue_sample(network: Network, events: np.ndarray, cont: Continuation) -> "SampleTrace | Continuation":
+    """Simulate the next window of a split sample (``events``: the whole recording, as read)."""
+    from dataclasses import replace
+
+    from .engines import simulate
+    events = events.copy() if cont.shift_us else events
+    if cont.shift_us:
+        events["t"] -= cont.shift_us
+    t_from = cont.state.t_us
+    t_to = t_from + cont.window_steps * cont.dt_us
+    if t_to >= cont.steps * cont.dt_us:       # the last window
+        res = simulate(network, _window(events, t_from, None), engine=cont.engine, resume=cont.state)
+        return _to_trace(res, cont.times_us, cont.index, cont.label, cont.n_events, cont.duration_us)
+    state = simulate(network, _window(events, t_from, t_to), engine=cont.engine, resume=cont.state, pause_us=t_to)
+    return replace(cont, state=state)
+
+
+def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
+                 dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
+                 seed: int = 0, window_us: float | None = None) -> SampleTrace:
+    """Simulate one sample and keep its readout and counters on the evaluation grid.
+
+    With ``window_us`` a longer recording is simulated window by window, the engine state carried
+    from one to the next (what Dask workers do); the trace is identical either way.
+    """
+    out = start_sample(network, events, label, index, engine, dt_us, steps, synop_convention, seed, window_us)
+    while isinstance(out, Continuation):
+        out = continue_sample(network, events, out)
+    return out
 
 
 def _check_sensor(network: Network, dataset: Any) -> None:
@@ -174,7 +266,7 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
              steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
              energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
              progress: bool = False, workers: int | None = None, scheduler: str | None = None,
-             client: Any = None, seed: int = 0, store: Any = None) -> Evaluation:
+             client: Any = None, seed: int = 0, store: Any = None, window_us: float | None = None) -> Evaluation:
     """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
 
     Parameters
@@ -190,6 +282,11 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         scheduler address, or a connected client); results equal the serial run's exactly
     store : a :class:`~eventsim.tracestore.TraceStore`: samples it holds are reused, new ones added
         as they finish (what makes ``eventsim evaluate --resume`` possible)
+    window_us : recordings longer than this (event input) are simulated as a chain of time windows,
+        rounded up to whole steps, with the engine state (membranes, queue, counters, readout)
+        carried from one window to the next: on Dask each window is a task, so a lost worker redoes
+        one window. Default: :data:`DEFAULT_WINDOW_US` (2 s) on Dask, no splitting in a serial run;
+        ``0`` never splits. The results are identical whatever the windows.
     """
     counting.check_convention(synop_convention)
     table = counting.get_energy_table(energy_table)
@@ -213,15 +310,18 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         if store is not None:
             store.add(trace)
 
+    if window_us is not None and not (np.isfinite(window_us) and window_us >= 0):
+        raise ValueError(f"window_us must be >= 0 µs (0: never split a recording), got {window_us!r}")
     if todo and (workers or scheduler or client is not None):
         from .distributed import trace_distributed
-        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed)
+        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
+                       window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
         _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers, scheduler=scheduler,
                                             progress=bar, client=client, on_trace=keep, already=len(done))
     else:
         for i in todo:
             events, label = dataset[i][:2]
-            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed))
+            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
             bar.update(len(done))
     traces = [done[i] for i in range(n)]
     wall_s = time.perf_counter() - t0
@@ -412,11 +512,11 @@ def _store(args, network: Network, n_samples: int):
 def _evaluate_cli(args, network, dataset, policy, store):
     return evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
                   limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
-                  seed=args.seed, store=store)
+                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None))
 
 
 def run_calibrate_cli(args) -> int:
-    from .cutoff import calibrate_gap, save_calibration
+    from .cutoff import calibration_index, gap_table, save_calibration
     from .sources import open_source
     if args.policy != "gap":
         raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
@@ -425,12 +525,15 @@ def run_calibrate_cli(args) -> int:
     dt_us = float(args.dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
     ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,
                   synop_convention=args.synop_convention, limit=args.limit, progress=not args.no_progress,
-                  workers=args.workers, scheduler=args.scheduler, seed=args.seed)
+                  workers=args.workers, scheduler=args.scheduler, seed=args.seed,
+                  window_us=getattr(args, "window_us", None))
     traces, n = ev.traces, len(ev.traces)
     gaps, correct, grid = gap_matrix(traces, dt_us)
-    beta = calibrate_gap(gaps, correct, args.epsilon)
-    save_calibration(args.output, {"policy": "gap", "epsilon": args.epsilon, "grid_us": grid, "beta": beta,
-                                   "samples": n, "engine": args.engine, "model": str(args.model or "demo")})
+    # frames: rows are each recording's own bins, so β is per row, not per (mean) grid time
+    table = gap_table(gaps, correct, grid, args.epsilon, index=calibration_index(network))
+    beta = table["beta"]
+    save_calibration(args.output, {**table, "samples": n, "engine": args.engine,
+                                   "model": str(args.model or "demo")})
     finite = np.isfinite(beta)
     print(f"calibrated gap thresholds for confidence {1 - args.epsilon:.3f} on {n} samples: "
           f"{int(finite.sum())}/{len(beta)} grid times can stop; wrote {args.output}")

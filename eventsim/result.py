@@ -56,6 +56,10 @@ class SimulationResult:
     synop_convention : ``"all"`` (every existing synapse) or ``"nonzero"`` (NeuroBench)
     rasters : ``{layer name: (K, *shape) array}`` of spike counts per row, when recorded
     membranes : ``{layer name: (K, *shape) array}`` of membrane potential at row end, when recorded
+    spike_times : ``{layer name: structured array (t_us, neuron)}``, exact spike times (async
+        engine, ``record="spike_times"``)
+    row_kind : (K,) what closed each row: 0 a time (step end or snapshot time), 1 a synop budget
+    info : engine details (e.g. the async engine's ``queue_high_water``)
     """
 
     engine: str
@@ -76,6 +80,22 @@ class SimulationResult:
     @property
     def steps(self) -> int:
         return int(self.times_us.shape[0])
+
+    @property
+    def spike_times(self) -> Mapping[str, np.ndarray]:
+        """Exact spike times per spiking layer: structured arrays with fields ``t_us`` (float64 µs)
+        and ``neuron`` (flat index in the layer's ``(C, H, W)`` shape), in emission order."""
+        times = self.info.get("spike_times")
+        if times is None:
+            raise ValueError("spike times were not recorded: simulate(..., engine='async', record='spike_times')")
+        return times
+
+    @property
+    def row_kind(self) -> np.ndarray:
+        """(K,) int: 0 for a row closed at a time (a step end or snapshot time), 1 for a row taken
+        the moment the cumulative synop count reached a budget (async ``snapshot_synops``)."""
+        kind = self.info.get("row_kind")
+        return np.asarray(kind, dtype=np.int64) if kind is not None else np.zeros(self.steps, dtype=np.int64)
 
     @property
     def final_logits(self) -> np.ndarray:

@@ -357,3 +357,19 @@ def random_events(n: int, input_shape: tuple, t_max_us: int, rng: np.random.Gene
     ev["x"], ev["y"] = rng.integers(0, w, n), rng.integers(0, h, n)
     ev["p"] = rng.integers(0, c, n)
     return ev
+
+
+def assert_matches_reference(network: es.Network, res, ref: ReferenceResult) -> None:
+    """The engine's result ``res`` (run with ``record="spike_times"``) against the reference ``ref``:
+    the same neurons spike in the same order, at identical times in all-IF networks and within 1e-9
+    relative once a LIF is involved; identical spike and synop counts per layer."""
+    exact = not any(isinstance(layer, es.LIF) for layer in network.layers)
+    for name, expected in ref.spike_times.items():
+        got = [(float(t), int(i)) for t, i in res.spike_times[name]]
+        assert [i for _, i in got] == [i for _, i in expected], name
+        if exact:
+            assert got == expected, name
+        else:
+            np.testing.assert_allclose([t for t, _ in got], [t for t, _ in expected], rtol=1e-9, atol=1e-9)
+    assert res.spikes_per_layer == ref.spikes
+    assert res.synops_per_layer == ref.synops

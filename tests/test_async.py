@@ -21,7 +21,7 @@ import eventsim as es
 from eventsim.engines import asynchronous
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from async_reference import random_events, reference_simulate  # noqa: E402
+from async_reference import assert_matches_reference, random_events, reference_simulate  # noqa: E402
 
 DT = 1000.0
 
@@ -108,16 +108,7 @@ def test_matches_heapq_reference(net, seed, n):
     events = random_events(n, (2, 4, 4), 4000, np.random.default_rng(seed))
     res = es.simulate(net, events, engine="async", dt_us=DT, t_stop_us=5000, record="spike_times")
     ref = reference_simulate(net, events, DT, 5000.0)
-    exact = not any(isinstance(layer, es.LIF) for layer in net.layers)
-    for name, expected in ref.spike_times.items():
-        got = [(float(t), int(i)) for t, i in res.info["spike_times"][name]]
-        assert [i for _, i in got] == [i for _, i in expected], name
-        if exact:
-            assert got == expected, name
-        else:
-            np.testing.assert_allclose([t for t, _ in got], [t for t, _ in expected], rtol=1e-9, atol=1e-9)
-    assert res.spikes_per_layer == ref.spikes
-    assert res.synops_per_layer == ref.synops
+    assert_matches_reference(net, res, ref)
     np.testing.assert_allclose(res.final_logits, ref.logits, rtol=1e-9, atol=1e-9)
 
 
@@ -285,7 +276,7 @@ def test_snapshots_in_one_pass_equal_resimulation(mode):
     res = es.simulate(net, ev, engine="async", dt_us=DT, simultaneous=mode, t_stop_us=20_000,
                       snapshot_times_us=times, snapshot_synops=[5_000, 40_000, 10**12])
     assert res.info["snapshot_synops_unreached"] == [10**12]
-    kinds = res.info["row_kind"].tolist()
+    kinds = res.row_kind.tolist()
     assert kinds.count(0) == 4 and kinds.count(1) == 2 and np.all(np.diff(res.times_us) >= 0)
     for t in times:
         alone = es.simulate(net, ev, engine="async", dt_us=DT, simultaneous=mode, t_stop_us=t)
@@ -293,7 +284,7 @@ def test_snapshots_in_one_pass_equal_resimulation(mode):
         assert at.spikes_per_layer == alone.spikes_per_layer and at.synops == alone.synops
         np.testing.assert_allclose(at.logits, alone.final_logits, rtol=1e-12, atol=1e-12)
     cum = res.cumulative("synops")
-    budget_rows = np.flatnonzero(res.info["row_kind"] == 1)
+    budget_rows = np.flatnonzero(res.row_kind == 1)
     for budget, row in zip((5_000, 40_000), budget_rows):
         assert cum[row] >= budget > (cum[row - 1] if row else 0)
         t = res.times_us[row]
@@ -331,7 +322,7 @@ def test_spike_log_and_rasters_agree():
     res = es.simulate(net, random_events(3000, (2, 8, 8), 10_000, rng), engine="async", dt_us=DT,
                       record=("spikes", "spike_times"))
     for name, raster in res.rasters.items():
-        times = res.info["spike_times"][name]
+        times = res.spike_times[name]
         rows = np.searchsorted(res.times_us, times["t_us"], side="left")
         counts = np.zeros_like(raster.reshape(len(res.times_us), -1))
         np.add.at(counts, (rows, times["neuron"]), 1)
@@ -417,3 +408,13 @@ def test_network_errors():
         es.simulate(_chain(1.0, es.LIF(leak=0.9)), _one([0]), engine="async")
     with pytest.raises(ValueError, match="per-step gain/bias covers 2 steps"):
         es.simulate(_chain(1.0, es.IF(step_gain=np.ones(2))), _one([0]), engine="async", dt_us=DT, steps=3)
+
+
+def test_result_fields_without_a_spike_log():
+    """``row_kind`` defaults to time rows; asking for spike times that were not recorded says how to."""
+    net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.array([[2.0]])), es.IF(threshold=1.0),
+                                 es.Linear(np.array([[1.0]])), es.Readout()])
+    res = es.simulate(net, np.ones((1, 1, 1)), steps=3, input_kind="analog")
+    assert res.row_kind.tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="record='spike_times'"):
+        res.spike_times

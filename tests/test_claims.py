@@ -19,6 +19,7 @@ import pytest
 import eventsim as es
 from eventsim.checkpoints import ann_forward, read_checkpoint, read_state_dict, split_state_dict
 from eventsim.checkpoints.convert import parse_architecture
+from eventsim.cutoff import bn_gain_per_step
 from eventsim.encodings import count_image
 from eventsim.evaluate import evaluate
 from eventsim.events import LocalNMNIST
@@ -54,9 +55,18 @@ def check_against_pytorch(ev, labels, torch_accuracy: float, torch_predictions, 
     assert np.sum(preds == np.asarray(torch_predictions)) >= 99
 
 
+#: every shipped checkpoint and the test below that loads it and checks its stated accuracy
+COVERED = {"qcfs_claims.pth": "test_qcfs_accuracy_vs_steps, test_qcfs_ann_accuracy",
+           "diet_claims.pth": "test_diet_snn_accuracy", "diet_claims_ann.pt": "test_diet_ann_accuracy",
+           "aoi_claims.pth": "test_aoi_accuracy",
+           "bntt_claims_timestep20_leak0.95_bestmodel.pth.tar": "test_bntt_accuracy_and_gamma"}
+
+
 def test_checkpoints_small_with_cards():
     files = sorted(p for p in CKPT.iterdir() if p.suffix in (".pth", ".pt", ".tar"))
-    assert len(files) == 5
+    assert {p.name for p in files} == set(COVERED)          # a new checkpoint needs its accuracy test
+    for tests in COVERED.values():
+        assert all(name.strip() in globals() for name in tests.split(","))
     for path in files:
         assert path.stat().st_size < 1_000_000, path
         card = Path(str(path) + ".md").read_text()
@@ -101,6 +111,7 @@ def test_qcfs_ann_accuracy(images):
     preds = np.argmax(out, axis=1)
     assert abs(np.mean(preds == labels) - info["pytorch"]["ann_accuracy"]) <= ONE_SAMPLE
     assert np.sum(preds == np.array(info["pytorch"]["ann_predictions"])) >= 99
+    assert f"ANN {info['pytorch']['ann_accuracy']:.2f}" in Path(str(path) + ".md").read_text()
 
 
 def test_diet_snn_accuracy(test_set):
@@ -134,6 +145,7 @@ def test_aoi_accuracy(test_set):
     per_step = np.array([[int(np.argmax(t.logits[k])) for k in range(info["timesteps"])] for t in ev.traces])
     acc = (per_step == test_set.labels[:, None]).mean(axis=0)
     assert np.all(np.abs(acc - np.array(info["pytorch"]["accuracy_per_step"])) <= ONE_SAMPLE)
+    assert f"{info['pytorch']['accuracy']:.2f} at T = {info['timesteps']}" in Path(str(path) + ".md").read_text()
 
 
 def test_bntt_accuracy_and_gamma(test_set):
@@ -147,8 +159,12 @@ def test_bntt_accuracy_and_gamma(test_set):
     for t in (1, 2, info["timesteps"] // 2):
         check_against_pytorch(ev, test_set.labels, ref["accuracy_per_step"][t - 1], ref["predictions_per_step"][t - 1],
                               t - 1)
-    # γ as the benchmark reads it (no torch) equals what the training script recorded with torch
+    assert f"{ref['accuracy']:.2f} at T = {info['timesteps']}" in Path(str(path) + ".md").read_text()
+    # γ as the importer records it for the fixed-exit rule (no torch), and as read from the state dict,
+    # equal what the training script recorded with torch
     state = read_state_dict(path)
     layers = sorted({k.split(".")[0] for k in state if re.fullmatch(r"bntt[a-z_]*\d*\.\d+\.weight", k)})
     gamma = np.mean([[np.mean(state[f"{p}.{t}.weight"]) for t in range(info["timesteps"])] for p in layers], axis=0)
     np.testing.assert_allclose(gamma, info["gamma"]["mean"], rtol=1e-6)
+    np.testing.assert_allclose(net.metadata["bn_gamma_mean"], info["gamma"]["mean"], rtol=1e-6)
+    np.testing.assert_allclose(bn_gain_per_step(net), info["gamma"]["mean"], rtol=1e-6)

@@ -37,3 +37,24 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     junk.write_bytes(b"hello")
     assert main(["inspect", str(junk)]) == 2
     assert "unrecognised model file" in capsys.readouterr().err
+
+
+def test_calibrate_indexes_a_frames_model_by_row(tmp_path, nmnist_dir, capsys):
+    """``eventsim calibrate`` on a model fed event-count frames writes a row-indexed gap table (each
+    recording's rows are its own bins), which ``evaluate --policy gap`` then reads; an event-input
+    model keeps the time-indexed table."""
+    import json
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gap.json"
+    args = ["calibrate", "--model", str(root / "models" / "claims" / "checkpoints" / "aoi_claims.pth"),
+            "--format", "aoi", "--data", str(nmnist_dir), "--split", "test", "--limit", "4", "--steps", "10",
+            "--epsilon", "0.1", "--no-progress", "--output", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    table = json.loads(out.read_text())
+    assert table["index"] == "row" and len(table["beta"]) == 10
+    plain = tmp_path / "gap_events.json"
+    assert main(["calibrate", "--model", str(root / "models" / "nmnist" / "nmnist_if.npz"), "--data",
+                 str(nmnist_dir), "--split", "test", "--limit", "4", "--epsilon", "0.1", "--no-progress",
+                 "--output", str(plain)]) == 0
+    assert json.loads(plain.read_text())["index"] == "time"

@@ -1,4 +1,5 @@
-"""Dask evaluation equals the serial run exactly, also when a worker is killed mid-run."""
+"""Dask evaluation equals the serial run exactly, also when a worker is killed mid-run, also when
+recordings are split into chains of window tasks whose engine state travels between workers."""
 from __future__ import annotations
 
 import os
@@ -101,3 +102,60 @@ def test_killed_worker_is_retried_and_samples_count_once(client):
         np.testing.assert_array_equal(a.logits, b.logits[: len(a.logits)])
         np.testing.assert_array_equal(a.synops, b.synops[: len(a.synops)])
     assert sum(s["samples"] for s in stats.values()) == 48
+
+
+class LongToySet(SlowToySet):
+    """Recordings of 3-5 ms at dt 1 ms, so that ``window_us=1000`` splits each into 3-5 windows."""
+
+
+@pytest.mark.parametrize("engine", ["stepped", "async"])
+def test_windowed_chains_equal_serial(client, engine):
+    """Every sample is a chain of window tasks whose engine state travels between workers."""
+    net, data = toy_net(), LongToySet(24)
+    serial = evaluate(net, data, engine=engine, cutoff="gap", cutoff_params={"beta": 1.0})
+    dist = evaluate(net, data, engine=engine, cutoff="gap", cutoff_params={"beta": 1.0}, client=client,
+                    window_us=1000)
+    assert stable(dist.summary) == stable(serial.summary)
+    assert dist.records == serial.records
+    assert sum(w["samples"] for w in dist.summary["workers"].values()) == 24
+
+
+def test_killed_worker_mid_chain_redoes_a_window(client):
+    from eventsim.distributed import trace_distributed
+    net, data = toy_net(), SlowToySet(16, delay_s=0.05)
+    options = dict(engine="async", dt_us=1000.0, steps=None, synop_convention="all", window_us=1000)
+    killer = KillOnce(client)
+    traces, stats = trace_distributed(net, data, list(range(16)), options, client=client, chunk=2, progress=killer)
+    assert killer.killed is not None, "no worker was killed: the test did not exercise recovery"
+    from eventsim.evaluate import trace_sample
+    assert [t.index for t in traces] == list(range(16))
+    for i, a in enumerate(traces):
+        b = trace_sample(net, *SlowToySet(16)[i], i, engine="async", dt_us=1000.0)     # unsplit, serial
+        np.testing.assert_array_equal(a.logits, b.logits)
+        np.testing.assert_array_equal(a.synops, b.synops)
+    assert sum(s["samples"] for s in stats.values()) == 16
+
+
+def test_chunks_are_guided_and_cover_every_sample():
+    from eventsim.distributed import MAX_CHUNK, chunk_sizes
+    for n, w in ((1, 1), (7, 2), (1100, 2), (10_000, 64)):
+        sizes = chunk_sizes(n, w)
+        assert sum(sizes) == n and max(sizes) <= MAX_CHUNK and sizes[-1] == 1
+        assert sizes == sorted(sizes, reverse=True)
+    assert len(chunk_sizes(1100, 2)) < 50
+
+
+def test_local_cluster_settings():
+    """Workers start without Dask's MALLOC_TRIM_THRESHOLD_ (+25 % CPU per sample) and profiler."""
+    import dask
+
+    from eventsim.distributed import open_client
+    c = open_client(workers=1)
+    try:
+        nannies = list(c.cluster.workers.values())
+        assert all("MALLOC_TRIM_THRESHOLD_" not in n.pre_spawn_env for n in nannies)
+        assert set(c.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == {False}
+    finally:
+        cluster = c.cluster
+        c.close()
+        cluster.close()

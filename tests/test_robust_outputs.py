@@ -3,10 +3,17 @@ injected after part of the new content reached the disk) leaves the previous fil
 and no temporary file behind. Covered: ``eventsim.save`` (native ``.npz`` and ``.nir``),
 ``build_cache``, ``Evaluation.write`` (``results.json``, ``per_sample.csv``, the PNG figures) and
 calibration tables; a source scan checks that no other write site bypasses the atomic helpers.
+A real SIGINT sent to an ``eventsim evaluate`` child process leaves only complete per-sample
+files, and ``--resume`` finishes with exactly the results of an uninterrupted run.
 """
 from __future__ import annotations
 
 import ast
+import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +240,50 @@ def test_the_scan_flags_plain_writes():
               "    with atomic_path(p) as t:\n        t.write_text('z')\n        fig.savefig(t)\n"
               "    open(p, 'rb').read()\n")
     assert [line for _, _, line, _ in _scan(source, "x.py")] == [2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- a real Ctrl-C
+
+
+def _cli(*args):
+    """``eventsim ARGS`` as a child process (stdout/stderr captured)."""
+    return subprocess.Popen([sys.executable, "-c", "import sys; from eventsim.cli import main; sys.exit(main())",
+                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stable_results(folder):
+    data = json.loads((folder / "results.json").read_text())
+    for key in ("wall_s", "samples_per_s"):
+        data.pop(key, None)
+    return data
+
+
+def test_sigint_during_evaluate_keeps_finished_samples_and_resumes(tmp_path):
+    """``eventsim evaluate`` on the demo set, interrupted by a real SIGINT once a few samples are
+    done: exit status 2 with a message naming ``--resume``, no results file, only complete sample
+    files (each one loads) and no temporary file; ``--resume`` then writes exactly the results of
+    an uninterrupted run, and removes the partial folder."""
+    args = ["evaluate", "--limit", "100", "--no-figures", "--no-progress"]
+    full = _cli(*args, "--out", str(tmp_path / "full"))
+    assert full.wait(timeout=600) == 0, full.stderr.read()
+    out = tmp_path / "cut"
+    proc = _cli(*args, "--out", str(out))
+    deadline = time.monotonic() + 600
+    while len(list((out / ".partial").glob("sample_*.npz"))) < 3 and proc.poll() is None:
+        assert time.monotonic() < deadline, "no sample finished in 10 minutes"
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2 and "--resume" in err, err
+    assert not (out / "results.json").exists() and not (out / "per_sample.csv").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], "temporary files left behind"
+    kept = sorted((out / ".partial").glob("sample_*.npz"))
+    assert 3 <= len(kept) < 100
+    for path in kept:
+        with np.load(path, allow_pickle=False) as z:
+            assert {"logits", "synops", "meta"} <= set(z.files)
+    resumed = _cli(*args, "--out", str(out), "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert _stable_results(out) == _stable_results(tmp_path / "full")
+    assert not (out / ".partial").exists()

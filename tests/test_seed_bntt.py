@@ -2,6 +2,7 @@
 PyTorch reference (models/seeds/bntt.py, float64) spike for spike on Poisson-coded N-MNIST."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections import OrderedDict
@@ -63,6 +64,52 @@ def test_bntt_step_norm_folding():
         got = x.numpy()[:, :, 0, 0] * lif.step_gain[t] + lif.step_bias[t]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert net.layers[-1].mode == "mean"
+
+
+def torch_gamma_mean(state: dict, steps: int) -> np.ndarray:
+    """Per step: mean of γ over channels of each per-step BatchNorm, then over those BatchNorms --
+    straight from the torch tensors, with a BatchNorm module to read γ (its ``weight``)."""
+    prefixes = sorted({k.split(".")[0] for k in state if k.startswith("bntt") and k.endswith(".running_mean")})
+    per_layer = []
+    for prefix in prefixes:
+        rows = []
+        for t in range(steps):
+            c = state[f"{prefix}.{t}.running_mean"].numel()
+            bn = torch.nn.BatchNorm1d(c, eps=1e-4).double()
+            bn.load_state_dict({k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"{prefix}.{t}.")},
+                               strict=False)
+            rows.append(bn.weight.detach().mean().item())
+        per_layer.append(rows)
+    assert len(per_layer) == 3                               # bntt1, bntt2, bntt_fc
+    return torch.tensor(per_layer, dtype=torch.float64).mean(dim=0).numpy()
+
+
+def test_bntt_gamma_mean_metadata_and_fixed_exit(tmp_path):
+    """The importer keeps BNTT's γ per step (which folding into step_gain loses) and ``fixed-exit``
+    reads it rather than the folded gain γ/√(σ²+ε)."""
+    from eventsim.cutoff import Trace, bn_gain_per_step, make_policy
+    net = load_bntt(bntt.CHECKPOINT, input_shape=SHAPE)
+    state = torch.load(bntt.CHECKPOINT, map_location="cpu", weights_only=False)["state_dict"]
+    want = torch_gamma_mean(state, bntt.TIMESTEPS)
+    got = net.metadata["bn_gamma_mean"]
+    assert isinstance(got, list) and len(got) == bntt.TIMESTEPS
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(bn_gain_per_step(net), want, rtol=1e-12)
+    folded = np.mean([np.abs(layer.step_gain).mean(axis=1) for layer in net.layers
+                      if getattr(layer, "step_gain", None) is not None], axis=0)
+    assert not np.allclose(folded, want, rtol=1e-3)           # the folded gain is a different number
+    # a threshold between two steps' γ exits at the first step below it
+    step = int(np.argmin(want))
+    trace = Trace(np.arange(1.0, bntt.TIMESTEPS + 1), np.zeros((bntt.TIMESTEPS, 10)), np.zeros(bntt.TIMESTEPS))
+    threshold = float(want[step]) + 1e-9
+    first_below = int(np.flatnonzero(want < threshold)[0])
+    assert make_policy("fixed-exit", threshold=threshold, network=net).select(trace) == first_below
+
+    # BatchNorms without affine weights (γ = 1): the metadata says 1 at every step
+    plain = OrderedDict((k, v) for k, v in state.items() if not re.fullmatch(r"bntt\w*\.\d+\.weight", k))
+    torch.save({"state_dict": plain}, tmp_path / "plain_leak0.95.pth.tar")
+    np.testing.assert_array_equal(load_bntt(tmp_path / "plain_leak0.95.pth.tar", input_shape=SHAPE)
+                                  .metadata["bn_gamma_mean"], np.ones(bntt.TIMESTEPS))
 
 
 def test_bntt_leak_and_structure_errors(tmp_path):

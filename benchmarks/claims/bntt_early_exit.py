@@ -9,10 +9,11 @@ Usage::
 The shipped checkpoint (``models/claims/checkpoints/bntt_claims_timestep<T>_leak<λ>_bestmodel.pth.tar``)
 runs in eventsim's stepped engine on the 100 test recordings (Poisson input, seed 0), one
 simulation each; the readout after every step gives the accuracy-vs-step curve. The exit rule
-needs γ itself, not the folded gain γ/√(σ²+ε) that the imported network carries, so γ is read from
-the checkpoint with :func:`eventsim.checkpoints.read_state_dict` and passed to
-``make_policy("fixed-exit", threshold=..., gains=...)``. The exit step depends on the network only,
-never on the input.
+needs γ itself, not the folded gain γ/√(σ²+ε) that the imported network's ``step_gain`` carries:
+the BNTT importer records the per-step layer-average γ in ``network.metadata["bn_gamma_mean"]``,
+which ``make_policy("fixed-exit", threshold=..., network=net)`` reads. (The per-layer γ of the
+figure are read from the checkpoint with :func:`eventsim.checkpoints.read_state_dict`.) The exit
+step depends on the network only, never on the input.
 
 Prints the table, writes ``benchmarks/results/claims_bntt.json`` and ``docs/figures/claims_bntt.png``.
 """
@@ -51,7 +52,7 @@ def gamma_per_step(path: Path) -> dict[str, np.ndarray]:
     for key, value in state.items():
         m = pat.fullmatch(key)
         if m:
-            layers.setdefault(m.group(1), {})[int(m.group(2))] = float(np.mean(value))
+            layers.setdefault(m.group(1), {})[int(m.group(2))] = float(np.mean(value, dtype=np.float64))
     out = {name: np.array([steps[t] for t in sorted(steps)]) for name, steps in sorted(layers.items())}
     out["mean"] = np.mean([v for v in out.values()], axis=0)
     return out
@@ -67,12 +68,15 @@ def run(data: str) -> dict:
     names = tuple(layer.name for layer in net.layers)
     end = ev.summary
     gammas = gamma_per_step(ckpt)
-    gamma = gammas["mean"]
-    folded = bn_gain_per_step(net)           # what make_policy("fixed-exit", network=net) would use
+    gamma = bn_gain_per_step(net)            # metadata["bn_gamma_mean"]: what fixed-exit reads
+    if not np.allclose(gamma, gammas["mean"], rtol=1e-9):
+        raise SystemExit(f"the importer's bn_gamma_mean {gamma} differs from the checkpoint's γ {gammas['mean']}")
+    folded = np.mean([np.abs(layer.step_gain).mean(axis=1) for layer in net.layers
+                      if getattr(layer, "step_gain", None) is not None], axis=0)   # γ/√(σ²+ε), not used
     rows = []
     for rel in RELATIVE_THRESHOLDS:
         threshold = rel * float(gamma.max())
-        policy = make_policy("fixed-exit", threshold=threshold, gains=gamma)
+        policy = make_policy("fixed-exit", threshold=threshold, network=net)
         agg = aggregate(ev.traces, policy, TABLE, 1000.0, "stepped", "all", names)
         s = agg.summary
         row = agg.records[0]["cutoff_row"]          # the same for every sample: a property of the network

@@ -19,6 +19,14 @@ Per step ``t``: ``u ← λ·u + BN_t(W·s_in)``, ``BN_t(x) = γ_t·(x − μ_t)/
 per-step gain and bias (``step_gain``/``step_bias``); spike ``s = u > θ`` (``u/θ − 1 > 0``, θ = 1);
 ``u ← u − θ·s``; ``u₀ = 0``. Input: Poisson spikes (:func:`~eventsim.checkpoints.poisson_encode`).
 The output layer accumulates ``W·s`` and the prediction uses the mean over T (``Readout("mean")``).
+
+Early exit
+----------
+BNTT's exit rule reads the BatchNorm scales γ themselves, which folding into ``step_gain`` loses
+(γ/√(σ²+ε) mixes in the running variance). The importer keeps, per step ``t``, the mean of
+``γ_t`` over channels averaged over every per-step BatchNorm layer (``bntt<n>``, ``bntt_fc``…;
+γ = 1 where a BatchNorm has no ``weight``) in ``metadata["bn_gamma_mean"]`` (a list of T
+floats); the ``fixed-exit`` cutoff policy (:func:`eventsim.cutoff.bn_gain_per_step`) uses it.
 """
 from __future__ import annotations
 
@@ -58,14 +66,16 @@ def _numbers(state: dict, pattern: re.Pattern) -> list[int]:
     return sorted(int(m.group(1)) for k in state if (m := pattern.fullmatch(k)))
 
 
-def _step_norm(keys: KeyReader, prefix: str, channels: int, eps: float, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fold ``prefix.<t>`` BatchNorms into ``(T, C)`` gains and biases."""
+def _step_norm(keys: KeyReader, prefix: str, channels: int, eps: float,
+               source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fold ``prefix.<t>`` BatchNorms into ``(T, C)`` gains and biases; also the mean of γ over
+    channels per step, ``(T,)`` (γ = 1 when the BatchNorm has no ``weight``)."""
     steps = sorted({int(m.group(2)) for k in keys.state if (m := _BN.fullmatch(k)) and m.group(1) == prefix})
     if not steps:
         raise CheckpointError(f"{source}: missing key '{prefix}.0.running_mean' ({channels},) for the {LAYOUT} layout")
     if steps != list(range(len(steps))):
         raise CheckpointError(f"{source}: {prefix} has BatchNorms for steps {steps}; expected 0..{len(steps) - 1}")
-    gains, biases = [], []
+    gains, biases, gamma_mean = [], [], []
     for t in steps:
         mean = keys.take(f"{prefix}.{t}.running_mean", (channels,))
         var = keys.take(f"{prefix}.{t}.running_var", (channels,))
@@ -74,7 +84,8 @@ def _step_norm(keys: KeyReader, prefix: str, channels: int, eps: float, source: 
         gain = (gamma if gamma is not None else 1.0) * (1.0 / np.sqrt(var + eps))
         gains.append(gain)
         biases.append(-mean * gain + (beta if beta is not None else 0.0))
-    return np.stack(gains), np.stack(biases)
+        gamma_mean.append(float(np.mean(gamma, dtype=np.float64)) if gamma is not None else 1.0)
+    return np.stack(gains), np.stack(biases), np.array(gamma_mean)
 
 
 def _infer_pools(state: dict, convs: list[int], input_shape: Sequence[int] | None, source: str) -> tuple:
@@ -126,7 +137,9 @@ def load_bntt(path: str | os.PathLike, *, leak: float | None = None, input_shape
     Network
         ``conv<n>`` → ``conv<n>.spike`` (LIF with ``step_gain``/``step_bias`` of shape ``(T, C)``)
         [→ ``pool<n>``] …, ``flatten``, ``fc1`` → ``fc1.spike``, …, last fc → ``readout`` (mean).
-        ``metadata["timesteps"]`` is T, the number of per-step BatchNorms.
+        ``metadata["timesteps"]`` is T, the number of per-step BatchNorms;
+        ``metadata["bn_gamma_mean"]`` the per-step mean BatchNorm scale γ (over channels, then
+        over the per-step BatchNorm layers), which the ``fixed-exit`` cutoff reads.
     """
     source = str(path)
     state, extras = split_state_dict(read_tree(path, load_data=True), source)
@@ -153,13 +166,15 @@ def load_bntt(path: str | os.PathLike, *, leak: float | None = None, input_shape
 
     layers: list[nw.Layer] = []
     steps = None
+    gammas: list[np.ndarray] = []          # per BatchNorm layer: mean γ over channels, per step
 
     def spiking(prefix: str, bn: str, channels: int) -> nw.LIF:
         nonlocal steps
-        gain, bias = _step_norm(keys, bn, channels, bn_eps, source)
+        gain, bias, gamma = _step_norm(keys, bn, channels, bn_eps, source)
         if steps is not None and gain.shape[0] != steps:
             raise CheckpointError(f"{source}: {bn} has {gain.shape[0]} per-step BatchNorms, other layers {steps}")
         steps = gain.shape[0]
+        gammas.append(gamma)
         return nw.LIF(leak=leak, threshold=threshold, compare=">", reset="subtract", v_init=0.0,
                       step_gain=gain, step_bias=bias, name=f"{prefix}.spike")
 
@@ -182,7 +197,8 @@ def load_bntt(path: str | os.PathLike, *, leak: float | None = None, input_shape
         keys.finish()
     shape = tuple(input_shape) if input_shape is not None else infer_input_shape(layers, layers[0].in_channels, source)
     meta = {"format": "bntt", "source": Path(source).name, "timesteps": int(steps), "leak": leak,
-            "input_encoding": "poisson", "poisson_rescale": 2.0}
+            "input_encoding": "poisson", "poisson_rescale": 2.0,
+            "bn_gamma_mean": [float(g) for g in np.mean(gammas, axis=0)]}
     try:
         return nw.Network(shape, layers, metadata=meta)
     except ValueError as exc:

@@ -207,16 +207,20 @@ class _H5Reader:
         where = ds.name
         if not isinstance(ds, h5py.Dataset):
             raise self._fail(where, f"is a {type(ds).__name__}, expected a group or a dataset")
-        if ds.is_virtual or ds.external:
-            raise self._fail(where, "is stored in other files (virtual or external dataset); refused")
-        dt = ds.dtype
+        try:
+            if ds.is_virtual or ds.external:
+                raise self._fail(where, "is stored in other files (virtual or external dataset); refused")
+            dt = ds.dtype        # h5py decodes the stored type here: a damaged one raises
+            shape = ds.shape
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
+            raise self._fail(where, f"has an unreadable type or layout ({exc}); the file is corrupt") from None
         if not (dt.kind in "biufSU" or h5py.check_string_dtype(dt) is not None):
             raise self._fail(where, f"has dtype {dt}; NIR datasets hold numbers or strings")
-        if ds.shape is None:
+        if shape is None:
             return None
-        nbytes = int(np.prod(ds.shape, dtype=object)) * dt.itemsize
+        nbytes = int(np.prod(shape, dtype=object)) * dt.itemsize
         if self.used + nbytes > self.limit:
-            raise self._fail(where, f"declares shape {ds.shape} of {dt} ({nbytes:,} bytes), over the limit of "
+            raise self._fail(where, f"declares shape {shape} of {dt} ({nbytes:,} bytes), over the limit of "
                                     f"{self.limit:,} bytes for this {self.path.stat().st_size:,}-byte file; "
                                     "refused as a compression bomb")
         self.used += nbytes

@@ -9,8 +9,9 @@ import importlib
 from typing import Any
 
 from ..network import Network
+from .state import EngineState
 
-__all__ = ["simulate", "ENGINES", "register_engine"]
+__all__ = ["simulate", "ENGINES", "register_engine", "EngineState"]
 
 ENGINES: dict[str, str] = {
     "stepped": "eventsim.engines.stepped:simulate_stepped",
@@ -38,6 +39,30 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     synop_convention : ``"all"`` (every existing synapse) or ``"nonzero"`` (NeuroBench)
     input_kind : ``"auto"``, ``"analog"`` or ``"events"`` for array input
 
+    Options of the async engine only (details: :func:`eventsim.engines.asynchronous.simulate_async`):
+
+    simultaneous : ``"none"`` (default: continuous time, every event its own instant, exact leak)
+        or ``"batch"`` (with ``dt_us``: the events of one step are integrated before thresholds
+        are checked, which reproduces the stepped engine spike for spike)
+    t_stop_us, t_start_us : the simulated interval in µs (``t_stop_us`` inclusive); the inputs
+        may also be an iterable of event chunks (a stream; memory stays bounded)
+    snapshot_times_us : rows at these times, from one pass (default: the step grid, or ``t_stop``)
+    snapshot_synops : also a row the moment the cumulative synop count reaches each budget
+        (:attr:`SimulationResult.row_kind` tells which rows those are)
+    record : also ``"spike_times"`` (exact times: :attr:`SimulationResult.spike_times`)
+    chunk_events, queue_limit : events per kernel call; the maximum of pending queue entries
+        (exceeding it stops the run with an error rather than growing without bound)
+    pause_us : float, optional
+        Simulate only up to this time (a step boundary ``t_start_us + k·dt_us``, whole µs) and
+        return an :class:`~eventsim.engines.state.EngineState` instead of a result. The inputs
+        are then the events of the window ``[start, pause_us)`` only, and the run's end must be
+        given up front (``steps=``, or ``t_stop_us=`` for the async engine).
+    resume : EngineState, optional
+        Continue a paused run (in this or another process) with the events of the next window,
+        ``[state.t_us, next pause_us)`` or ``[state.t_us, end]``; the other options are the paused
+        run's (omit them). The result of the last call equals that of one call on the whole
+        recording, row for row; see :mod:`eventsim.engines.state`.
+
     Examples
     --------
     >>> import numpy as np, eventsim as es
@@ -52,6 +77,12 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     target = ENGINES.get(engine)
     if target is None:
         raise ValueError(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
+    resume = options.get("resume")
+    if resume is not None:
+        from .state import check_resume
+        given = {k: v for k, v in options.items() if k not in ("resume", "pause_us")}
+        options = {**check_resume(network, engine, given, resume), "resume": resume,
+                   "pause_us": options.get("pause_us")}
     module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)

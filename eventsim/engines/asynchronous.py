@@ -66,12 +66,17 @@ from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
 from ..result import SimulationResult
-from .inputs import is_event_array
+from .inputs import _integer_times, check_start, is_event_array
+from .state import EngineState, check_pause, check_window, network_signature
 from .stepped import neuron_params, prepare_steps
 
 __all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
 
 SIMULTANEOUS = ("none", "batch")
+#: most default snapshot rows (one per step) and most batch steps one call runs: beyond these a
+#: stray far timestamp (absolute camera time with t_start_us=0) would exhaust memory or hang
+MAX_GRID_ROWS = 1 << 22
+MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
 _POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
 #: compiled networks per (immutable) Network and options, so a dataset loop compiles once
@@ -363,7 +368,10 @@ def _event_chunks(source, input_shape, t_start: float, t_stop: float, dt: float 
         if part is not None:
             if not is_event_array(part):
                 raise ValueError(f"event chunk {type(part).__name__} has no fields t, x, y, p")
-            t = np.asarray(part["t"]).astype(np.int64)
+            if np.ndim(part) != 1:
+                raise ValueError(f"events must be a 1-D structured array (one record per event), got shape "
+                                 f"{np.shape(part)}")
+            t = _integer_times(np.asarray(part["t"]), seen)
             x, y, p = (np.asarray(part[k]).astype(np.int64) for k in ("x", "y", "p"))
             first = np.flatnonzero(np.diff(t) < 0)
             if t.size and last_t is not None and t[0] < last_t:
@@ -426,7 +434,12 @@ def _resolve_times(options: dict, events_in_memory, is_stream: bool):
     if steps is not None and t_stop is not None:
         raise ValueError("give at most one of steps= and t_stop_us=")
     if steps is None and t_stop is not None and options["batch"]:
-        steps = int(floor((t_stop - t0) / dt + 1e-9))
+        steps = int(round((t_stop - t0) / dt))
+        if steps < 1 or abs(t0 + steps * dt - t_stop) > 1e-9 * max(1.0, abs(t_stop)):
+            # rounding down would silently drop the events of the last, partial step
+            k = max(1, int(ceil((t_stop - t0) / dt - 1e-9)))
+            raise ValueError(f"simultaneous='batch' runs whole steps, but t_stop_us={t_stop!r} is not on the grid "
+                             f"t_start_us + k·dt_us (dt_us={dt!r}); pass t_stop_us={t0 + k * dt:g} (or steps={k})")
     if steps is None and t_stop is None:
         if is_stream:
             raise ValueError("a stream of event chunks needs an end: pass t_stop_us= (or steps= with dt_us=)")
@@ -456,7 +469,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                    snapshot_times_us: Iterable[float] | None = None, snapshot_synops: Iterable[int] | None = None,
                    record: str | Iterable[str] | None = None, synop_convention: str = "all",
                    input_kind: str = "auto", t_start_us: float = 0, chunk_events: int = 65536,
-                   queue_limit: int = 1 << 22) -> SimulationResult:
+                   queue_limit: int = 1 << 22, pause_us: float | None = None,
+                   resume: EngineState | None = None) -> SimulationResult | EngineState:
     """Run ``network`` event by event in continuous time. See :func:`eventsim.simulate`.
 
     Parameters
@@ -480,6 +494,12 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     synop_convention : ``"all"`` or ``"nonzero"`` (see :mod:`eventsim.counting`)
     input_kind : ``"auto"``, ``"events"`` or ``"analog"`` for array inputs
     chunk_events : events per kernel call; queue_limit : maximum pending queue entries
+    pause_us, resume : simulate a window of a recording and return the
+        :class:`~eventsim.engines.state.EngineState` (the kernels' state arrays, copied as they
+        are: membranes, queue, cursors, counters and the rows so far) / continue one (see
+        :func:`eventsim.simulate`). Continuous mode stops before the first action at ``pause_us``
+        (events at ``pause_us`` belong to the next window); batch mode finishes the step that ends
+        at ``pause_us``.
 
     Returns
     -------
@@ -500,11 +520,31 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
     if chunk_events < 1 or queue_limit < 16:
         raise ValueError(f"chunk_events must be >= 1 and queue_limit >= 16, got {chunk_events}, {queue_limit}")
+    t_start_us = check_start(t_start_us)
+    if t_stop_us is not None and not np.isfinite(t_stop_us):
+        raise ValueError(f"t_stop_us must be a finite time in µs, got {t_stop_us!r}")
     opts = dict(dt_us=dt_us, t_start_us=float(t_start_us), steps=steps, t_stop_us=t_stop_us,
                 snapshot_times_us=snapshot_times_us, batch=batch)
+    windowed = pause_us is not None or resume is not None
+    if windowed:
+        if not is_event_array(inputs):
+            raise ValueError("pause_us=/resume= split a recording into time windows: they need event-array input")
+        if steps is None and t_stop_us is None:
+            raise ValueError("a paused run needs its end up front (the first window's events cannot tell): "
+                             "pass t_stop_us= or steps=")
+        k_from = int(resume.data["k"]) if resume is not None else 0
+        k_to = check_pause(pause_us, t_start_us, dt_us, True) if pause_us is not None else None
+        if k_to is not None and k_to <= k_from:
+            raise ValueError(f"pause_us={pause_us!r} must lie after the resumed state's {resume.t_us:g} µs")
+        check_window(inputs, float(t_start_us) + k_from * float(dt_us or 0),
+                     None if k_to is None else float(t_start_us) + k_to * float(dt_us))
 
     frames, events, stream, is_counts = None, None, False, False
     if is_event_array(inputs):
+        if np.ndim(inputs) != 1:
+            raise ValueError(f"events must be a 1-D structured array (one record per event), got shape "
+                             f"{np.shape(inputs)}")
+        _integer_times(np.asarray(inputs["t"]))   # before the extent is read from them
         events = inputs
     elif isinstance(inputs, (np.ndarray, list, tuple, int, float)) and not (
             isinstance(inputs, (list, tuple)) and inputs and is_event_array(inputs[0])):
@@ -530,6 +570,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         cached = _COMPILED[network][key] = (kinds, _compile(network, kinds, event_input, synop_convention, dt_us, batch))
     kinds, comp = cached
     steps, t_stop = _resolve_times(opts, events, stream)
+    if windowed and pause_us is not None and pause_us > t_stop:
+        raise ValueError(f"pause_us={pause_us!r} lies after the end of the simulation, t_stop = {t_stop:g} µs")
     t0 = float(t_start_us)
     if comp.tables is not None:
         need = steps if steps is not None else int(ceil((t_stop - t0) / dt_us - 1e-9))
@@ -538,8 +580,18 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                              f"pass steps<={comp.tables} or an earlier t_stop_us")
 
     # ---------------------------------------------------------------- snapshot rows
+    n_steps = steps if steps is not None else (int(floor((t_stop - t0) / dt_us + 1e-9)) if dt_us else 0)
+    if batch and n_steps > MAX_STEPS:
+        raise ValueError(f"simultaneous='batch' would run {n_steps:,} steps of {dt_us} µs (t_start_us={t0}, "
+                         f"t_stop_us={t_stop}), more than {MAX_STEPS:,}; pass t_start_us= (e.g. the first "
+                         "event's time) and t_stop_us= or steps= to simulate a window, or a larger dt_us")
     if snapshot_times_us is None and snapshot_synops is None and dt_us:
-        n_grid = steps if steps is not None else int(floor((t_stop - t0) / dt_us + 1e-9))
+        n_grid = n_steps
+        if n_grid > MAX_GRID_ROWS:
+            raise ValueError(f"the default snapshot rows (one per step of {dt_us} µs from t_start_us={t0} to "
+                             f"{t_stop} µs) would be {n_grid:,} rows, more than {MAX_GRID_ROWS:,}; events with "
+                             "absolute timestamps need t_start_us= (e.g. the first event's time), or pass "
+                             "snapshot_times_us= or a larger dt_us")
         snap_t = t0 + np.arange(1, n_grid + 1, dtype=np.float64) * float(dt_us)
         if not snap_t.size or snap_t[-1] < t_stop:
             snap_t = np.append(snap_t, t_stop)
@@ -641,8 +693,11 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     # ---------------------------------------------------------------- run
     analog = frames is not None and not is_counts
     empty = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
-    set_frame(frames[0] if analog else None)
-    start(net, st)
+    if resume is None:
+        set_frame(frames[0] if analog else None)
+        start(net, st)
+    else:
+        st = _restore(st, resume.data)
     if analog:
         for k in range(1, min(frames.shape[0], steps)):
             if np.array_equal(frames[k], frames[k - 1]):
@@ -662,10 +717,47 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
             st.si[A.K_INPUT] = 0
             call(*chunk, float(chunk[0][-1]), False, False)
     st.si[A.K_INPUT] = 0
+    if pause_us is not None:
+        call(*empty, float(pause_us), not batch, False)
+        options = dict(dt_us=dt_us, simultaneous=simultaneous, t_stop_us=t_stop_us,
+                       steps=steps if t_stop_us is None else None,
+                       snapshot_times_us=None if snapshot_times_us is None else _f64(list(snapshot_times_us)),
+                       snapshot_synops=None if snapshot_synops is None else _i64(list(snapshot_synops)),
+                       record=record, synop_convention=synop_convention, input_kind=input_kind,
+                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit)
+        return EngineState("async", float(pause_us), options, network_signature(network),
+                           _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
                 queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist())
     return _result(network, net, st, comp, record, synop_convention, info)
+
+
+def _save(st: AsyncState, k: int) -> dict:
+    """The state arrays as they are (the lead's kernels own their layout), minus the unused tails of
+    the queue (entries ``[0, si[K_HEAP])`` are the heap) and of the spike-time log."""
+    heap, log = int(st.si[A.K_HEAP]), int(st.si[A.K_LOG])
+    return dict(k=k, si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(), ht=st.ht[:heap].copy(),
+                hk=st.hk[:heap].copy(), lt=st.lt[:log].copy(), lj=st.lj[:log].copy())
+
+
+def _restore(st: AsyncState, data: dict) -> AsyncState:
+    """A fresh state (the same network and options) loaded with a saved one; the queue keeps its
+    ``queue_limit`` capacity, the spike-time log at least its initial size."""
+    for name in ("si", "sf", "su"):
+        if getattr(st, name).shape != data[name].shape:
+            raise ValueError("resume=: the saved state does not fit this network and these options")
+        getattr(st, name)[:] = data[name]
+    heap, log = data["ht"].shape[0], data["lt"].shape[0]
+    if heap > st.ht.shape[0]:
+        raise ValueError(f"resume=: the saved queue holds {heap} entries, more than queue_limit")
+    st.ht[:heap], st.hk[:heap] = data["ht"], data["hk"]
+    if st.lt.shape[0]:
+        size = max(st.lt.shape[0], 2 * log)
+        lt, lj = np.empty(size), np.empty((size, 2), np.int64)
+        lt[:log], lj[:log] = data["lt"], data["lj"]
+        st = st._replace(lt=lt, lj=lj)
+    return st
 
 
 def _result(network, net, st, comp, record, convention, info) -> SimulationResult:

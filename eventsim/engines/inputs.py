@@ -25,7 +25,10 @@ def check_events(events: np.ndarray, input_shape: tuple) -> tuple[np.ndarray, np
     if len(input_shape) != 3 or input_shape[0] not in (1, 2):
         raise ValueError(f"events need a network input of shape (2, H, W) or (1, H, W), got {input_shape}")
     c_in, h, w = input_shape
-    t = np.asarray(events["t"]).astype(np.int64, copy=False)
+    if np.ndim(events) != 1:
+        raise ValueError(f"events must be a 1-D structured array (one record per event), got shape "
+                         f"{np.shape(events)}")
+    t = _integer_times(np.asarray(events["t"]))
     x = np.asarray(events["x"]).astype(np.int64)
     y = np.asarray(events["y"]).astype(np.int64)
     p = np.asarray(events["p"]).astype(np.int64)
@@ -47,6 +50,35 @@ def check_events(events: np.ndarray, input_shape: tuple) -> tuple[np.ndarray, np
             raise ValueError(f"event {i}: polarity p={int(p[i])}, expected 0 or 1")
     c = p if c_in == 2 else np.zeros_like(p)
     return t, c, y, x
+
+
+def _integer_times(t: np.ndarray, first_index: int = 0) -> np.ndarray:
+    """Timestamps as int64 µs; float timestamps must be finite whole numbers inside int64.
+    ``first_index`` numbers the events in error messages (the position of ``t[0]`` in a stream)."""
+    if t.dtype.kind in "iu":
+        if t.dtype == np.uint64 and t.size and int(t.max()) > np.iinfo(np.int64).max:
+            i = int(np.argmax(t > np.iinfo(np.int64).max))
+            raise ValueError(f"event {first_index + i}: timestamp {int(t[i])} µs does not fit in int64")
+        return t.astype(np.int64, copy=False)
+    if t.dtype.kind != "f":
+        raise ValueError(f"event timestamps t must be integers (µs), got dtype {t.dtype}")
+    bad = ~np.isfinite(t) | (np.abs(t) >= 2.0**63) | (t != np.floor(t))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"event {first_index + i}: timestamp {t[i]!r} µs is not a whole number of µs "
+                         "inside int64")
+    return t.astype(np.int64)
+
+
+def check_start(t_start_us) -> float:
+    """``t_start_us`` as a finite float (NaN would silently drop every event)."""
+    try:
+        t0 = float(t_start_us)
+    except (TypeError, ValueError):
+        t0 = float("nan")
+    if not np.isfinite(t0):
+        raise ValueError(f"t_start_us must be a finite time in µs, got {t_start_us!r}")
+    return t0
 
 
 def events_to_steps(events: np.ndarray, input_shape: tuple, dt_us: float, steps: int | None = None,

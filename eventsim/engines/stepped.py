@@ -18,7 +18,8 @@ from ..kernels.neuron import population_step
 from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
-from .inputs import events_to_steps, is_event_array
+from .inputs import check_start, events_to_steps, is_event_array
+from .state import EngineState, check_pause, check_window, network_signature
 
 __all__ = ["simulate_stepped", "prepare_steps", "neuron_params"]
 
@@ -106,11 +107,38 @@ def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float
 
 def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt_us: float | None = None,
                      record: str | Iterable[str] | None = None, synop_convention: str = "all",
-                     input_kind: str = "auto", t_start_us: int = 0) -> SimulationResult:
-    """Run ``network`` clock-driven for ``steps`` steps. See :func:`eventsim.simulate`."""
+                     input_kind: str = "auto", t_start_us: int = 0, pause_us: float | None = None,
+                     resume: EngineState | None = None) -> SimulationResult | EngineState:
+    """Run ``network`` clock-driven for ``steps`` steps. See :func:`eventsim.simulate`.
+
+    With ``pause_us`` (a step boundary) the run stops after the steps that end by then and returns
+    an :class:`~eventsim.engines.state.EngineState` (membranes, readout, step index and the rows so
+    far); ``resume=`` continues it with the events of the next window (see :mod:`eventsim.engines.state`).
+    """
     counting.check_convention(synop_convention)
     record = _check_record(record)
-    frames, is_events, steps = prepare_steps(network, inputs, steps, dt_us, input_kind, t_start_us)
+    t_start_us = check_start(t_start_us)
+    if float(t_start_us).is_integer():
+        t_start_us = int(t_start_us)
+    k0 = 0
+    if pause_us is not None or resume is not None:
+        if not is_event_array(inputs):
+            raise ValueError("pause_us=/resume= split a recording into time windows: they need event-array input")
+        if steps is None:
+            raise ValueError("a paused run needs its length up front (the first window's events cannot tell): "
+                             "pass steps=")
+        k0 = int(resume.data["k"]) if resume is not None else 0
+        k1 = check_pause(pause_us, t_start_us, dt_us, True) if pause_us is not None else steps
+        if not (k0 < k1 <= steps if pause_us is not None else k0 <= k1):
+            raise ValueError(f"pause_us={pause_us!r} must lie after the resumed state "
+                             f"({t_start_us + k0 * dt_us:g} µs) and no later than the end "
+                             f"({t_start_us + steps * dt_us:g} µs)")
+        t_from = t_start_us + k0 * int(dt_us)
+        check_window(inputs, t_from, t_start_us + k1 * int(dt_us) if pause_us is not None else None)
+        frames, is_events, _ = prepare_steps(network, inputs, k1 - k0, dt_us, input_kind, t_from)
+    else:
+        frames, is_events, steps = prepare_steps(network, inputs, steps, dt_us, input_kind, t_start_us)
+        k1 = steps
     layers = network.layers
     n_layers = len(layers)
 
@@ -133,7 +161,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
             c = in_shape[0]
             params[i] = neuron_params(layer, c, dt_us)
             v = np.empty((c, int(np.prod(in_shape)) // c))
-            v[:] = params[i].v_init[:, None]
+            v[:] = params[i].v_init[:, None] if resume is None else resume.data[f"v{i}"]
             state[i] = v
             gain_bias[i] = (layer.step_gain, layer.step_bias)
         if getattr(layer, "delay_us", 0.0):
@@ -150,9 +178,18 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                for i in params} if "spikes" in record else {}
     membranes = {layers[i].name: np.zeros((steps,) + network.shapes[i])
                  for i in params} if "membrane" in record else {}
+    if resume is not None:
+        readout[:] = resume.data["readout"]
+        for name, arr in (("logits", logits), ("spikes", spikes), ("synops", synops), ("macs", macs),
+                          ("updates", updates)):
+            arr[:k0] = resume.data[name]
+        for prefix, arrays in (("raster:", rasters), ("membrane:", membranes)):
+            for name, arr in arrays.items():
+                arr[:k0] = resume.data[prefix + name]
 
-    for k in range(steps):
-        val = frames[k if frames.shape[0] > 1 else 0]
+    for k in range(k0, k1):
+        kf = k - k0 if frames.shape[0] > 1 else 0     # frames hold this window's steps
+        val = frames[kf]
         cnt = val.astype(np.int64) if is_events else None
         outputs = []
         for i, layer in enumerate(layers):
@@ -184,7 +221,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                 cnt = cnt.reshape(shape) if cnt is not None else None
             elif isinstance(layer, Add):
                 if layer.source == -1:
-                    s_val = frames[k if frames.shape[0] > 1 else 0]
+                    s_val = frames[kf]
                     s_cnt = s_val.astype(np.int64) if is_events else None
                 else:
                     s_val, s_cnt = outputs[layer.source]
@@ -218,6 +255,15 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                 raise TypeError(f"{layer.name}: unsupported layer type {type(layer).__name__}")
             outputs.append((val, cnt))
 
+    if pause_us is not None:
+        data = {"k": k1, "readout": readout.copy(), "logits": logits[:k1], "spikes": spikes[:k1],
+                "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1]}
+        data.update({f"v{i}": v for i, v in state.items()})
+        data.update({"raster:" + name: arr[:k1] for name, arr in rasters.items()})
+        data.update({"membrane:" + name: arr[:k1] for name, arr in membranes.items()})
+        options = dict(steps=steps, dt_us=dt_us, record=record, synop_convention=synop_convention,
+                       input_kind=input_kind, t_start_us=t_start_us)
+        return EngineState("stepped", float(t_start_us + k1 * dt_us), options, network_signature(network), data)
     times = (np.arange(1, steps + 1, dtype=np.float64) * dt_us + t_start_us if dt_us
              else np.arange(1, steps + 1, dtype=np.float64))
     return SimulationResult(

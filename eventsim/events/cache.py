@@ -9,12 +9,16 @@ Layout (``format = "eventsim-event-cache"``, ``version = 1``)::
     /<split>/events/p         int8
     /<split>/samples/offset   int64  (n + 1,) sample i is events[offset[i]:offset[i + 1]]
     /<split>/samples/label    int64  (n,)
-    /<split>/samples/name     utf-8  (n,)   source file name or id
+    /<split>/samples/name     bytes  (n,)   source file name or id, UTF-8, fixed length
 
 Event columns are chunked (``chunk_events`` per chunk) with shuffle + gzip, written incrementally
 (memory bounded by one sample), into a temporary file that replaces ``path`` atomically
-(``os.replace``) only once complete. No timestamps are stored in the file (``track_times=False``),
-so the same inputs give the same bytes with the same HDF5 library.
+(``os.replace``) only once complete. The file uses the HDF5 1.10 format, whose metadata is
+checksummed; the sample table also carries Fletcher-32 checksums (the gzip streams of the event
+columns carry Adler-32), and strings are fixed-length (variable-length strings would live in
+HDF5's global heap, which has no checksum), so every byte the reader uses is checked. Caches with
+variable-length strings (written before) are read too. No timestamps are stored in the file
+(``track_times=False``), so the same inputs give the same bytes with the same HDF5 library.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ _COLUMNS = (("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8))
 #: unallocated chunks let a tiny file declare terabytes; event columns compress ~2-8x).
 MAX_BYTES_PER_FILE_BYTE = 32
 MEMORY_SLACK_BYTES = 64 << 20
+#: HDF5 file-format bounds of the caches written (see :func:`build_cache`)
+_LIBVER = ("v110", "v110")
 
 
 def _h5py():
@@ -106,13 +112,17 @@ def build_cache(path: str | os.PathLike, splits: Mapping[str, Iterable[Any]], *,
     fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
-        with h5py.File(tmp_name, "w", track_order=False) as f:
-            f.attrs["format"] = CACHE_FORMAT
+        # the HDF5 1.10 file format, pinned: its superblock, object headers and chunk indexes carry
+        # checksums, so a damaged cache is refused instead of read with silently different metadata;
+        # HDF5 >= 1.10 reads it ("latest" would follow the library: under HDF5 2.0 other bytes, in a
+        # format HDF5 1.x may not read)
+        with h5py.File(tmp_name, "w", track_order=False, libver=_LIBVER) as f:
+            _text_attr(f, "format", CACHE_FORMAT)
             f.attrs["version"] = CACHE_VERSION
             f.attrs["sensor_size"] = np.asarray(size, dtype=np.int64)
-            f.attrs["classes"] = json.dumps(list(classes) if classes is not None else None)
-            f.attrs["provenance"] = json.dumps(dict(provenance or {}), sort_keys=True)
-            f.attrs["splits"] = json.dumps(list(splits))
+            _text_attr(f, "classes", json.dumps(list(classes) if classes is not None else None))
+            _text_attr(f, "provenance", json.dumps(dict(provenance or {}), sort_keys=True))
+            _text_attr(f, "splits", json.dumps(list(splits)))
             for split, samples in splits.items():
                 _write_split(f, split, samples, size, chunk_events, compression_level, sort, progress)
         umask = os.umask(0)
@@ -161,10 +171,23 @@ def _write_split(f: Any, split: str, samples: Iterable[Any], size: tuple[int, in
     if bar is not None:
         bar.close()
     sg = g.create_group("samples")
-    sg.create_dataset("offset", data=np.asarray(offsets, dtype=np.int64), track_times=False)
-    sg.create_dataset("label", data=np.asarray(labels, dtype=np.int64), track_times=False)
-    sg.create_dataset("name", data=np.asarray(names, dtype=object), dtype=h5py.string_dtype("utf-8"),
+    # checksummed (the event columns are gzip streams, whose Adler-32 already catches damage); names
+    # as fixed-length UTF-8 bytes in the chunks, not variable-length strings in HDF5's global heap,
+    # which has no checksum
+    sg.create_dataset("offset", data=np.asarray(offsets, dtype=np.int64), chunks=True, fletcher32=True,
                       track_times=False)
+    sg.create_dataset("label", data=np.asarray(labels, dtype=np.int64), chunks=True, fletcher32=True,
+                      track_times=False)
+    encoded = [name.encode("utf-8") for name in names]
+    sg.create_dataset("name", data=np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}"), chunks=True,
+                      compression="gzip", fletcher32=True, track_times=False)
+
+
+def _text_attr(f: Any, name: str, text: str) -> None:
+    """A fixed-length UTF-8 string attribute: stored in the (checksummed) object header, not in
+    HDF5's global heap as a variable-length string would be."""
+    data = text.encode("utf-8")
+    f.attrs.create(name, data=np.bytes_(data), dtype=_h5py().string_dtype("utf-8", max(1, len(data))))
 
 
 def _append(cols: dict, pending: list[np.ndarray]) -> None:
@@ -205,15 +228,25 @@ class EventCache:
         except ValueError:
             self.close()
             raise
-        if f.attrs.get("format") != CACHE_FORMAT:
+        try:
+            self._open_checked(f, split)
+        except (OSError, KeyError, RuntimeError, TypeError) as exc:   # what h5py raises for damaged files
+            self.close()
+            raise ValueError(f"{self.path}: corrupt event cache ({type(exc).__name__}: {exc})") from None
+        except ValueError:
+            self.close()
+            raise
+
+    def _open_checked(self, f: Any, split: str | None) -> None:
+        if _attr(f, "format", "text", self.path, missing_ok=True) != CACHE_FORMAT:
             raise ValueError(f"{self.path}: not an eventsim event cache (format attribute "
                              f"{f.attrs.get('format')!r}, expected {CACHE_FORMAT!r})")
         try:
-            version = int(f.attrs["version"])
-            self.splits = json.loads(f.attrs["splits"])
-            self.sensor_size = normalize_sensor_size(f.attrs["sensor_size"])
-            self.classes = json.loads(f.attrs["classes"])
-            self.provenance = json.loads(f.attrs["provenance"])
+            version = int(_attr(f, "version", "int", self.path))
+            self.splits = json.loads(_attr(f, "splits", "text", self.path))
+            self.sensor_size = normalize_sensor_size(_attr(f, "sensor_size", "int", self.path))
+            self.classes = json.loads(_attr(f, "classes", "text", self.path))
+            self.provenance = json.loads(_attr(f, "provenance", "text", self.path))
         except (KeyError, TypeError, ValueError, OSError, RecursionError) as exc:
             raise ValueError(f"{self.path}: corrupt event cache attributes ({type(exc).__name__}: {exc})") from None
         if version > CACHE_VERSION:
@@ -257,12 +290,12 @@ class EventCache:
 
     def _read(self, lo: int, hi: int) -> np.ndarray:
         """Events ``lo:hi`` of the split, validated (sorted, inside the sensor, polarity 0/1)."""
-        g = self._h5()[self.split]["events"]
         ev = np.empty(hi - lo, dtype=EVENT_DTYPE)
         try:
+            g = self._h5()[self.split]["events"]
             for name, _ in _COLUMNS:
                 ev[name] = g[name][lo:hi]
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, KeyError, TypeError) as exc:
             raise ValueError(f"{self.path} [{self.split}]: events {lo}..{hi} cannot be read ({exc}); "
                              "the cache is corrupt") from None
         return validate_events(ev, self.sensor_size, source=f"{self.path} [{self.split}]",
@@ -331,6 +364,23 @@ class EventCache:
                 f"sensor_size={self.sensor_size})")
 
 
+def _attr(f: Any, name: str, kind: str, path: Path, missing_ok: bool = False) -> Any:
+    """Attribute ``name`` of the file's root, read only once its type is what a cache stores
+    (``"text"``: a string; ``"int"``: integers). Other types are refused unread: libhdf5 can
+    crash converting a damaged variable-length type."""
+    import h5py
+    if name not in f.attrs:
+        if missing_ok:
+            return None
+        raise KeyError(f"attribute {name!r} is missing")
+    dt = f.attrs.get_id(name).dtype
+    ok = (h5py.check_string_dtype(dt) is not None or dt.kind in "SU") if kind == "text" else dt.kind in "iu"
+    if not ok:
+        raise ValueError(f"{path}: attribute {name!r} has type {dt}, expected {kind}")
+    value = f.attrs[name]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _dataset(group: Any, name: str, path: Path) -> Any:
     """``group[name]`` if it is a plain dataset stored in this file (no links, no external storage)."""
     h5py = _h5py()
@@ -384,7 +434,7 @@ def _check_split(f: Any, split: str, path: Path) -> tuple[np.ndarray, np.ndarray
         offsets = offset[()].astype(np.int64)
         labels = label[()].astype(np.int64)
         text = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in names[()]]
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError) as exc:
         raise ValueError(f"{where}: sample table cannot be read ({exc}); the cache is corrupt") from None
     if offsets[0] != 0 or offsets[-1] != n_events or np.any(np.diff(offsets) < 0):
         bad = int(np.flatnonzero(np.diff(offsets) < 0)[0]) + 1 if np.any(np.diff(offsets) < 0) else None

@@ -34,12 +34,7 @@ column they would otherwise be compiled once per constant (Numba specialises on 
 """
 from numba import njit
 
-from ..config import JIT
-
-#: Settings of every asynchronous kernel: :data:`eventsim.config.JIT` without Numba's reference
-#: counting (NRT). These kernels never allocate; with NRT every call would increment and decrement
-#: the count of each array in the state tuples (measured: ~45 % of the run time).
-ASYNC_JIT = dict(JIT, _nrt=False)
+from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import it from here)
 
 # ----------------------------------------------------------------------------- net.ni header slots
 (H_BATCH, H_STEPS, H_NTIMERS, H_RASTER, H_TIMES, H_MEM, H_NOUT, H_OUTLAYER, H_OUTMEAN, H_YDENSE, H_NPOP,

@@ -75,8 +75,8 @@ def value_at(net, st, p, g, c, t):
         return v
     if cget(net, C_ITAU, c) == 0.0:
         return v + sf[nfo(net, N_DR) + g] * (t - sf[nfo(net, N_TL) + g])
-    lif_refresh(net, st, p, t)
-    return v / sf[cso(net, CS_SC) + c] + sf[nfo(net, N_DR) + g]
+    lif_refresh(net, st, p, t)   # may renormalise q: read it afterwards
+    return sf[nfo(net, N_V) + g] / sf[cso(net, CS_SC) + c] + sf[nfo(net, N_DR) + g]
 
 
 @njit(**ASYNC_JIT)

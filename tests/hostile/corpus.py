@@ -21,7 +21,7 @@ import numpy as np
 
 from hostile import ptfile
 from hostile.markers import payload_calls
-from hostile.ptfile import Raw, Tensor, call, encode, glob, integer, string, tup
+from hostile.ptfile import Tensor, call, encode, glob, integer, string, tup
 
 ROOT = Path(__file__).resolve().parents[2]
 GiB = 1 << 30

@@ -1,0 +1,110 @@
+"""Determinism: identical spikes and counts across runs, across processes with a fresh (empty)
+Numba cache, with the kernels interpreted by Python (``NUMBA_DISABLE_JIT=1``), and between the
+serial and the Dask evaluation of the async engine (the stepped engine's Dask run is compared in
+``test_distributed.py``).
+
+The fixed case is :mod:`hostile.determinism_case`: a conv/LIF/IF network on 600 events with a
+burst of 40 simultaneous ones, through the stepped engine and both async modes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hostile import determinism_case
+from hostile.fuzzing import PROFILE
+
+HERE = Path(__file__).resolve().parent
+ALL = ["stepped", "async-none", "async-batch"]
+
+
+@pytest.fixture(scope="module")
+def in_process():
+    """Results in this process (kernels from the shared, warm cache), computed twice."""
+    first, second = determinism_case.run(ALL), determinism_case.run(ALL)
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    return first
+
+
+def _child(tmp_path, engines, **env):
+    out = tmp_path / "child.npz"
+    environ = dict(os.environ, **env)
+    environ["PYTHONPATH"] = os.pathsep.join([str(HERE), environ.get("PYTHONPATH", "")])
+    subprocess.run([sys.executable, str(HERE / "hostile" / "determinism_case.py"), str(out), ",".join(engines)],
+                   check=True, env=environ, timeout=1200)
+    with np.load(out) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _same(child, reference, engines):
+    keys = [k for k in reference if k.split(":")[0] in engines]
+    assert sorted(child) == sorted(keys)
+    for key in keys:
+        np.testing.assert_array_equal(child[key], reference[key], err_msg=key)
+    assert any(child[k].sum() for k in keys if k.endswith(":spikes")), "the case produced no spikes"
+
+
+def _fresh_jit(tmp_path, engines, in_process):
+    cache = tmp_path / "empty-cache"
+    cache.mkdir()
+    _same(_child(tmp_path, engines, NUMBA_CACHE_DIR=str(cache)), in_process, engines)
+    # the child compiled (and cached) the kernels itself: proof that it did not load this process's
+    assert list(cache.rglob("*.nbi")) and list(cache.rglob("*.nbc")), "the child compiled nothing"
+
+
+def test_fresh_jit_equals_cached(tmp_path, in_process):
+    """A process compiling the stepped kernels from scratch (empty NUMBA_CACHE_DIR) gets exactly the
+    results of this process, whose kernels came from the cache."""
+    _fresh_jit(tmp_path, ["stepped"], in_process)
+
+
+@pytest.mark.skipif(PROFILE != "long", reason="compiling the async kernels from scratch takes minutes: "
+                    "EVENTSIM_FUZZ_PROFILE=long (benchmarks/fuzz_long.py) runs it")
+def test_fresh_jit_equals_cached_async(tmp_path, in_process):
+    """The same for the async engine in both modes (its kernels take minutes to compile)."""
+    _fresh_jit(tmp_path, ["async-none", "async-batch"], in_process)
+
+
+def test_interpreted_kernels_equal_compiled(tmp_path, in_process):
+    """With NUMBA_DISABLE_JIT=1 the kernels run as plain Python; fastmath is off
+    (eventsim/config.py), so the compiled arithmetic is bit-for-bit the interpreted one."""
+    _same(_child(tmp_path, ALL, NUMBA_DISABLE_JIT="1", NUMBA_CACHE_DIR=str(tmp_path / "unused")), in_process, ALL)
+
+
+# ----------------------------------------------------------------------------- serial vs Dask, async
+
+
+def test_async_evaluation_on_dask_equals_serial():
+    pytest.importorskip("dask.distributed")
+    import cloudpickle
+    from dask.distributed import Client, LocalCluster
+
+    import eventsim as es
+    from eventsim.evaluate import evaluate
+    cloudpickle.register_pickle_by_value(determinism_case)
+    net, ev = determinism_case.case()
+    net = es.Network(net.input_shape, net.layers, metadata={"dt_us": 1000})
+    rng = np.random.default_rng(5)
+    data = [(ev[np.sort(rng.choice(ev.size, 300, replace=False))], i % 3) for i in range(8)]
+    volatile = {"wall_s", "samples_per_s", "workers"}
+    serial = evaluate(net, data, engine="async")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=40)
+    try:
+        with Client(cluster) as client:
+            dist = evaluate(net, data, engine="async", client=client)
+    finally:
+        cluster.close()
+    assert {k: v for k, v in dist.summary.items() if k not in volatile} == \
+        {k: v for k, v in serial.summary.items() if k not in volatile}
+    assert dist.records == serial.records
+    for a, b in zip(dist.traces, serial.traces):
+        np.testing.assert_array_equal(a.logits, b.logits)
+        np.testing.assert_array_equal(a.synops, b.synops)

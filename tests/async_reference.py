@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 import eventsim as es
 
@@ -357,6 +358,17 @@ def random_events(n: int, input_shape: tuple, t_max_us: int, rng: np.random.Gene
     ev["x"], ev["y"] = rng.integers(0, w, n), rng.integers(0, h, n)
     ev["p"] = rng.integers(0, c, n)
     return ev
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_async():
+    """Compile the kernels once per session (Numba caches them in build/numba-cache); a test module
+    uses it by importing it (autouse)."""
+    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((1, 4))), es.IF(), es.Linear(np.ones((1, 1))),
+                                 es.Readout()])
+    ev = random_events(20, (1, 2, 2), 3000, np.random.default_rng(0))
+    for mode in ("none", "batch"):
+        es.simulate(net, ev, engine="async", dt_us=1000.0, simultaneous=mode)
 
 
 def assert_matches_reference(network: es.Network, res, ref: ReferenceResult) -> None:

@@ -18,20 +18,10 @@ from hypothesis import strategies as st
 import eventsim as es
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from async_reference import random_events  # noqa: E402
+from async_reference import random_events, warm_async  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DT = 1000.0
-
-
-@pytest.fixture(scope="session", autouse=True)
-def warm_async():
-    """Compile the kernels once (Numba caches them in build/numba-cache)."""
-    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((1, 4))), es.IF(), es.Linear(np.ones((1, 1))),
-                                 es.Readout()])
-    ev = random_events(20, (1, 2, 2), 3000, np.random.default_rng(0))
-    for mode in ("none", "batch"):
-        es.simulate(net, ev, engine="async", dt_us=DT, simultaneous=mode)
 
 
 def assert_same(net, inputs, *, membranes=True, **options):

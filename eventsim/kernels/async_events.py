@@ -130,10 +130,18 @@ def emit(net, st, p, jl, count, t, k):
         st.lj[i, 0] = g
         st.lj[i, 1] = count
         si[K_LOG] = i + 1
-    n = to_flat(net, p, jl)
-    s_row = ni[H_SRC] + 2 * (p + 1)
+    queue_groups(net, st, p + 1, np.int64(0), layer, to_flat(net, p, jl), count, t, k)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def queue_groups(net, st, s, first, layer, n, count, t, k):
+    """Queue the delivery of ``count`` events of source ``s`` (0: input, 1 + p: population p) at
+    flat position ``n`` along each of its delay groups from the ``first``-th on, at ``t`` plus the
+    group's delay (batch mode: whole steps after step ``k``); deliveries after ``t_stop`` are dropped."""
+    ni = net.ni
+    s_row = ni[H_SRC] + 2 * s
     g0 = ni[s_row]
-    for gi in range(g0, g0 + ni[s_row + 1]):
+    for gi in range(g0 + first, g0 + ni[s_row + 1]):
         g_row = ni[H_GRP] + 3 * gi
         if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
             continue

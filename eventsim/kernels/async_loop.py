@@ -12,11 +12,11 @@ returns early.
 import numpy as np
 from numba import njit
 
-from .async_events import (check_batch, check_continuous, process_candidates, push, push_checks, record_row,
-                           set_drive, step_time, to_local, wake_continuous)
+from .async_events import (check_batch, check_continuous, process_candidates, push, push_checks, queue_groups,
+                           record_row, set_drive, step_time, to_local, wake_continuous)
 from .async_fanout import deliver, touch
 from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT, F_TSTART,
-                           F_TSTOP, G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GRP, H_LPOP, H_MAC, H_N,
+                           F_TSTOP, G_PATH0, G_PATH1, H_BATCH, H_GRP, H_LPOP, H_MAC, H_N,
                            H_NMAC, H_NOUT, H_NPOP, H_NSNAPB, H_NSNAPT, H_NTIMERS, H_SNAPB, H_SNAPT, H_SRC,
                            H_TAB, H_TIMES, H_YDENSE, K_HEAP, K_INPUT, K_LOG, K_SNAPB, K_SNAPT, K_STEP, K_SYN,
                            K_TIMER, N_ACC, N_CST, N_DR, N_TL, N_V, P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE,
@@ -122,13 +122,7 @@ def _source_event(net, st, s, layer, n, a, count, t, group):
     g0 = ni[ni[H_SRC] + 2 * s]
     now = g0 if group < 0 else g0 + group
     if group < 0:
-        for gi in range(g0 + 1, g0 + ni[ni[H_SRC] + 2 * s + 1]):
-            g_row = ni[H_GRP] + 3 * gi
-            if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
-                continue
-            td = step_time(net, k + ni[g_row + G_STEPS]) if ni[H_BATCH] else t + net.nf[ni[H_GDELAY] + gi]
-            if td <= net.nf[F_TSTOP]:
-                push(net, st, td, layer, 2 + gi - g0, n, count)
+        queue_groups(net, st, s, np.int64(1), layer, n, count, t, k)
     g_row = ni[H_GRP] + 3 * now
     if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
         return

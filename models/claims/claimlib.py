@@ -119,6 +119,28 @@ def write_card(checkpoint: Path, text: str) -> Path:
     return path
 
 
+def publish(checkpoint: Path, info: dict[str, Any], card: Callable[[dict], str]) -> dict:
+    """Write the sidecar ``<checkpoint>.json`` and the card ``<checkpoint>.md`` rendered from it
+    (so the card shows exactly what the sidecar holds); returns the sidecar's contents."""
+    write_sidecar(checkpoint, info)
+    info = read_sidecar(checkpoint)
+    write_card(checkpoint, card(info))
+    return info
+
+
+def arg_parser(doc: str, epochs: int | None = None):
+    """The options every training script takes: ``--data``, ``--threads``, ``--seed`` (and
+    ``--epochs`` with its default, when given)."""
+    import argparse
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--data", default=None, help="N-MNIST folder (default ../shared/data/nmnist)")
+    if epochs is not None:
+        p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
 class Timer:
     """Wall-clock seconds since construction (``Timer().s``)."""
 

@@ -18,7 +18,6 @@ accuracy after every step on the 100 test recordings) and its model card ``.md``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -106,20 +105,14 @@ def train(data=None, epochs: int = 12, lr: float = 3e-3, batch: int = 32, max_sh
             "mean_duration_us": claimlib.mean_duration_us(train_samples),
             "mean_bin_us": claimlib.mean_duration_us(train_samples) / TIMESTEPS,
             "test_labels": [int(v) for v in yt], "pytorch": results}
-    claimlib.write_sidecar(CHECKPOINT, info)
-    info = claimlib.read_sidecar(CHECKPOINT)
-    claimlib.write_card(CHECKPOINT, card(info))
+    info = claimlib.publish(CHECKPOINT, info, card)
     print(f"test accuracy {results['accuracy']:.2f}; per step {results['accuracy_per_step']}")
     print(f"wrote {CHECKPOINT} ({info['bytes']:,} bytes)")
     return info
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="N-MNIST folder (default ../shared/data/nmnist)")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p = claimlib.arg_parser(__doc__, epochs=12)
     a = p.parse_args(argv)
     train(a.data, epochs=a.epochs, seed=a.seed, threads=a.threads)
     return 0

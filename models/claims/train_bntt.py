@@ -21,7 +21,6 @@ its model card ``.md``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -154,9 +153,7 @@ def train(data=None, epochs: int = 10, lr: float = 0.1, weight_decay: float = 1e
             "poisson_rescale": RESCALE, "epochs": epochs, "lr": lr, "weight_decay": weight_decay, "gamma_decay": gamma_decay, "batch": batch,
             "max_shift": max_shift, "seed": seed, "threads": threads, "train_seconds": round(seconds, 1), "log": log,
             "gamma": gamma_per_step(state), "test_labels": [int(v) for v in yt], "pytorch": results}
-    claimlib.write_sidecar(CHECKPOINT, info)
-    info = claimlib.read_sidecar(CHECKPOINT)
-    claimlib.write_card(CHECKPOINT, card(info))
+    info = claimlib.publish(CHECKPOINT, info, card)
     print(f"test accuracy {acc:.2f}; per step {[round(a, 2) for a in results['accuracy_per_step']]}")
     print(f"mean gamma per step {[round(g, 3) for g in info['gamma']['mean']]}")
     print(f"wrote {CHECKPOINT} ({info['bytes']:,} bytes)")
@@ -164,15 +161,12 @@ def train(data=None, epochs: int = 10, lr: float = 0.1, weight_decay: float = 1e
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="N-MNIST folder (default ../shared/data/nmnist)")
+    p = claimlib.arg_parser(__doc__)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--gamma-decay", type=float, default=1e-2,
                    help="weight decay of the BN scales γ (BNTT itself: the same as --weight-decay)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     train(a.data, epochs=a.epochs, lr=a.lr, weight_decay=a.weight_decay, gamma_decay=a.gamma_decay, seed=a.seed,
           threads=a.threads)

@@ -20,7 +20,6 @@ a model card ``.md`` for each. The PyTorch module is ``models/seeds/diet.py:Diet
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -214,9 +213,7 @@ def train(data=None, ann_epochs: int = 20, snn_epochs: int = 12, ann_lr: float =
             "leak": [model.leak[f"l{n}"].item() for n in n_list],
             "ann_log": ann_log, "snn_log": snn_log, "ann_checkpoint": ANN_CHECKPOINT.name,
             "ann_bytes": claimlib.file_size(ANN_CHECKPOINT), "test_labels": [int(v) for v in yt], "pytorch": results}
-    claimlib.write_sidecar(CHECKPOINT, info)
-    info = claimlib.read_sidecar(CHECKPOINT)
-    claimlib.write_card(CHECKPOINT, card(info))
+    info = claimlib.publish(CHECKPOINT, info, card)
     claimlib.write_card(ANN_CHECKPOINT, ann_card(info))
     print(f"ANN {results['ann_accuracy']:.2f}, converted {results['converted_accuracy']:.2f}, "
           f"DIET-SNN T={TIMESTEPS} {acc:.2f} (per step {results['snn_accuracy_per_step']})")
@@ -225,12 +222,9 @@ def train(data=None, ann_epochs: int = 20, snn_epochs: int = 12, ann_lr: float =
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="N-MNIST folder (default ../shared/data/nmnist)")
+    p = claimlib.arg_parser(__doc__)
     p.add_argument("--ann-epochs", type=int, default=20)
     p.add_argument("--snn-epochs", type=int, default=12)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     train(a.data, ann_epochs=a.ann_epochs, snn_epochs=a.snn_epochs, seed=a.seed, threads=a.threads)
     return 0

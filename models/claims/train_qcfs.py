@@ -13,7 +13,6 @@ its model card ``.md``. The PyTorch module is ``models/seeds/qcfs.py:QcfsVGG`` (
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -117,9 +116,7 @@ def train(data=None, epochs: int = 40, lr: float = 3e-3, batch: int = 32, max_sh
             "threads": threads, "levels": LEVELS, "widths": list(WIDTHS), "hidden": HIDDEN, "t_max": T_MAX,
             "train_seconds": round(seconds, 1), "log": log, "test_labels": [int(v) for v in yt],
             "pytorch": results}
-    claimlib.write_sidecar(CHECKPOINT, info)
-    info = claimlib.read_sidecar(CHECKPOINT)
-    claimlib.write_card(CHECKPOINT, card(info))
+    info = claimlib.publish(CHECKPOINT, info, card)
     half = results["snn"]["v_init_0.5"]["accuracy_per_step"]
     zero = results["snn"]["v_init_0"]["accuracy_per_step"]
     print(f"ANN {results['ann_accuracy']:.2f}; SNN v0=θ/2 T=4/16/64: {half[3]:.2f}/{half[15]:.2f}/{half[63]:.2f}; "
@@ -129,11 +126,7 @@ def train(data=None, epochs: int = 40, lr: float = 3e-3, batch: int = 32, max_sh
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="N-MNIST folder (default ../shared/data/nmnist)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p = claimlib.arg_parser(__doc__, epochs=40)
     a = p.parse_args(argv)
     train(a.data, epochs=a.epochs, seed=a.seed, threads=a.threads)
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 import eventsim as es
 
 from .common import PeerRun, PeerStatus, peer_status
-from .torch_common import check_if_population, readout_last, scalar_threshold
+from .torch_common import check_if_population, load_weights, readout_last, scalar_threshold, torch_layer
 
 __all__ = ["NAME", "COMPARE", "status", "build", "simulate", "timer"]
 
@@ -89,26 +89,13 @@ def build(network: es.Network, dtype=None, hooks: bool = True):
     modules, names = [], []
     for spec in network.layers[:-1]:
         extra = None
-        if isinstance(spec, es.Conv2d):
-            c_out, _, kh, kw = spec.weight.shape
-            mod = torch.nn.Conv2d(spec.in_channels, c_out, (kh, kw), stride=spec.stride, padding=spec.padding,
-                                  groups=spec.groups, bias=spec.bias is not None)
-        elif isinstance(spec, es.Linear):
-            mod = torch.nn.Linear(spec.weight.shape[1], spec.weight.shape[0], bias=spec.bias is not None)
-        elif isinstance(spec, es.NeuronSpec):
+        mod = torch_layer(spec)
+        if isinstance(spec, es.NeuronSpec):
             check_if_population(spec, COMPARE, NAME)
             mod = snn.Leaky(beta=1.0, threshold=scalar_threshold(spec, NAME), reset_mechanism="subtract",
                             init_hidden=True)
             extra = AsDtype(dtype)
-        elif isinstance(spec, es.AvgPool2d):
-            mod = torch.nn.AvgPool2d(spec.kernel_size, spec.stride, spec.padding)
-        elif isinstance(spec, es.SumPool2d):
-            mod = torch.nn.AvgPool2d(spec.kernel_size, spec.stride, spec.padding, divisor_override=1)
-        elif isinstance(spec, es.MaxPool2d):
-            mod = torch.nn.MaxPool2d(spec.kernel_size, spec.stride, spec.padding)
-        elif isinstance(spec, es.Flatten):
-            mod = torch.nn.Flatten()
-        else:
+        elif mod is None:
             raise ValueError(f"{NAME}: {spec.name} ({type(spec).__name__}) has no adapter")
         modules.append(mod)
         names.append(spec.name)
@@ -116,14 +103,7 @@ def build(network: es.Network, dtype=None, hooks: bool = True):
             modules.append(extra)
             names.append(None)
     net = _net_class()(modules).to(dtype)
-    by_name = {l.name: l for l in network.layers}
-    with torch.no_grad():
-        for mod, name in zip(net.children(), names):
-            spec = by_name.get(name)
-            if getattr(spec, "synaptic", False):
-                mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(spec.weight)))
-                if spec.bias is not None:
-                    mod.bias.copy_(torch.from_numpy(spec.bias))
+    load_weights(net.children(), names, network)
     model = SNNTorchModel(net)
     if hooks:
         model.register_hooks()

@@ -20,7 +20,7 @@ import numpy as np
 import eventsim as es
 
 from .common import PeerRun, PeerStatus, as_count, peer_status
-from .torch_common import check_if_population, readout_last, scalar_threshold
+from .torch_common import check_if_population, load_weights, readout_last, scalar_threshold, torch_layer
 
 __all__ = ["NAME", "COMPARE", "status", "build", "simulate", "timer"]
 
@@ -48,28 +48,17 @@ def build(network: es.Network, dtype=None, count: bool = True):
     modules, names = [], []
     for spec in network.layers[:-1]:
         extra = None
-        if isinstance(spec, es.Conv2d):
-            c_out, _, kh, kw = spec.weight.shape
-            mod = torch.nn.Conv2d(spec.in_channels, c_out, (kh, kw), stride=spec.stride, padding=spec.padding,
-                                  groups=spec.groups, bias=spec.bias is not None)
-        elif isinstance(spec, es.Linear):
-            mod = torch.nn.Linear(spec.weight.shape[1], spec.weight.shape[0], bias=spec.bias is not None)
-        elif isinstance(spec, es.NeuronSpec):
+        mod = torch_layer(spec)
+        if isinstance(spec, es.NeuronSpec):
             check_if_population(spec, COMPARE, NAME)
             mod = sl.IAFSqueeze(batch_size=1, spike_threshold=torch.tensor(scalar_threshold(spec, NAME), dtype=dtype),
                                 spike_fn=SingleSpike, reset_fn=MembraneSubtract(), min_v_mem=None)
             extra = AsDtype(dtype)
-        elif isinstance(spec, es.AvgPool2d):
-            mod = torch.nn.AvgPool2d(spec.kernel_size, spec.stride, spec.padding)
         elif isinstance(spec, es.SumPool2d):
             if spec.padding != (0, 0):
                 raise ValueError(f"{NAME}: {spec.name}: sinabs SumPool2d has no padding")
             mod = sl.SumPool2d(spec.kernel_size, spec.stride)
-        elif isinstance(spec, es.MaxPool2d):
-            mod = torch.nn.MaxPool2d(spec.kernel_size, spec.stride, spec.padding)
-        elif isinstance(spec, es.Flatten):
-            mod = torch.nn.Flatten()
-        else:
+        elif mod is None:
             raise ValueError(f"{NAME}: {spec.name} ({type(spec).__name__}) has no adapter")
         modules.append(mod)
         names.append(spec.name)
@@ -77,14 +66,7 @@ def build(network: es.Network, dtype=None, count: bool = True):
             modules.append(extra)
             names.append(None)
     seq = torch.nn.Sequential(*modules).to(dtype)
-    by_name = {l.name: l for l in network.layers}
-    with torch.no_grad():
-        for mod, name in zip(seq, names):
-            spec = by_name.get(name)
-            if getattr(spec, "synaptic", False):
-                mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(spec.weight)))
-                if spec.bias is not None:
-                    mod.bias.copy_(torch.from_numpy(spec.bias))
+    load_weights(seq, names, network)
     if count:
         register_synops_hooks(seq)
     seq.eval()

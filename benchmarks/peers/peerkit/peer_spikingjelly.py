@@ -16,7 +16,7 @@ import numpy as np
 import eventsim as es
 
 from .common import PeerRun, PeerStatus, peer_status
-from .torch_common import check_if_population, readout_last, scalar_threshold
+from .torch_common import check_if_population, load_weights, readout_last, scalar_threshold, torch_layer
 
 __all__ = ["NAME", "COMPARE", "status", "build", "simulate", "timer"]
 
@@ -39,34 +39,16 @@ def build(network: es.Network, dtype=None):
     readout_last(network, NAME)
     modules, names = [], []
     for spec in network.layers[:-1]:
-        if isinstance(spec, es.Conv2d):
-            c_out, _, kh, kw = spec.weight.shape
-            mod = layer.Conv2d(spec.in_channels, c_out, (kh, kw), stride=spec.stride, padding=spec.padding,
-                               groups=spec.groups, bias=spec.bias is not None)
-        elif isinstance(spec, es.Linear):
-            mod = layer.Linear(spec.weight.shape[1], spec.weight.shape[0], bias=spec.bias is not None)
-        elif isinstance(spec, es.NeuronSpec):
+        mod = torch_layer(spec, layer)
+        if isinstance(spec, es.NeuronSpec):
             check_if_population(spec, COMPARE, NAME)
             mod = neuron.IFNode(v_threshold=scalar_threshold(spec, NAME), v_reset=None)
-        elif isinstance(spec, es.AvgPool2d):
-            mod = layer.AvgPool2d(spec.kernel_size, spec.stride, spec.padding)
-        elif isinstance(spec, es.SumPool2d):
-            mod = layer.AvgPool2d(spec.kernel_size, spec.stride, spec.padding, divisor_override=1)
-        elif isinstance(spec, es.MaxPool2d):
-            mod = layer.MaxPool2d(spec.kernel_size, spec.stride, spec.padding)
-        elif isinstance(spec, es.Flatten):
-            mod = layer.Flatten()
-        else:
+        elif mod is None:
             raise ValueError(f"{NAME}: {spec.name} ({type(spec).__name__}) has no adapter")
         modules.append(mod)
         names.append(spec.name)
     seq = torch.nn.Sequential(*modules).to(dtype)
-    with torch.no_grad():
-        for mod, spec in zip(seq, network.layers):
-            if getattr(spec, "synaptic", False):
-                mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(spec.weight)))
-                if spec.bias is not None:
-                    mod.bias.copy_(torch.from_numpy(spec.bias))
+    load_weights(seq, names, network)
     functional.set_step_mode(seq, "m")
     seq.eval()
     return seq, names

@@ -5,7 +5,7 @@ import numpy as np
 
 import eventsim as es
 
-__all__ = ["check_if_population", "scalar_threshold", "readout_last", "AsDtype"]
+__all__ = ["check_if_population", "scalar_threshold", "readout_last", "torch_layer", "load_weights", "AsDtype"]
 
 
 def check_if_population(layer: es.NeuronSpec, compare: str, peer: str) -> None:
@@ -47,6 +47,44 @@ def readout_last(network: es.Network, peer: str) -> None:
     last = network.layers[-1]
     if not isinstance(last, es.Readout) or last.mode != "sum":
         raise ValueError(f"{peer}: the network must end in Readout(mode='sum'), found {last.name}")
+
+
+def torch_layer(spec: es.Layer, nn=None):
+    """The module of a Conv2d, Linear, pooling or Flatten layer, built from ``nn`` (default
+    ``torch.nn``; SpikingJelly's ``activation_based.layer`` has the same constructors), or None for
+    any other layer. Weights are copied afterwards by :func:`load_weights`."""
+    if nn is None:
+        import torch
+        nn = torch.nn
+    if isinstance(spec, es.Conv2d):
+        c_out, _, kh, kw = spec.weight.shape
+        return nn.Conv2d(spec.in_channels, c_out, (kh, kw), stride=spec.stride, padding=spec.padding,
+                         groups=spec.groups, bias=spec.bias is not None)
+    if isinstance(spec, es.Linear):
+        return nn.Linear(spec.weight.shape[1], spec.weight.shape[0], bias=spec.bias is not None)
+    if isinstance(spec, es.AvgPool2d):
+        return nn.AvgPool2d(spec.kernel_size, spec.stride, spec.padding)
+    if isinstance(spec, es.SumPool2d):
+        return nn.AvgPool2d(spec.kernel_size, spec.stride, spec.padding, divisor_override=1)
+    if isinstance(spec, es.MaxPool2d):
+        return nn.MaxPool2d(spec.kernel_size, spec.stride, spec.padding)
+    if isinstance(spec, es.Flatten):
+        return nn.Flatten()
+    return None
+
+
+def load_weights(modules, names, network: es.Network) -> None:
+    """Copy the weights and biases of ``network``'s weighted layers into ``modules`` (``names[i]``:
+    the eventsim layer of module ``i``, None for helper modules)."""
+    import torch
+    by_name = {layer.name: layer for layer in network.layers}
+    with torch.no_grad():
+        for mod, name in zip(modules, names):
+            spec = by_name.get(name)
+            if getattr(spec, "synaptic", False):
+                mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(spec.weight)))
+                if spec.bias is not None:
+                    mod.bias.copy_(torch.from_numpy(spec.bias))
 
 
 def _as_dtype_module():

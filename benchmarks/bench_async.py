@@ -23,6 +23,9 @@ measured in this one process. Sections:
    noise); real-time factor = stream duration / wall time.
 5. **Memory**: a 60 s, 12-million-event synthetic stream fed chunk by chunk (a generator) to the
    same network in a fresh process; peak resident memory (``ru_maxrss``), compared with a 6 s run.
+6. **Per-call overhead**: one call on a short sample (200 events) with an 8.9 M-weight MLP, against
+   one copy of its weights in the same process (each call made such a copy before the compiled
+   float tables were shared between calls).
 
 Writes ``benchmarks/results/async.json`` and prints a markdown table.
 """
@@ -404,6 +407,24 @@ def section_dvs128(duration_s: float, rate_hz: float = 200_000.0):
                 spikes_per_input_event={k: round(v / len(ev), 3) for k, v in res.spikes_per_layer.items() if v})
 
 
+def section_overhead(repeat: int, n_events: int = 200):
+    """Per-call cost on a large network and a short sample: a 3-layer MLP on 2×34×34 input with
+    8.9 M weights, 200 events over 20 ms. The in-process baseline is one copy of the network's
+    weights (what each call cost before the compiled float tables were shared between calls)."""
+    rng = np.random.default_rng(4)
+    net = es.Network((2, 34, 34), [es.Flatten(), es.Linear(rng.normal(0, 0.01, (2048, 2312))), es.IF(),
+                                   es.Linear(rng.normal(0, 0.01, (2048, 2048))), es.IF(),
+                                   es.Linear(rng.normal(0, 0.1, (10, 2048))), es.Readout()])
+    ev = np.zeros(n_events, EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"] = np.arange(n_events) * 100, rng.integers(0, 34, n_events), rng.integers(0, 34, n_events)
+    es.simulate(net, ev, engine="async", dt_us=1000)
+    weights = [layer.weight for layer in net.layers if layer.synaptic]
+    call = best_of(repeat, lambda: [es.simulate(net, ev, engine="async", dt_us=1000) for _ in range(10)]) / 10
+    copy = best_of(repeat, lambda: [np.concatenate([w.ravel() for w in weights]) for _ in range(10)]) / 10
+    return dict(weights=int(sum(w.size for w in weights)), events=n_events, call_ms=call * 1e3,
+                weight_copy_ms=copy * 1e3, call_over_copy=call / copy)
+
+
 def memory_child(duration_s: float) -> dict:
     """In a fresh process: stream ``duration_s`` seconds of 200 k events/s in 1 s chunks."""
     net = dvs128_net()
@@ -458,6 +479,7 @@ def main() -> int:
     results["bound"] = section_bound(samples, args.repeat)
     results["rate"] = section_rate(args.repeat, [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
     results["dvs128"] = section_dvs128(2.0 if args.quick else 10.0)
+    results["overhead"] = section_overhead(args.repeat)
     results["memory"] = section_memory([6.0, 60.0] if not args.quick else [3.0, 12.0])
     results["total_s"] = time.perf_counter() - t0
     RESULTS.mkdir(exist_ok=True)
@@ -491,6 +513,9 @@ def report(r: dict) -> str:
                  "| crossover rate vs PyTorch T=30 | not within the measured rates | |")
     lines.append(f"| DVS128 5-conv at {dvs['rate_hz'] / 1e3:.0f} k ev/s, {dvs['duration_s']:.0f} s | "
                  f"{dvs['realtime_factor']:.2f}× real time (wall), {dvs['realtime_factor_cpu']:.2f}× (CPU time) | ≥ 1× |")
+    ov = r["overhead"]
+    lines.append(f"| one call, {ov['weights'] / 1e6:.1f} M-weight MLP, {ov['events']} events | {ov['call_ms']:.1f} ms "
+                 f"= {ov['call_over_copy']:.2f}× one copy of its weights ({ov['weight_copy_ms']:.1f} ms) | |")
     for d, m in r["memory"].items():
         lines.append(f"| memory, {float(d):.0f} s stream ({m['events'] / 1e6:.1f} M events, chunked) | "
                      f"peak RSS {m['peak_rss_mib']:.0f} MiB, {m['wall_s']:.1f} s wall | < 1024 MiB |")

@@ -314,3 +314,24 @@ def test_malformed_arguments_are_refused(engine, case):
     options = dict(t_start_us=float("nan")) if case == "NaN t_start_us" else {}
     with pytest.raises(ValueError, match="event|t_start_us"):
         es.simulate(_small_net(), ev, engine=engine, dt_us=10, **options)
+
+
+@pytest.mark.parametrize("engine", ["stepped", "async"])
+@pytest.mark.parametrize("steps", [-1, 0, 2.5, True, float("nan"), "3"])
+def test_steps_that_are_not_a_positive_whole_number_are_refused(engine, steps):
+    ev = np.zeros(3, EVENT_DTYPE)
+    with pytest.raises(ValueError, match="steps must be a positive whole number"):
+        es.simulate(_small_net(), ev, engine=engine, dt_us=10, steps=steps)
+
+
+@pytest.mark.parametrize("engine", ["stepped", "async"])
+def test_integral_float_steps_mean_the_same_as_int_steps(engine):
+    """A step count read from JSON metadata may be a float: 3.0 runs exactly like 3."""
+    ev = np.zeros(3, EVENT_DTYPE)
+    ev["t"] = [0, 12, 25]
+    a = es.simulate(_small_net(), ev, engine=engine, dt_us=10, steps=3)
+    b = es.simulate(_small_net(), ev, engine=engine, dt_us=10, steps=np.float64(3.0))
+    np.testing.assert_array_equal(a.logits, b.logits)
+    np.testing.assert_array_equal(a.times_us, [10, 20, 30])
+    np.testing.assert_array_equal(b.times_us, a.times_us)
+    assert a.synops == b.synops and a.spikes == b.spikes

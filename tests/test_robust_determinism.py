@@ -108,3 +108,36 @@ def test_async_evaluation_on_dask_equals_serial():
     for a, b in zip(dist.traces, serial.traces):
         np.testing.assert_array_equal(a.logits, b.logits)
         np.testing.assert_array_equal(a.synops, b.synops)
+
+
+def test_runs_sharing_a_compiled_network_equal_runs_on_fresh_copies():
+    """The async engine compiles a Network object once and shares its float tables (weights,
+    per-channel constants) between calls; each run's start, stop and snapshot times are its own
+    state. Interleaved runs with other times and modes on one object equal the same runs each on
+    a fresh Network (built from the same layers, so compiled anew)."""
+    import eventsim as es
+    from eventsim.engines import asynchronous
+
+    net, ev = determinism_case.case()
+    runs = [dict(dt_us=1000), dict(dt_us=1000, t_stop_us=7_500.0, snapshot_times_us=[1_000.0, 2_500.0, 7_500.0]),
+            dict(dt_us=1000, simultaneous="batch"), dict(t_start_us=3_000, dt_us=500, steps=20),
+            dict(dt_us=1000, snapshot_synops=[500, 5_000], t_stop_us=18_000.0)]
+    runs = runs + runs[::-1]
+    for options in runs:
+        window = ev[ev["t"] >= options.get("t_start_us", 0)]
+        shared = es.simulate(net, window, engine="async", record="spike_times", **options)
+        fresh = es.simulate(es.Network(net.input_shape, list(net.layers)), window, engine="async",
+                            record="spike_times", **options)
+        np.testing.assert_array_equal(shared.times_us, fresh.times_us, err_msg=str(options))
+        np.testing.assert_array_equal(shared.logits, fresh.logits, err_msg=str(options))
+        np.testing.assert_array_equal(shared.synops_per_row, fresh.synops_per_row, err_msg=str(options))
+        for name, times in fresh.info["spike_times"].items():
+            np.testing.assert_array_equal(shared.info["spike_times"][name], times, err_msg=f"{options} {name}")
+    assert shared.spikes > 0
+    # one compiled entry per (input kind, convention, dt, mode) on the shared object, dropped with it
+    key = id(net)
+    assert len(asynchronous._COMPILED[key][1]) == 3
+    del net
+    import gc
+    gc.collect()
+    assert key not in asynchronous._COMPILED

@@ -66,7 +66,7 @@ from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
 from ..result import SimulationResult
-from .inputs import _integer_times, check_start, is_event_array
+from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, network_signature
 from .stepped import neuron_params, prepare_steps
 
@@ -79,8 +79,22 @@ MAX_GRID_ROWS = 1 << 22
 MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
 _POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
-#: compiled networks per (immutable) Network and options, so a dataset loop compiles once
-_COMPILED: "weakref.WeakKeyDictionary[Network, dict]" = weakref.WeakKeyDictionary()
+#: compiled networks per Network object (immutable: its arrays are read-only) and options, so a
+#: dataset loop compiles once. Keyed by identity: a value-keyed lookup (``WeakKeyDictionary``)
+#: compares every weight of the network with ``==`` on each call.
+_COMPILED: "dict[int, tuple[weakref.ref, dict]]" = {}
+
+
+def _compiled_for(network: Network) -> dict:
+    """The compiled-network cache of this Network object (dropped when the object is)."""
+    key = id(network)
+    entry = _COMPILED.get(key)
+    if entry is None or entry[0]() is not network:
+        def forget(ref, key=key):
+            if _COMPILED.get(key, (None,))[0] is ref:
+                del _COMPILED[key]
+        entry = _COMPILED[key] = (weakref.ref(network, forget), {})
+    return entry[1]
 
 
 #: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
@@ -103,6 +117,20 @@ class _Packer:
 
     def array(self) -> np.ndarray:
         return np.concatenate(self.parts)
+
+
+def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dict]:
+    """``net.nf`` (see :mod:`eventsim.kernels.async_layout`) and the header slots of its tables.
+    Nothing in it depends on the run, so it is built once per compiled network and shared by
+    every call (the kernels never write it): the weights are not copied per sample. It stays
+    writeable: Numba dispatches read-only arrays through its slow typing path."""
+    nf = _Packer(np.float64)
+    nf.add([dt_us or 0.0])
+    f = comp.fields
+    slots = {slot: nf.add(f[key]) for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"),
+                                                     (A.H_GDELAY, "grp_delay"), (A.H_W, "W"))}
+    slots[A.H_ONE] = nf.add([1.0])
+    return nf.array(), slots
 
 
 def _i64(values) -> np.ndarray:
@@ -520,7 +548,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
     if chunk_events < 1 or queue_limit < 16:
         raise ValueError(f"chunk_events must be >= 1 and queue_limit >= 16, got {chunk_events}, {queue_limit}")
-    t_start_us = check_start(t_start_us)
+    t_start_us, steps = check_start(t_start_us), check_steps(steps)
     if t_stop_us is not None and not np.isfinite(t_stop_us):
         raise ValueError(f"t_stop_us must be a finite time in µs, got {t_stop_us!r}")
     opts = dict(dt_us=dt_us, t_start_us=float(t_start_us), steps=steps, t_stop_us=t_stop_us,
@@ -564,11 +592,13 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError("input_kind='analog' applies to arrays of frames, not to event arrays")
 
     key = (event_input, synop_convention, dt_us, batch)
-    cached = _COMPILED.setdefault(network, {}).get(key)
+    compiled = _compiled_for(network)
+    cached = compiled.get(key)
     if cached is None:
         kinds = _classify(network, event_input)
-        cached = _COMPILED[network][key] = (kinds, _compile(network, kinds, event_input, synop_convention, dt_us, batch))
-    kinds, comp = cached
+        comp = _compile(network, kinds, event_input, synop_convention, dt_us, batch)
+        cached = compiled[key] = (kinds, comp, _net_floats(comp, dt_us))
+    kinds, comp, (net_nf, nf_slots) = cached
     steps, t_stop = _resolve_times(opts, events, stream)
     if windowed and pause_us is not None and pause_us > t_stop:
         raise ValueError(f"pause_us={pause_us!r} lies after the end of the simulation, t_stop = {t_stop:g} µs")
@@ -613,8 +643,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     macs = comp.analog_macs
     N, P, Ct, L, B, M = comp.n_neurons, len(pops), comp.n_channels, len(layers), comp.buffer, comp.n_windows
     K = snap_t.size + snap_b.size
-    ni, nf = _Packer(np.int64, A.N_HEADER), _Packer(np.float64)
-    nf.add([dt_us or 0.0, t0, t_stop])
+    ni = _Packer(np.int64, A.N_HEADER)
     h = {A.H_BATCH: batch, A.H_STEPS: steps or 0, A.H_NTIMERS: steps if batch else max((comp.tables or 0) - 1, 0),
          A.H_RASTER: "spikes" in record, A.H_TIMES: "spike_times" in record, A.H_MEM: "membrane" in record,
          A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
@@ -626,10 +655,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         h[slot] = ni.add(f[key])
     h[A.H_MAC] = ni.add(np.array(list(macs.items()), np.int64).ravel())
     h[A.H_SNAPB] = ni.add(snap_b)
-    for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"), (A.H_GDELAY, "grp_delay"), (A.H_W, "W")):
-        h[slot] = nf.add(f[key])
-    h[A.H_ONE] = nf.add([1.0])
-    h[A.H_SNAPT] = nf.add(snap_t)
+    h.update(nf_slots)
     si, sf = _Packer(np.int64, A.N_ISCAL), _Packer(np.float64, A.N_FSCAL)
     for slot, pack, size in ((A.H_SI_NI, si, A.N_NI * N), (A.H_SI_PN, si, 2 * P), (A.H_SI_MP, si, M),
                              (A.H_SI_ROW, si, 4 * L), (A.H_SI_OCNT, si, 4 * K * L), (A.H_SI_OKIND, si, K),
@@ -641,10 +667,11 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                              (A.H_SF_OLOG, sf, K * n_out), (A.H_SF_BV, sf, 2 * B),
                              (A.H_SF_MEM, sf, K * N if "membrane" in record else 0)):
         h[slot] = pack.add(None, size)
+    h[A.H_SF_SNAPT] = sf.add(snap_t)
     ni = ni.array()
     for slot, value in h.items():
         ni[slot] = int(value)
-    net = AsyncNet(ni=ni, nf=nf.array())
+    net = AsyncNet(ni=ni, nf=net_nf)
     si, sf = si.array(), sf.array()
 
     def rows(buf, slot, n_rows, width):
@@ -658,7 +685,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     psr = rows(sf, A.H_SF_PS, A.N_PS, P)
     psr[A.S_CHECKT] = psr[A.S_SCALET] = -np.inf
     si[ni[A.H_SI_MP]:ni[A.H_SI_MP] + M] = -1
-    sf[A.T_CUR], sf[A.T_YT] = -np.inf, t0
+    sf[A.T_CUR], sf[A.T_YT], sf[A.T_START], sf[A.T_STOP] = -np.inf, t0, t0, t_stop
     for p, i in enumerate(pops):
         C, o, n = pi[p, A.P_C], pi[p, A.P_OFF], pi[p, A.P_N]
         cs_p = slice(pi[p, A.P_COFF], pi[p, A.P_COFF] + C)

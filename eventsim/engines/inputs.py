@@ -70,6 +70,17 @@ def _integer_times(t: np.ndarray, first_index: int = 0) -> np.ndarray:
     return t.astype(np.int64)
 
 
+def check_steps(steps) -> int | None:
+    """``steps`` as a positive int, or None (``-1`` or ``2.5`` would otherwise fail deep inside NumPy)."""
+    if steps is None:
+        return None
+    whole = (isinstance(steps, (int, np.integer, float, np.floating)) and not isinstance(steps, (bool, np.bool_))
+             and np.isfinite(steps) and float(steps).is_integer())
+    if not whole or steps < 1:
+        raise ValueError(f"steps must be a positive whole number of steps, got {steps!r}")
+    return int(steps)
+
+
 def check_start(t_start_us) -> float:
     """``t_start_us`` as a finite float (NaN would silently drop every event)."""
     try:

@@ -18,7 +18,7 @@ from ..kernels.neuron import population_step
 from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
-from .inputs import check_start, events_to_steps, is_event_array
+from .inputs import check_start, check_steps, events_to_steps, is_event_array
 from .state import EngineState, check_pause, check_window, network_signature
 
 __all__ = ["simulate_stepped", "prepare_steps", "neuron_params"]
@@ -117,7 +117,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
     """
     counting.check_convention(synop_convention)
     record = _check_record(record)
-    t_start_us = check_start(t_start_us)
+    t_start_us, steps = check_start(t_start_us), check_steps(steps)
     if float(t_start_us).is_integer():
         t_start_us = int(t_start_us)
     k0 = 0

@@ -18,13 +18,13 @@ import numpy as np
 from numba import njit
 
 from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_TAU, C_THETA, F_DT,
-                           F_TSTART, F_TSTOP, G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
+                           G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
                            H_K, H_L, H_LPOP, H_MEM, H_N, H_NOUT, H_NPOP, H_OUTMEAN, H_RASTER, H_SF_MEM,
                            H_SF_OLOG, H_SF_OT, H_SI_OCNT, H_SI_OKIND, H_SI_RAST, H_SRC, H_STEPS, H_TAB,
                            H_TIMES, K_CAND, K_GARBAGE, K_HEAP, K_HWM, K_LOG, K_PEND, K_ROW, K_TIMER, N_ACC,
                            N_CAND, N_CST, N_DR, N_LS, N_PT, N_PV, N_RU, N_TCH, N_TL, N_V, N_VER, PF_REFR,
                            P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE, P_H, P_IFIRST, P_LAYER, P_N, P_OFF,
-                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_YT, U_CAND, U_TOUCHED,
+                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_START, T_STOP, T_YT, U_CAND, U_TOUCHED,
                            Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro, yo)
 from .async_neuron import above, fire, freeze, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
@@ -50,9 +50,9 @@ def to_flat(net, p, jl):
 
 
 @njit(inline="always", **ASYNC_JIT)
-def step_time(net, k):
+def step_time(net, st, k):
     """Batch-mode time of step ``k``: ``t_start + (k + 1)·dt`` (the end of the step's bin)."""
-    return net.nf[F_TSTART] + (k + 1) * net.nf[F_DT]
+    return st.sf[T_START] + (k + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
@@ -103,7 +103,7 @@ def predict_and_queue(net, st, p, g, c, t):
     st.si[o_ver] += 1
     ts = max(predict(net, st, p, g, c, t), t)
     o_pt = nfo(net, N_PT) + g
-    if ts <= net.nf[F_TSTOP] and ts < st.sf[o_pt]:
+    if ts <= st.sf[T_STOP] and ts < st.sf[o_pt]:
         if st.sf[o_pt] != np.inf:
             st.si[K_GARBAGE] += 1
         st.sf[o_pt] = ts
@@ -145,8 +145,8 @@ def queue_groups(net, st, s, first, layer, n, count, t, k):
         g_row = ni[H_GRP] + 3 * gi
         if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
             continue
-        td = step_time(net, k + ni[g_row + G_STEPS]) if ni[H_BATCH] else t + net.nf[ni[H_GDELAY] + gi]
-        if td <= net.nf[F_TSTOP]:
+        td = step_time(net, st, k + ni[g_row + G_STEPS]) if ni[H_BATCH] else t + net.nf[ni[H_GDELAY] + gi]
+        if td <= st.sf[T_STOP]:
             push(net, st, td, layer, 2 + gi - g0, n, count)
 
 
@@ -167,7 +167,7 @@ def check_continuous(net, st, p, g, t):
         if refr > 0.0:
             tw = freeze(net, st, p, g, c, t)
             frozen = True
-            if tw <= net.nf[F_TSTOP]:
+            if tw <= st.sf[T_STOP]:
                 push(net, st, tw, layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
             break
         if pget(net, p, P_ZERO):
@@ -192,10 +192,14 @@ def process_candidates(net, st, t):
     o_u = U_CAND * net.ni[H_N]
     o_v, o_tl, o_dr, o_pt = nfo(net, N_V), nfo(net, N_TL), nfo(net, N_DR), nfo(net, N_PT)
     o_ver, o_pv = nio(net, N_VER), nio(net, N_PV)
+    p, lo, hi = np.int64(-1), np.int64(0), np.int64(0)
     for i in range(si[K_CAND]):
         g = si[o_c + i]
         st.su[o_u + g] = 0
-        p = net.ni[net.ni[H_GPOP] + g]
+        if g < lo or g >= hi:   # candidates come in runs of one population: skip the table lookup
+            p = net.ni[net.ni[H_GPOP] + g]
+            lo = pget(net, p, P_OFF)
+            hi = lo + pget(net, p, P_N)
         kind = pget(net, p, P_SINK)
         if kind == 4 or kind == 5:   # IF / LIF with a drive only
             jl = g - pget(net, p, P_OFF)
@@ -215,7 +219,7 @@ def process_candidates(net, st, t):
                 elif kind == 5 and r > th:
                     ts = max(t + cget(net, C_TAU, c) * math.log1p((th - (u / s_c + r)) / (r - th)), t)
                 if ts != np.inf:
-                    if ts <= net.nf[F_TSTOP] and ts < sf[o_pt + g]:
+                    if ts <= st.sf[T_STOP] and ts < sf[o_pt + g]:
                         if sf[o_pt + g] != np.inf:
                             si[K_GARBAGE] += 1
                         sf[o_pt + g] = ts
@@ -276,7 +280,7 @@ def wake_continuous(net, st, p, n, aux, t):
     emit(net, st, p, jl, np.int64(1), t, np.int64(0))
     if pfget(net, p, PF_REFR) > 0.0:
         tw = freeze(net, st, p, g, c, t)
-        if tw <= net.nf[F_TSTOP]:
+        if tw <= st.sf[T_STOP]:
             push(net, st, tw, pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
         return
     check_continuous(net, st, p, g, t)
@@ -297,9 +301,9 @@ def catch_up(v, lam, idle):
 
 
 @njit(inline="always", **ASYNC_JIT)
-def first_free_step(net, ru):
+def first_free_step(net, st, ru):
     """First batch step whose time is at or after the end ``ru`` of a refractory period."""
-    return int(np.ceil((ru - net.nf[F_TSTART]) / net.nf[F_DT] - 1e-9)) - 1
+    return int(np.ceil((ru - st.sf[T_START]) / net.nf[F_DT] - 1e-9)) - 1
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -329,7 +333,7 @@ def check_batch(net, st, p, t, k):
             if t < sf[o_ru + jl]:
                 si[o_ls + jl] = k
                 continue
-            last = max(last, first_free_step(net, sf[o_ru + jl]) - 1)
+            last = max(last, first_free_step(net, st, sf[o_ru + jl]) - 1)
             sf[o_ru + jl] = -np.inf
         lam = cget(net, C_LEAK, c)
         theta = cget(net, C_THETA, c)
@@ -347,11 +351,11 @@ def check_batch(net, st, p, t, k):
             emit(net, st, p, jl, np.int64(1), t, k)
             if refr > 0.0:
                 sf[o_ru + jl] = t + refr
-                k_next = max(k_next, first_free_step(net, t + refr))
+                k_next = max(k_next, first_free_step(net, st, t + refr))
         if not drive and k_next < net.ni[H_STEPS]:
             _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
             if s0:
-                push(net, st, step_time(net, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
+                push(net, st, step_time(net, st, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
     si[o_n] = 0
 
 
@@ -431,7 +435,7 @@ def record_row(net, st, t, kind):
     if batch:
         n_steps = float(si[K_TIMER])
     else:
-        n_steps = (t - net.nf[F_TSTART]) / net.nf[F_DT] if net.nf[F_DT] > 0 else 0.0
+        n_steps = (t - st.sf[T_START]) / net.nf[F_DT] if net.nf[F_DT] > 0 else 0.0
     n_out = ni[H_NOUT]
     o_y, o_acc = yo(net, Y_Y), yo(net, Y_ACC)
     for o in range(n_out):
@@ -461,6 +465,6 @@ def record_row(net, st, t, kind):
                     if t < ru:
                         sf[o_mem + g] = sf[nfo(net, N_V) + g]
                         continue
-                    last = max(last, first_free_step(net, ru) - 1)
+                    last = max(last, first_free_step(net, st, ru) - 1)
                 sf[o_mem + g] = catch_up(sf[nfo(net, N_V) + g], cget(net, C_LEAK, c), si[K_TIMER] - 1 - last)
     si[K_ROW] = r + 1

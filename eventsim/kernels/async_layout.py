@@ -12,11 +12,13 @@ compiled network is therefore two flat arrays and the state seven:
     ``op[o, O_*]`` (``N_OP`` columns), out-degrees ``D``, ``mac[i, 0|1]`` (layer, dense MACs) and
     the synop budgets of snapshot rows; and the offsets of the state's blocks in ``si``/``sf``.
 ``net.nf`` (float64)
-    ``dt, t_start, t_stop`` (slots ``F_*``), then ``pf[p, PF_*]``, per-channel rows ``cf[C_*, c]``
-    (θ, amplitude, λ per step, τ in µs, 1/τ), per-step gain/bias tables ``tab[0|1, i]``, delay per
-    group, weights ``W``, the constant ``1.0`` and the snapshot times.
+    ``dt`` (slot ``F_DT``), then ``pf[p, PF_*]``, per-channel rows ``cf[C_*, c]`` (θ, amplitude,
+    λ per step, τ in µs, 1/τ), per-step gain/bias tables ``tab[0|1, i]``, delay per group, weights
+    ``W`` and the constant ``1.0``. Nothing in it depends on the run, so the driver builds it once
+    per compiled network (the weights are not copied at each call).
 ``st.si`` (int64), ``st.sf`` (float64), ``st.su`` (uint8)
-    Cursors ``K_*`` at ``si[0:16]`` and ``T_*`` at ``sf[0:4]``; per-neuron rows (``N_*``:
+    Cursors ``K_*`` at ``si[0:16]`` and ``T_*`` (current time, readout time, ``t_start``,
+    ``t_stop``) at ``sf[0:4]``; the snapshot times (``sf``); per-neuron rows (``N_*``:
     ``sf`` membrane/time/refractory end/constant current/drive/batch accumulator; ``si``
     version/last batch step/touched list/candidate list; ``su`` touched and candidate flags); per
     population (``S_*``), per channel (``CS_*``), readout (``Y_*``), max-pool windows, counters
@@ -32,6 +34,7 @@ compiled network is therefore two flat arrays and the state seven:
 The accessors below are inlined at Numba level (``inline="always"``): called with a constant
 column they would otherwise be compiled once per constant (Numba specialises on literals).
 """
+import numpy as np
 from numba import njit
 
 from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import it from here)
@@ -40,12 +43,13 @@ from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import i
 (H_BATCH, H_STEPS, H_NTIMERS, H_RASTER, H_TIMES, H_MEM, H_NOUT, H_OUTLAYER, H_OUTMEAN, H_YDENSE, H_NPOP,
  H_N, H_CT, H_L, H_K, H_B, H_M,
  H_PI, H_LPOP, H_GPOP, H_SRC, H_GRP, H_PATH, H_PATHOPS, H_OP, H_D, H_MAC, H_NMAC, H_SNAPB, H_NSNAPB,
- H_PF, H_CF, H_TAB, H_GDELAY, H_W, H_ONE, H_SNAPT, H_NSNAPT,
+ H_PF, H_CF, H_TAB, H_GDELAY, H_W, H_ONE, H_SF_SNAPT, H_NSNAPT,
  H_SI_NI, H_SI_PN, H_SI_MP, H_SI_ROW, H_SI_OCNT, H_SI_OKIND, H_SI_BP, H_SI_BC, H_SI_RAST,
  H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS) = range(57)
 N_HEADER = 57
-# net.nf fixed slots
-F_DT, F_TSTART, F_TSTOP = range(3)
+# net.nf fixed slot (net.nf is the same for every run of a compiled network: t_start, t_stop and
+# the snapshot times are state, T_START, T_STOP and the H_SF_SNAPT row)
+F_DT = 0
 # pi columns (per population)
 (P_LAYER, P_OFF, P_N, P_C, P_H, P_W, P_COFF, P_MODEL, P_GE, P_ZERO, P_IFIRST, P_DRIVE, P_GAIN, P_BIAS, P_TAB,
  P_UNIFORM, P_SINK) = range(17)
@@ -79,32 +83,39 @@ R_SP, R_SYN, R_MAC, R_UPD = range(4)                    # si, counters per layer
 K_HEAP, K_ROW, K_SNAPT, K_SNAPB, K_LOG, K_CAND, K_SYN, K_TIMER, K_STEP, K_PEND, K_INPUT, K_HWM, K_GARBAGE = range(13)
 N_ISCAL = 16
 # sf[0:4] cursors
-T_CUR, T_YT = range(2)
+T_CUR, T_YT, T_START, T_STOP = range(4)
 N_FSCAL = 4
+
+
+@njit(inline="always", **ASYNC_JIT)
+def _u(i):
+    """A table index, never negative, as ``np.uint64``: Numba then emits no negative-index
+    wrap-around (a compare and a select) before the load."""
+    return np.uint64(i)
 
 
 @njit(inline="always", **ASYNC_JIT)
 def pget(net, p, col):
     """Column ``col`` of population ``p`` (``pi``)."""
-    return net.ni[net.ni[H_PI] + p * N_PI + col]
+    return net.ni[_u(net.ni[H_PI] + p * N_PI + col)]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def pfget(net, p, col):
     """Float column ``col`` of population ``p`` (``pf``)."""
-    return net.nf[net.ni[H_PF] + p * N_PF + col]
+    return net.nf[_u(net.ni[H_PF] + p * N_PF + col)]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def cget(net, row, c):
     """Per-channel constant ``cf[row, c]``."""
-    return net.nf[net.ni[H_CF] + row * net.ni[H_CT] + c]
+    return net.nf[_u(net.ni[H_CF] + row * net.ni[H_CT] + c)]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def opget(net, o, col):
     """Column ``col`` of op ``o``."""
-    return net.ni[net.ni[H_OP] + o * N_OP + col]
+    return net.ni[_u(net.ni[H_OP] + o * N_OP + col)]
 
 
 @njit(inline="always", **ASYNC_JIT)

@@ -15,13 +15,13 @@ from numba import njit
 from .async_events import (check_batch, check_continuous, process_candidates, push, push_checks, queue_groups,
                            record_row, set_drive, step_time, to_local, wake_continuous)
 from .async_fanout import deliver, touch
-from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT, F_TSTART,
-                           F_TSTOP, G_PATH0, G_PATH1, H_BATCH, H_GRP, H_LPOP, H_MAC, H_N,
-                           H_NMAC, H_NOUT, H_NPOP, H_NSNAPB, H_NSNAPT, H_NTIMERS, H_SNAPB, H_SNAPT, H_SRC,
+from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT,
+                           G_PATH0, G_PATH1, H_BATCH, H_GRP, H_LPOP, H_MAC, H_N,
+                           H_NMAC, H_NOUT, H_NPOP, H_NSNAPB, H_NSNAPT, H_NTIMERS, H_SF_SNAPT, H_SNAPB, H_SRC,
                            H_TAB, H_TIMES, H_YDENSE, K_HEAP, K_INPUT, K_LOG, K_SNAPB, K_SNAPT, K_STEP, K_SYN,
                            K_TIMER, N_ACC, N_CST, N_DR, N_TL, N_V, P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE,
                            P_H, P_IFIRST, P_LAYER, P_N, P_OFF, P_TAB, P_W, P_ZERO, R_MAC, S_SCALET, S_T0,
-                           T_CUR, T_YT, Y_ACC, Y_CST, Y_Y, cget, cso, nfo, pget, pso, ro, yo)
+                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, Y_Y, cget, cso, nfo, pget, pso, ro, yo)
 from .async_queue import heap_pop
 from .neuron import neuron_step
 
@@ -29,7 +29,7 @@ from .neuron import neuron_step
 @njit(**ASYNC_JIT)
 def start(net, st):
     """Initial state at ``t_start``; row ``N_V`` holds ``v_init`` and ``N_CST`` the first frame."""
-    t = net.nf[F_TSTART]
+    t = st.sf[T_START]
     sf = st.sf
     if net.ni[H_BATCH]:
         for p in range(net.ni[H_NPOP]):
@@ -43,7 +43,7 @@ def start(net, st):
                                    pget(net, p, P_GE))
                 if s:
                     n = (jl % C) * pget(net, p, P_H) * pget(net, p, P_W) + jl // C
-                    push(net, st, step_time(net, 0), pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
+                    push(net, st, step_time(net, st, 0), pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
         return
     sf[T_YT] = t
     set_drive(net, st, t, np.int64(0))
@@ -82,7 +82,7 @@ def _budgets(net, st, t):
 def _timer(net, st, ks):
     ni, sf = net.ni, st.sf
     if ni[H_BATCH]:
-        t = step_time(net, ks)
+        t = step_time(net, st, ks)
         st.si[K_STEP] = ks
         for p in range(ni[H_NPOP]):
             if pget(net, p, P_DRIVE):
@@ -106,7 +106,7 @@ def _timer(net, st, ks):
                 sf[cso(net, CS_GNOW) + pget(net, p, P_COFF) + c] = net.nf[row + 2 * c]
             if pget(net, p, P_BIAS):
                 sf[cso(net, CS_BNOW) + pget(net, p, P_COFF) + c] = net.nf[row + 2 * c + 1]
-    set_drive(net, st, net.nf[F_TSTART] + k * net.nf[F_DT], np.int64(1))
+    set_drive(net, st, st.sf[T_START] + k * net.nf[F_DT], np.int64(1))
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -156,12 +156,12 @@ def _queue_entry(net, st, t, layer, phase, n, aux):
 
 
 @njit(inline="always", **ASYNC_JIT)
-def _timer_time(net, ks):
+def _timer_time(net, st, ks):
     if ks >= net.ni[H_NTIMERS]:
         return np.inf
     if net.ni[H_BATCH]:
-        return step_time(net, ks)
-    return net.nf[F_TSTART] + (ks + 1) * net.nf[F_DT]
+        return step_time(net, st, ks)
+    return st.sf[T_START] + (ks + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
@@ -183,10 +183,10 @@ def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
         tq = st.ht[0] if si[K_HEAP] > 0 else np.inf
         ti = in_t[i] if i < n_in else np.inf
         ks = si[K_TIMER]
-        tk = _timer_time(net, ks)
-        tsn = net.nf[ni[H_SNAPT] + si[K_SNAPT]] if si[K_SNAPT] < ni[H_NSNAPT] else np.inf
+        tk = _timer_time(net, st, ks)
+        tsn = sf[ni[H_SF_SNAPT] + si[K_SNAPT]] if si[K_SNAPT] < ni[H_NSNAPT] else np.inf
         t = min(min(tk, ti), min(tq, tsn))
-        if t > net.nf[F_TSTOP] or t == np.inf:
+        if t > sf[T_STOP] or t == np.inf:
             return True
         if not final and (t > horizon or (strict and t == horizon)):
             return True

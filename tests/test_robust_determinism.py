@@ -8,6 +8,7 @@ burst of 40 simultaneous ones, through the stepped engine and both async modes.
 """
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -138,6 +139,5 @@ def test_runs_sharing_a_compiled_network_equal_runs_on_fresh_copies():
     key = id(net)
     assert len(asynchronous._COMPILED[key][1]) == 3
     del net
-    import gc
     gc.collect()
     assert key not in asynchronous._COMPILED

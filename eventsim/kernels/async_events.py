@@ -24,8 +24,9 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C
                            H_TIMES, K_CAND, K_GARBAGE, K_HEAP, K_HWM, K_LOG, K_PEND, K_ROW, K_TIMER, N_ACC,
                            N_CAND, N_CST, N_DR, N_LS, N_PT, N_PV, N_RU, N_TCH, N_TL, N_V, N_VER, PF_REFR,
                            P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE, P_H, P_IFIRST, P_LAYER, P_N, P_OFF,
-                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_START, T_STOP, T_YT, U_CAND, U_TOUCHED,
-                           Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro, yo)
+                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_START, T_STOP, T_YT,
+                           U_CAND, U_TOUCHED, Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro,
+                           yo)
 from .async_neuron import above, fire, freeze, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
 from .neuron import neuron_step

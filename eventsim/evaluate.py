@@ -26,6 +26,7 @@ import numpy as np
 from . import counting
 from ._io import atomic_write_text
 from .cutoff import Policy, Trace, make_policy, top_gap
+from .interrupts import catch_sigint, checkpoint
 from .network import Network
 
 __all__ = ["evaluate", "Evaluation", "SampleTrace", "Continuation", "run_cli", "run_calibrate_cli",
@@ -309,6 +310,7 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         done[trace.index] = trace
         if store is not None:
             store.add(trace)
+        checkpoint()                    # a Ctrl-C swallowed by a finaliser still stops here
 
     if window_us is not None and not (np.isfinite(window_us) and window_us >= 0):
         raise ValueError(f"window_us must be >= 0 µs (0: never split a recording), got {window_us!r}")
@@ -487,7 +489,8 @@ def run_cli(args) -> int:
     policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
     store = _store(args, network, len(dataset))
     try:
-        ev = _evaluate_cli(args, network, dataset, policy, store)
+        with catch_sigint():
+            ev = _evaluate_cli(args, network, dataset, policy, store)
     except KeyboardInterrupt:
         from .cli import UserError
         raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "

@@ -142,3 +142,38 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, monkeypatch, cap
     for key in ("wall_s", "samples_per_s"):
         full.pop(key), resumed.pop(key)
     assert resumed == full
+
+
+def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(tmp_path, monkeypatch, capsys):
+    """A real SIGINT that arrives while a finaliser runs (garbage collection runs them anywhere) is
+    printed as "Exception ignored" and dropped by Python itself; the evaluation must still stop
+    after the sample in progress, keep it, and point at --resume (not run to the end, exit 0)."""
+    import os
+    import signal
+    import sys
+    import eventsim.evaluate as evmod
+    model = tmp_path / "demo.npz"
+    es.save(es.load(evmod.DEMO_MODEL_PATH), model)
+    real, calls, swallowed = evmod.trace_sample, {"n": 0}, []
+
+    class SignalledWhileFinalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):     # give the interpreter bytecodes to run the handler on
+                pass
+
+    def interrupted_in_a_finaliser(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            SignalledWhileFinalised()   # collected at once: the SIGINT lands inside __del__
+        return real(*a, **k)
+
+    monkeypatch.setattr(evmod, "trace_sample", interrupted_in_a_finaliser)
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: swallowed.append(u.exc_type))
+    out = tmp_path / "cut"
+    assert main(["evaluate", "--model", str(model), "--limit", "6", "--no-figures", "--no-progress",
+                 "--out", str(out)]) == 2
+    assert swallowed == [KeyboardInterrupt]                        # Python really dropped it
+    assert "--resume" in capsys.readouterr().err
+    assert calls["n"] == 4 and len(list((out / ".partial").glob("sample_*.npz"))) == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored

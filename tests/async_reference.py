@@ -20,6 +20,9 @@ no code with it:
 
 Supported: event input, Conv2d, Linear (biases, delays), Sum/Avg/MaxPool2d, Flatten, Add, IF and
 LIF without per-step gain/bias, Readout(mode="sum").
+
+Also here, for the test modules that compare against it: :func:`continuous_network` (a Hypothesis
+strategy for random networks of that kind) and :func:`random_events`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 import eventsim as es
 
@@ -347,6 +351,51 @@ def reference_simulate(network: es.Network, events: np.ndarray, dt_us: float, t_
     for name in res.spike_times:
         res.spike_times[name].sort()
     return res
+
+
+@st.composite
+def continuous_network(draw):
+    """Random conv/pool/linear/Add networks with drive, delays, refractory periods and every reset
+    and comparison. Weights are multiples of 1/8 so IF arithmetic is exact in any order; LIF
+    thresholds are not dyadic, so no sum of weights lands exactly on one."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dy = lambda *shape: rng.integers(-8, 9, shape) / 8.0  # noqa: E731
+    pops = []
+
+    def neuron(c):
+        lif = draw(st.booleans())
+        kw = dict(compare=draw(st.sampled_from([">", ">="])), reset=draw(st.sampled_from(["subtract", "zero"])),
+                  refractory_us=draw(st.sampled_from([0.0, 0.0, 250.0, 1500.0])))
+        if lif:   # a LIF spike of amplitude θ would bring sums of exactly θ back: keep amplitudes dyadic
+            kw.update(threshold=draw(st.sampled_from([0.7333, 1.1111, np.linspace(0.61, 1.37, c)])),
+                      v_init=draw(st.sampled_from([0.0, 0.3333])), spike_amplitude=draw(st.sampled_from([1.0, 0.75])))
+            leak = draw(st.sampled_from(["tau", 0.8, 0.97, "per-channel"]))
+            if leak == "tau":
+                return es.LIF(tau_s=0.003, **kw)
+            return es.LIF(leak=np.linspace(0.7, 1.0, c) if leak == "per-channel" else leak, **kw)
+        kw.update(threshold=draw(st.sampled_from([0.5, 1.0, np.arange(1, c + 1) / 4.0])),
+                  v_init=draw(st.sampled_from([0.0, 0.25, 1.5])), spike_amplitude=draw(st.sampled_from([1.0, "threshold"])))
+        return es.IF(**kw)
+
+    def bias(c):
+        return dy(c) / 4 if draw(st.booleans()) else None
+
+    c1, k = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    layers = [es.Conv2d(dy(c1, 2, k, k), stride=draw(st.integers(1, 2)), padding=draw(st.integers(0, k // 2)),
+                        bias=bias(c1), delay_us=draw(st.sampled_from([0.0, 300.0]))), neuron(c1)]
+    pops.append(1)
+    shape = es.Network((2, 4, 4), layers).output_shape
+    pool = draw(st.sampled_from([None, es.SumPool2d, es.AvgPool2d, es.MaxPool2d]))
+    if pool is not None and min(shape[1:]) >= 2:
+        layers.append(pool(2))
+        shape = es.Network((2, 4, 4), layers).output_shape
+    layers += [es.Flatten(), es.Linear(dy(4, int(np.prod(shape))), bias=bias(4),
+                                       delay_us=draw(st.sampled_from([0.0, 0.0, 700.0]))), neuron(4)]
+    if draw(st.booleans()):   # a residual branch around a linear layer
+        src = len(layers) - 1
+        layers += [es.Linear(dy(4, 4)), es.Add(source=src), neuron(4)]
+    layers += [es.Linear(dy(3, 4), bias=bias(3)), es.Readout()]
+    return es.Network((2, 4, 4), layers)
 
 
 def random_events(n: int, input_shape: tuple, t_max_us: int, rng: np.random.Generator) -> np.ndarray:

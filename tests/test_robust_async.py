@@ -27,9 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventsim as es
-from async_reference import assert_matches_reference, random_events, reference_simulate
+from async_reference import assert_matches_reference, continuous_network, random_events, reference_simulate
 from eventsim.config import FLOAT
-from test_async import continuous_network
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
 

@@ -117,7 +117,7 @@ def test_runs_sharing_a_compiled_network_equal_runs_on_fresh_copies():
     state. Interleaved runs with other times and modes on one object equal the same runs each on
     a fresh Network (built from the same layers, so compiled anew)."""
     import eventsim as es
-    from eventsim.engines import asynchronous
+    from eventsim.engines import cache
 
     net, ev = determinism_case.case()
     runs = [dict(dt_us=1000), dict(dt_us=1000, t_stop_us=7_500.0, snapshot_times_us=[1_000.0, 2_500.0, 7_500.0]),
@@ -137,7 +137,40 @@ def test_runs_sharing_a_compiled_network_equal_runs_on_fresh_copies():
     assert shared.spikes > 0
     # one compiled entry per (input kind, convention, dt, mode) on the shared object, dropped with it
     key = id(net)
-    assert len(asynchronous._COMPILED[key][1]) == 3
+    assert len(cache._CACHES[key][1]) == 3
     del net
     gc.collect()
-    assert key not in asynchronous._COMPILED
+    assert key not in cache._CACHES
+
+
+def test_stepped_runs_sharing_weight_tables_equal_runs_on_fresh_copies():
+    """The stepped engine derives out-degrees and transposed weights once per Network object and
+    synop convention. With a third of the weights zero the two conventions count differently;
+    interleaved runs on one object must equal runs on fresh copies, and the counts must follow
+    a brute-force count of the non-zero synapses that each delivered spike crosses."""
+    import eventsim as es
+    from eventsim.engines import cache
+
+    rng = np.random.default_rng(7)
+    conv = rng.normal(0.4, 0.5, (4, 2, 3, 3)) * (rng.random((4, 2, 3, 3)) > 0.33)
+    fc = rng.normal(0.2, 0.5, (5, 64)) * (rng.random((5, 64)) > 0.33)
+    layers = [es.Conv2d(conv, padding=1), es.IF(threshold=1.0), es.SumPool2d(2), es.Flatten(), es.Linear(fc),
+              es.IF(threshold=1.0), es.Linear(rng.normal(0, 1, (3, 5))), es.Readout()]
+    net = es.Network((2, 8, 8), layers)
+    ev = np.zeros(300, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
+    ev["t"] = np.sort(rng.integers(0, 10_000, 300))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 8, 300), rng.integers(0, 8, 300), rng.integers(0, 2, 300)
+    results = {}
+    for convention in ["all", "nonzero", "all", "nonzero"]:
+        shared = es.simulate(net, ev, dt_us=1000, synop_convention=convention, record="spikes")
+        fresh = es.simulate(es.Network(net.input_shape, list(net.layers)), ev, dt_us=1000,
+                            synop_convention=convention, record="spikes")
+        np.testing.assert_array_equal(shared.synops_per_row, fresh.synops_per_row)
+        np.testing.assert_array_equal(shared.logits, fresh.logits)
+        results[convention] = shared
+    # brute force for the Linear layer: spikes of the pooled first layer × non-zero weights per input
+    pooled = results["nonzero"].rasters["1.IF"].reshape(-1, 4, 4, 2, 4, 2).sum(axis=(3, 5)).reshape(-1, 64)
+    assert results["nonzero"].synops_per_layer["4.Linear"] == int((pooled * (fc != 0).sum(axis=0)).sum())
+    assert results["all"].synops_per_layer["4.Linear"] == int(pooled.sum()) * 5
+    assert results["nonzero"].synops < results["all"].synops
+    assert set(cache._CACHES[id(net)][1]) == {("stepped", "all"), ("stepped", "nonzero")}

@@ -51,7 +51,6 @@ mode fires at steps 2 and 4 like the stepped engine:
 """
 from __future__ import annotations
 
-import weakref
 from itertools import chain
 from math import ceil, floor
 from typing import Any, Iterable, NamedTuple
@@ -66,6 +65,7 @@ from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
 from ..result import SimulationResult
+from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, network_signature
 from .stepped import neuron_params, prepare_steps
@@ -79,24 +79,6 @@ MAX_GRID_ROWS = 1 << 22
 MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
 _POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
-#: compiled networks per Network object (immutable: its arrays are read-only) and options, so a
-#: dataset loop compiles once. Keyed by identity: a value-keyed lookup (``WeakKeyDictionary``)
-#: compares every weight of the network with ``==`` on each call.
-_COMPILED: "dict[int, tuple[weakref.ref, dict]]" = {}
-
-
-def _compiled_for(network: Network) -> dict:
-    """The compiled-network cache of this Network object (dropped when the object is)."""
-    key = id(network)
-    entry = _COMPILED.get(key)
-    if entry is None or entry[0]() is not network:
-        def forget(ref, key=key):
-            if _COMPILED.get(key, (None,))[0] is ref:
-                del _COMPILED[key]
-        entry = _COMPILED[key] = (weakref.ref(network, forget), {})
-    return entry[1]
-
-
 #: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
 AsyncNet = NamedTuple("AsyncNet", [("ni", np.ndarray), ("nf", np.ndarray)])
 #: Mutable state: flat buffers, the event heap and the spike-time log.
@@ -591,8 +573,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if frames is None and input_kind == "analog":
         raise ValueError("input_kind='analog' applies to arrays of frames, not to event arrays")
 
-    key = (event_input, synop_convention, dt_us, batch)
-    compiled = _compiled_for(network)
+    key = ("async", event_input, synop_convention, dt_us, batch)
+    compiled = cache_for(network)
     cached = compiled.get(key)
     if cached is None:
         kinds = _classify(network, event_input)

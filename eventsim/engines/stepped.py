@@ -18,6 +18,7 @@ from ..kernels.neuron import population_step
 from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
+from .cache import cache_for
 from .inputs import check_start, check_steps, events_to_steps, is_event_array
 from .state import EngineState, check_pause, check_window, network_signature
 
@@ -105,6 +106,24 @@ def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float
     return frames, is_events, int(steps)
 
 
+def _weight_tables(network: Network, synop_convention: str) -> tuple[dict, dict, dict]:
+    """Per synaptic layer: out-degree per input position, dense MACs, and (Linear) the transposed
+    weights. Computed once per Network object and convention (:mod:`eventsim.engines.cache`)."""
+    cache = cache_for(network)
+    key = ("stepped", synop_convention)
+    if key not in cache:
+        degree, dense_macs, wt = {}, {}, {}
+        for i, layer in enumerate(network.layers):
+            if layer.synaptic:
+                in_shape = network.input_shape_of(i)
+                degree[i] = np.ascontiguousarray(counting.out_degree(layer, in_shape, synop_convention).ravel())
+                dense_macs[i] = int(degree[i].sum())
+                if isinstance(layer, Linear):
+                    wt[i] = np.ascontiguousarray(layer.weight.T)
+        cache[key] = (degree, dense_macs, wt)
+    return cache[key]
+
+
 def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt_us: float | None = None,
                      record: str | Iterable[str] | None = None, synop_convention: str = "all",
                      input_kind: str = "auto", t_start_us: int = 0, pause_us: float | None = None,
@@ -143,15 +162,11 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
     n_layers = len(layers)
 
     # ------------------------------------------------------------- per-layer constants and state
-    degree, dense_macs, wt, params, state, gain_bias = {}, {}, {}, {}, {}, {}
+    degree, dense_macs, wt = _weight_tables(network, synop_convention)
+    params, state, gain_bias = {}, {}, {}
     for i, layer in enumerate(layers):
         in_shape = network.input_shape_of(i)
-        if layer.synaptic:
-            degree[i] = np.ascontiguousarray(counting.out_degree(layer, in_shape, synop_convention).ravel())
-            dense_macs[i] = int(degree[i].sum())
-            if isinstance(layer, Linear):
-                wt[i] = np.ascontiguousarray(layer.weight.T)
-        elif isinstance(layer, NeuronSpec):
+        if isinstance(layer, NeuronSpec):
             if layer.refractory_us:
                 raise ValueError(f"{layer.name}: refractory_us is supported by engine='async' only")
             n_steps = layer.step_count

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from .interrupts import catch_sigint
+
 RECORDING_SUFFIXES = (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy", ".h5", ".hdf5")
 
 
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with catch_sigint():            # a Ctrl-C swallowed by a finaliser is not lost (eventsim.interrupts)
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("eventsim: interrupted", file=sys.stderr)
         return 130

@@ -321,6 +321,8 @@ def load_calibration(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a calibration table ({exc})") from None
     if len(data["beta"]) != len(data["grid_us"]):
         raise ValueError(f"{path}: {len(data['beta'])} thresholds for {len(data['grid_us'])} grid times")
-    if data.get("index", "time") not in CALIBRATION_INDEX:
-        raise ValueError(f"{path}: index={data['index']!r}; expected one of {list(CALIBRATION_INDEX)}")
+    try:
+        _check_index(data.get("index", "time"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return data

@@ -14,10 +14,9 @@ import csv
 import io
 import json
 import math
-from math import ceil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,7 @@ import numpy as np
 from . import counting
 from ._io import atomic_write_text
 from .cutoff import Policy, Trace, make_policy, top_gap
-from .interrupts import catch_sigint, checkpoint
+from .interrupts import checkpoint
 from .network import Network
 
 __all__ = ["evaluate", "Evaluation", "SampleTrace", "Continuation", "run_cli", "run_calibrate_cli",
@@ -207,13 +206,14 @@ def start_sample(network: Network, events: np.ndarray, label: int, index: int = 
     events, shift = _shifted(events)
     enc = encode(network, events, index, steps, dt_us, seed)
     options = _engine_options(enc, engine, synop_convention)
-    window_steps = int(ceil(window_us / enc.dt_us)) if window_us else 0
+    window_steps = int(math.ceil(window_us / enc.dt_us)) if window_us else 0
     if not (0 < window_steps < enc.steps and enc.input_kind == "events" and getattr(enc.inputs.dtype, "names", None)
             and float(enc.dt_us).is_integer()):
         res = simulate(network, enc.inputs, engine=engine, **options)
         return _to_trace(res, enc.times_us, index, label, n_events, duration_us)
-    if np.any(np.diff(np.asarray(enc.inputs["t"])) < 0):
-        i = int(np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)[0]) + 1
+    decreasing = np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)
+    if decreasing.size:
+        i = int(decreasing[0]) + 1
         raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
     pause = window_steps * enc.dt_us
     state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, **options)
@@ -223,8 +223,6 @@ def start_sample(network: Network, events: np.ndarray, label: int, index: int = 
 
 def continue_sample(network: Network, events: np.ndarray, cont: Continuation) -> "SampleTrace | Continuation":
     """Simulate the next window of a split sample (``events``: the whole recording, as read)."""
-    from dataclasses import replace
-
     from .engines import simulate
     events = events.copy() if cont.shift_us else events
     if cont.shift_us:
@@ -489,8 +487,7 @@ def run_cli(args) -> int:
     policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
     store = _store(args, network, len(dataset))
     try:
-        with catch_sigint():
-            ev = _evaluate_cli(args, network, dataset, policy, store)
+        ev = _evaluate_cli(args, network, dataset, policy, store)
     except KeyboardInterrupt:
         from .cli import UserError
         raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "

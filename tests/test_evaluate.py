@@ -144,10 +144,12 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, monkeypatch, cap
     assert resumed == full
 
 
-def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["evaluate", "calibrate"])
+def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(tmp_path, monkeypatch, capsys, command):
     """A real SIGINT that arrives while a finaliser runs (garbage collection runs them anywhere) is
-    printed as "Exception ignored" and dropped by Python itself; the evaluation must still stop
-    after the sample in progress, keep it, and point at --resume (not run to the end, exit 0)."""
+    printed as "Exception ignored" and dropped by Python itself; the command must still stop after
+    the sample in progress (not run to the end, exit 0). ``evaluate`` keeps that sample and points
+    at --resume (exit 2); ``calibrate`` has nothing to resume (exit 130)."""
     import os
     import signal
     import sys
@@ -171,9 +173,15 @@ def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(tmp_path, monkeypat
     monkeypatch.setattr(evmod, "trace_sample", interrupted_in_a_finaliser)
     monkeypatch.setattr(sys, "unraisablehook", lambda u: swallowed.append(u.exc_type))
     out = tmp_path / "cut"
-    assert main(["evaluate", "--model", str(model), "--limit", "6", "--no-figures", "--no-progress",
-                 "--out", str(out)]) == 2
+    common = ["--model", str(model), "--limit", "6", "--no-progress"]
+    if command == "evaluate":
+        assert main(["evaluate", *common, "--no-figures", "--out", str(out)]) == 2
+        assert "--resume" in capsys.readouterr().err
+        assert len(list((out / ".partial").glob("sample_*.npz"))) == 4
+    else:
+        assert main(["calibrate", *common, "--split", "test", "--output", str(tmp_path / "gap.json")]) == 130
+        assert "interrupted" in capsys.readouterr().err
+        assert not (tmp_path / "gap.json").exists()
     assert swallowed == [KeyboardInterrupt]                        # Python really dropped it
-    assert "--resume" in capsys.readouterr().err
-    assert calls["n"] == 4 and len(list((out / ".partial").glob("sample_*.npz"))) == 4
+    assert calls["n"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored

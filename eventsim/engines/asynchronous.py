@@ -67,7 +67,7 @@ from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, 
 from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
-from .state import EngineState, check_pause, check_window, network_signature
+from .state import EngineState, check_pause, check_window, check_windowed, network_signature
 from .stepped import neuron_params, prepare_steps
 
 __all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
@@ -537,13 +537,9 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                 snapshot_times_us=snapshot_times_us, batch=batch)
     windowed = pause_us is not None or resume is not None
     if windowed:
-        if not is_event_array(inputs):
-            raise ValueError("pause_us=/resume= split a recording into time windows: they need event-array input")
-        if steps is None and t_stop_us is None:
-            raise ValueError("a paused run needs its end up front (the first window's events cannot tell): "
-                             "pass t_stop_us= or steps=")
+        check_windowed(inputs, steps is not None or t_stop_us is not None, "t_stop_us= or steps=")
         k_from = int(resume.data["k"]) if resume is not None else 0
-        k_to = check_pause(pause_us, t_start_us, dt_us, True) if pause_us is not None else None
+        k_to = check_pause(pause_us, t_start_us, dt_us) if pause_us is not None else None
         if k_to is not None and k_to <= k_from:
             raise ValueError(f"pause_us={pause_us!r} must lie after the resumed state's {resume.t_us:g} µs")
         check_window(inputs, float(t_start_us) + k_from * float(dt_us or 0),

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EngineState", "check_resume", "network_signature"]
+from .inputs import is_event_array
+
+__all__ = ["EngineState", "check_resume", "check_windowed", "check_pause", "check_window", "network_signature"]
 
 
 @dataclass
@@ -71,10 +73,17 @@ def check_resume(network, engine: str, options: dict, resume: EngineState) -> di
     return dict(resume.options)
 
 
-def check_pause(pause_us: float, t_start_us: float, dt_us: float | None, events: bool) -> int:
+def check_windowed(inputs: Any, has_end: bool, end_options: str) -> None:
+    """A paused or resumed run takes the events of one window, and needs the run's end up front."""
+    if not is_event_array(inputs):
+        raise ValueError("pause_us=/resume= split a recording into time windows: they need event-array input")
+    if not has_end:
+        raise ValueError(f"a paused run needs its end up front (the first window's events cannot tell): "
+                         f"pass {end_options}")
+
+
+def check_pause(pause_us: float, t_start_us: float, dt_us: float | None) -> int:
     """The step index of ``pause_us`` (a whole number of whole-µs steps after ``t_start_us``)."""
-    if not events:
-        raise ValueError("pause_us= splits a recording into time windows: it needs event-array input")
     if dt_us is None or not float(dt_us).is_integer() or not float(t_start_us).is_integer():
         raise ValueError(f"pause_us= needs whole-µs dt_us and t_start_us (so that windows and steps agree "
                          f"exactly), got dt_us={dt_us!r}, t_start_us={t_start_us!r}")

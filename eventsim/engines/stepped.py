@@ -20,7 +20,7 @@ from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Netwo
 from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import check_start, check_steps, events_to_steps, is_event_array
-from .state import EngineState, check_pause, check_window, network_signature
+from .state import EngineState, check_pause, check_window, check_windowed, network_signature
 
 __all__ = ["simulate_stepped", "prepare_steps", "neuron_params"]
 
@@ -141,13 +141,9 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         t_start_us = int(t_start_us)
     k0 = 0
     if pause_us is not None or resume is not None:
-        if not is_event_array(inputs):
-            raise ValueError("pause_us=/resume= split a recording into time windows: they need event-array input")
-        if steps is None:
-            raise ValueError("a paused run needs its length up front (the first window's events cannot tell): "
-                             "pass steps=")
+        check_windowed(inputs, steps is not None, "steps=")
         k0 = int(resume.data["k"]) if resume is not None else 0
-        k1 = check_pause(pause_us, t_start_us, dt_us, True) if pause_us is not None else steps
+        k1 = check_pause(pause_us, t_start_us, dt_us) if pause_us is not None else steps
         if not (k0 < k1 <= steps if pause_us is not None else k0 <= k1):
             raise ValueError(f"pause_us={pause_us!r} must lie after the resumed state "
                              f"({t_start_us + k0 * dt_us:g} µs) and no later than the end "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from .network import (IF, LIF, Add, AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
+from .network import (IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                       NeuronSpec, Readout, SumPool2d)
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ _LAZY = {
     "evaluate": "eventsim.evaluate",
 }
 
-__all__ = ["IF", "LIF", "Add", "AvgPool2d", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d",
+__all__ = ["IF", "LIF", "Add", "AvgPool2d", "Branch", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d",
            "Network", "NeuronSpec", "Readout", "SumPool2d", *_LAZY]
 
 

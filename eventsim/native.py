@@ -17,7 +17,7 @@ from .formats import ModelFormat, register_format
 
 FORMAT_VERSION = 1
 LAYER_TYPES = {cls.__name__: cls for cls in (
-    nw.Conv2d, nw.Linear, nw.AvgPool2d, nw.SumPool2d, nw.MaxPool2d, nw.Flatten, nw.Add,
+    nw.Conv2d, nw.Linear, nw.AvgPool2d, nw.SumPool2d, nw.MaxPool2d, nw.Flatten, nw.Add, nw.Branch,
     nw.IF, nw.LIF, nw.Readout)}
 
 

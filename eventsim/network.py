@@ -6,6 +6,19 @@ synaptic or routing layers (:class:`Conv2d`, :class:`Linear`, the pools,
 neuron population (:class:`IF`, :class:`LIF`) or, at the end, by a non-spiking
 :class:`Readout` that accumulates its input current.
 
+The list is a DAG written in topological order. Each layer reads the output of the layer
+before it, except two routing layers: :class:`Branch` starts a new path from the output of an
+earlier layer (or the input), and :class:`Add` sums the current flowing through it with the
+output of an earlier layer. So both paths of a merge may hold layers; a ResNet block whose
+shortcut downsamples with a 1×1 convolution reads::
+
+    k    IF                         block input (spikes)
+    k+1  Conv2d, IF, Conv2d         residual path; its current ends at layer k+3
+    k+4  Branch(source=k)           the shortcut path starts again from layer k's spikes
+    k+5  Conv2d(1×1, stride 2)
+    k+6  Add(source=k+3)            shortcut current + residual current
+    k+7  IF                         the spiking site after the addition
+
 Every layer is a frozen dataclass that validates itself in ``__post_init__``;
 the :class:`Network` derives and checks every shape on construction, so a
 mismatch raises :class:`ValueError` naming the layer, the shape it found and the
@@ -31,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
-    "Layer", "Conv2d", "Linear", "AvgPool2d", "SumPool2d", "MaxPool2d", "Flatten", "Add",
+    "Layer", "Conv2d", "Linear", "AvgPool2d", "SumPool2d", "MaxPool2d", "Flatten", "Add", "Branch",
     "NeuronSpec", "IF", "LIF", "Readout", "Network",
 ]
 
@@ -258,6 +271,24 @@ class Add(Layer):
         return input_shape
 
 
+@dataclass(frozen=True, eq=False)
+class Branch(Layer):
+    """Start a new path: the output of this layer is the output of layer ``source`` (an index
+    into ``Network.layers``, or ``-1`` for the network input), not of the layer before it.
+
+    With :class:`Add` it expresses a merge whose both paths hold layers (a ResNet's downsampling
+    shortcut). Routing only: it costs no synops. The layer before a ``Branch`` ends a path; a
+    later ``Add`` (or ``Branch``) must use that path's output, else the network refuses it.
+    """
+
+    source: int = -1
+    name: str | None = None
+    kind = "Branch"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return input_shape
+
+
 # ----------------------------------------------------------------------------- neurons
 
 _COMPARE = (">", ">=")
@@ -477,12 +508,23 @@ class Network:
         for i, layer in enumerate(named):
             if isinstance(layer, Readout) and i != len(named) - 1:
                 raise ValueError(f"{layer.name}: a Readout must be the last layer (found at index {i} of {len(named)})")
-            if isinstance(layer, Add):
+            if isinstance(layer, (Add, Branch)):
+                if isinstance(layer.source, bool) or not isinstance(layer.source, (int, np.integer)):
+                    raise ValueError(f"{layer.name}.source: expected a layer index, got {layer.source!r}")
                 if not -1 <= layer.source < i:
                     raise ValueError(f"{layer.name}.source: {layer.source} must index an earlier layer (or -1 for the input)")
+            if isinstance(layer, Add):
                 other = self.input_shape if layer.source == -1 else shapes[layer.source]
                 if tuple(other) != tuple(shape):
                     raise ValueError(f"{layer.name}: adds shape {other} from layer {layer.source} to shape {shape}; they must be equal")
+            if isinstance(layer, Branch):
+                ended = i - 1
+                if i == 0 or not any(isinstance(l, (Add, Branch)) and l.source == ended for l in named[i + 1:]):
+                    what = "the input is already there" if i == 0 else (
+                        f"the path ending at layer {ended} ({named[ended].name}) would be computed for nothing: "
+                        f"no later Add(source={ended}) merges it")
+                    raise ValueError(f"{layer.name}: a Branch here is not allowed; {what}")
+                shape = self.input_shape if layer.source == -1 else shapes[layer.source]
             shape = tuple(layer.output_shape(shape))
             shapes.append(shape)
         object.__setattr__(self, "layers", tuple(named))
@@ -494,11 +536,32 @@ class Network:
         return self.shapes[-1]
 
     @property
+    def has_branches(self) -> bool:
+        """True if some path starts again from an earlier layer (a :class:`Branch`)."""
+        return any(isinstance(layer, Branch) for layer in self.layers)
+
+    @property
     def has_readout(self) -> bool:
         return isinstance(self.layers[-1], Readout)
 
     def input_shape_of(self, index: int) -> tuple[int, ...]:
-        return self.input_shape if index == 0 else self.shapes[index - 1]
+        """Shape of what layer ``index`` reads."""
+        source = self.input_of(index)
+        return self.input_shape if source == -1 else self.shapes[source]
+
+    def input_of(self, index: int) -> int:
+        """Index of the layer whose output layer ``index`` reads (``-1``: the network input):
+        the layer before it, except for a :class:`Branch` (its ``source``)."""
+        layer = self.layers[index]
+        return layer.source if isinstance(layer, Branch) else index - 1
+
+    def consumers(self, index: int) -> list[int]:
+        """Layers that read the output of layer ``index`` (``-1``: the input), in order: the next
+        layer unless it is a :class:`Branch`, and every ``Branch`` from it and ``Add`` of it."""
+        nxt = index + 1
+        out = {nxt} if nxt < len(self.layers) and not isinstance(self.layers[nxt], Branch) else set()
+        out.update(j for j, l in enumerate(self.layers) if isinstance(l, (Add, Branch)) and l.source == index)
+        return sorted(out)
 
     def parameter_count(self, index: int | None = None) -> int:
         """Number of weights and biases (of one layer, or of the whole network)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import Conv2d, Linear, Network, NeuronSpec, Readout, _Pool2d, Add, LIF
+from .network import Add, Branch, Conv2d, LIF, Linear, Network, NeuronSpec, Readout, _Pool2d
 
 
 def _fmt_param(value) -> str:
@@ -27,6 +27,8 @@ def describe_layer(layer) -> str:
         return f"k={layer.kernel_size[0]}x{layer.kernel_size[1]} s={layer.stride[0]}x{layer.stride[1]}"
     if isinstance(layer, Add):
         return f"+ layer {layer.source}" if layer.source >= 0 else "+ input"
+    if isinstance(layer, Branch):
+        return f"from layer {layer.source}" if layer.source >= 0 else "from input"
     if isinstance(layer, NeuronSpec):
         parts = [f"θ={_fmt_param(layer.threshold)}", f"v{layer.compare}θ", f"reset={layer.reset}"]
         if isinstance(layer, LIF):

@@ -77,7 +77,10 @@ def _pool_windows(layer, in_shape, out_shape, pos):
 def _dense_forward(network, x):
     """Constant current into each population / the readout for input ``x`` (zeros: biases only)."""
     outs, currents = [], {}
+    x0 = np.asarray(x, dtype=np.float64)
     for i, layer in enumerate(network.layers):
+        if isinstance(layer, es.Branch):
+            x = x0 if layer.source == -1 else outs[layer.source]
         in_shape, shape = network.input_shape_of(i), network.shapes[i]
         flat = np.asarray(x, dtype=np.float64).ravel()
         if isinstance(layer, (es.Conv2d, es.Linear)):
@@ -172,8 +175,10 @@ def reference_simulate(network: es.Network, events: np.ndarray, dt_us: float, t_
     """Continuous-time simulation of ``network`` on ``events`` (t, x, y, p) up to ``t_stop_us``."""
     layers = network.layers
     L = len(layers)
-    consumers = {i: ([i + 1] if i + 1 < L else []) + [j for j, l in enumerate(layers)
-                                                       if isinstance(l, es.Add) and l.source == i]
+    # who reads layer i's output: the next layer (unless it is a Branch, which reads its source),
+    # and every Add / Branch naming i
+    consumers = {i: ([i + 1] if i + 1 < L and not isinstance(layers[i + 1], es.Branch) else [])
+                 + [j for j, l in enumerate(layers) if isinstance(l, (es.Add, es.Branch)) and l.source == i]
                  for i in range(-1, L)}
     const = _dense_forward(network, np.zeros(network.input_shape))
     pops = {}
@@ -391,9 +396,14 @@ def continuous_network(draw):
         shape = es.Network((2, 4, 4), layers).output_shape
     layers += [es.Flatten(), es.Linear(dy(4, int(np.prod(shape))), bias=bias(4),
                                        delay_us=draw(st.sampled_from([0.0, 0.0, 700.0]))), neuron(4)]
-    if draw(st.booleans()):   # a residual branch around a linear layer
+    residual = draw(st.sampled_from([None, "identity", "projection"]))
+    if residual == "identity":   # a residual branch around a linear layer
         src = len(layers) - 1
         layers += [es.Linear(dy(4, 4)), es.Add(source=src), neuron(4)]
+    elif residual == "projection":   # both paths hold a layer (a ResNet's downsampling shortcut)
+        src = len(layers) - 1
+        layers += [es.Linear(dy(4, 4)), neuron(4), es.Linear(dy(4, 4)), es.Branch(source=src),
+                   es.Linear(dy(4, 4), bias=bias(4)), es.Add(source=len(layers) + 2), neuron(4)]
     layers += [es.Linear(dy(3, 4), bias=bias(3)), es.Readout()]
     return es.Network((2, 4, 4), layers)
 

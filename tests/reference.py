@@ -130,6 +130,12 @@ def dense_forward(net: es.Network, frames: np.ndarray, is_events: bool, conventi
             elif isinstance(layer, es.Flatten):
                 x = x.reshape(shape)
                 n = None if n is None else n.reshape(shape)
+            elif isinstance(layer, es.Branch):
+                if layer.source == -1:
+                    x = frames[k].astype(float)
+                    n = frames[k].astype(np.int64) if is_events else None
+                else:
+                    x, n = outs[layer.source]
             elif isinstance(layer, es.Add):
                 if layer.source == -1:
                     sx = frames[k].astype(float)

@@ -62,7 +62,7 @@ from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
 from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
-from ..network import (LIF, Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
+from ..network import (LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
 from ..result import SimulationResult
 from .cache import cache_for
@@ -142,6 +142,8 @@ def _classify(network: Network, event_input: bool) -> list[tuple[bool, str | Non
                     "put a neuron population in between, or use engine='stepped'")
         if isinstance(layer, (Conv2d, Linear)):
             inp = (const or layer.bias is not None, "current" if ev else None)
+        elif isinstance(layer, Branch):
+            inp = (not event_input, "spike" if event_input else None) if layer.source == -1 else out[layer.source]
         elif isinstance(layer, Add):
             s_const, s_ev = (not event_input, "spike" if event_input else None) if layer.source == -1 else out[layer.source]
             kinds = {k for k in (ev, s_ev) if k}
@@ -186,6 +188,8 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
             x = out
         elif isinstance(layer, Flatten) and x is not None:
             x = x.reshape(shape)
+        elif isinstance(layer, Branch):
+            x = (None if frame is None else np.asarray(frame, np.float64)) if layer.source == -1 else outs[layer.source]
         elif isinstance(layer, Add):
             src = (None if frame is None else np.asarray(frame, np.float64)) if layer.source == -1 else outs[layer.source]
             x = x if src is None else (src if x is None else x + src)
@@ -246,7 +250,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         C = shape[0]
         H, W = (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
         params, tau, model = _population_params(spec, C, dt_us, batch)
-        drive = bool(kinds[i - 1][0] if i > 0 else not event_input) or spec.step_bias is not None
+        src_i = network.input_of(i)
+        drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None
         if drive and not batch and not dt_us:
             raise ValueError(f"{spec.name}: a constant current (bias or analog input) is a charge per step; "
                              "pass dt_us= to turn it into a current per µs")
@@ -310,8 +315,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         op_of[j] = len(op_rows) - 1
         return op_of[j]
 
-    consumers = {i: ([i + 1] if i + 1 < L else []) + [j for j, l in enumerate(layers) if isinstance(l, Add) and l.source == i]
-                 for i in range(-1, L)}
+    consumers = {i: network.consumers(i) for i in range(-1, L)}
 
     def walk(i: int, chain: list, delay: float, found: list) -> None:
         for j in consumers[i]:
@@ -358,7 +362,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
              D=_i64(np.concatenate(Dl)) if Dl else _i64([]), one=_f64([1.0]))
     analog_macs = {}
     for i, layer in enumerate(layers):
-        if layer.synaptic and (kinds[i - 1][0] if i > 0 else not event_input):
+        src_i = network.input_of(i)
+        if layer.synaptic and (kinds[src_i][0] if src_i >= 0 else not event_input):
             analog_macs[i] = int(counting.out_degree(layer, network.input_shape_of(i), convention).sum())
     return _Compiled(f, pops, int(off), int(coff), int(moff), int(buffer), tables, analog_macs)
 

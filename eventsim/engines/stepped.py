@@ -15,7 +15,7 @@ import numpy as np
 from .. import counting
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
 from ..kernels.neuron import population_step
-from ..network import (Add, AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
+from ..network import (Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
 from .cache import cache_for
@@ -230,6 +230,12 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
             elif isinstance(layer, Flatten):
                 val = val.reshape(shape)
                 cnt = cnt.reshape(shape) if cnt is not None else None
+            elif isinstance(layer, Branch):
+                if layer.source == -1:
+                    val = frames[kf]
+                    cnt = val.astype(np.int64) if is_events else None
+                else:
+                    val, cnt = outputs[layer.source]
             elif isinstance(layer, Add):
                 if layer.source == -1:
                     s_val = frames[kf]

@@ -10,13 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UserError
 from .interrupts import catch_sigint
 
 RECORDING_SUFFIXES = (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy", ".h5", ".hdf5")
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line."""
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

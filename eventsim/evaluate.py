@@ -489,7 +489,7 @@ def run_cli(args) -> int:
     try:
         ev = _evaluate_cli(args, network, dataset, policy, store)
     except KeyboardInterrupt:
-        from .cli import UserError
+        from .errors import UserError
         raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "
                         "with --resume to continue") from None
     written = ev.write(args.out, figures=not args.no_figures)

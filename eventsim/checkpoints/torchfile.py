@@ -60,17 +60,11 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from ..errors import CheckpointError, UnsafeCheckpointError
+
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "TensorInfo", "read_checkpoint",
            "ALLOWED_GLOBALS", "DTYPES", "file_kind", "MAX_BYTES_PER_FILE_BYTE", "MEMORY_SLACK_BYTES",
            "MAX_PICKLE_BYTES"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is malformed, truncated, inconsistent or not a PyTorch file."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint asks for a Python global outside the allow-list; nothing was executed."""
 
 
 #: Tensor element types that can be read: name -> NumPy dtype string (``bfloat16`` is

@@ -13,7 +13,8 @@ from __future__ import annotations
 from ._core import EVENT_DTYPE, as_events, empty_events, make_events
 from .aedat2 import read_aedat2, read_aedat2_header
 from .aedat4 import read_aedat4
-from .cache import EventCache, FileSamples, build_cache, folder_samples, open_cache
+from .cache import EventCache, build_cache, open_cache
+from .folders import FileSamples, folder_samples
 from .demo import load_demo
 from .emulator import EmulatorParams, emulate_events
 from .frames import bin_edges_us, bin_index, crop_events, time_window, to_frames

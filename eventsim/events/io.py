@@ -138,7 +138,7 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     ext = Path(path).suffix.lower()
-    if head.startswith(b"%") and (ext == ".raw" or (ext != ".dat" and re.search(rb"\n% (evt|format) ", head))):
+    if head.startswith(b"%") and (ext == ".raw" or (ext != ".dat" and re.search(rb"(?:^|\n)% (?:evt|format) ", head))):
         return "prophesee_raw"
     if head.startswith(b"% ") or (ext == ".dat" and head.startswith(b"%")):
         return "prophesee_dat"

@@ -215,9 +215,10 @@ def _step(item: str) -> Any:
         if "x" in value:
             return Downsample(target=_wh(value, "downsample"))
         try:
-            return Downsample(factor=float(value))
+            factor = float(value)
         except ValueError:
             raise ValueError(f"downsample: expected a factor (e.g. 2 or 2.5) or WIDTHxHEIGHT, got {value!r}") from None
+        return Downsample(factor=factor)
     if name in ("merge-polarity", "merge-polarities"):
         if value:
             raise ValueError(f"merge-polarity takes no value, got {value!r}")

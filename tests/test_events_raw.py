@@ -352,3 +352,36 @@ def test_detection_and_triggers_on_request(tmp_path):
     assert rows(ev) == [(4096, 3, 2, 1)] and trig["id"].tolist() == [0, 1]
     info = E.describe_recording(path)
     assert info["n_events"] == 1 and info["n_triggers"] == 2 and info["evt"] == "3.0"
+
+
+def test_a_first_word_that_starts_with_a_percent_byte_is_data_not_header():
+    """ADDR_X x=37 p=0 is the word 0x2025, bytes '%' ' ': after the header it is an event, because
+    the rest of the 'line' is not header text (here the next word, TIME_LOW, holds a 0x00 byte)."""
+    header = "% evt 3.0\n% geometry 64x64\n"
+    ev, _, head = decode_raw(raw_bytes([0x2025, 0x6000, 0x0001, 0x2026], header=header))
+    assert head["data_start"] == len(header) and rows(ev) == [(0, 37, 0, 0), (0, 38, 1, 0)]
+
+
+def test_streaming_memory_is_bounded_by_the_chunk(tmp_path):
+    """2 Mi events (26 MiB as one event array) stream through iter_raw, a fitting pipeline and
+    describe_recording with a traced peak of a few MiB: the chunk, not the file."""
+    import tracemalloc
+    n = 1 << 21
+    words = np.empty(2 * n + 1, "<u2")
+    words[0] = HIGH(1)
+    words[1::2] = Y(5)
+    words[2::2] = 0x2000 | (np.arange(n) % 1280)
+    path = tmp_path / "big.raw"
+    path.write_bytes(raw_bytes(words))
+    E.read_raw(path, chunk_words=64)                                     # warm the kernels
+    from eventsim.events.transforms import parse_transforms
+    pipe = parse_transforms("downsample=10;merge-polarity")
+    tracemalloc.start()
+    try:
+        total = sum(len(pipe.apply(c, (1280, 720))) for c in E.iter_raw(path))
+        info = E.describe_recording(path, transform="downsample=10")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == n and info["n_events"] == n and info["sensor_size"] == [128, 72]
+    assert peak < 6 * 2**20, f"streaming peaked at {peak / 2**20:.1f} MiB"

@@ -77,6 +77,10 @@ def parse_raw_header(fh: BinaryIO, *, source: str = "<bytes>", evt: str | None =
                 fh.seek(-1, io.SEEK_CUR)
             break
         line = fh.readline(_MAX_HEADER)
+        if pos and not _is_header_text(line):
+            # a first word whose low byte is '%' (0x25), e.g. ADDR_X x=37: data, not a header line
+            fh.seek(-(1 + len(line)), io.SEEK_CUR)
+            break
         if not line.endswith(b"\n"):
             raise ValueError(f"{source}: truncated Prophesee RAW header: the line at byte offset {pos} has no end")
         pos += 1 + len(line)
@@ -101,6 +105,14 @@ def parse_raw_header(fh: BinaryIO, *, source: str = "<bytes>", evt: str | None =
     size, origin = _sensor_size(fields, fmt_line, sensor_size, source)
     return {"evt": version, "word_bytes": word_bytes, "sensor_size": size, "sensor_size_from": origin,
             "data_start": pos, "fields": fields}
+
+
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13))
+
+
+def _is_header_text(line: bytes) -> bool:
+    """A header line after '%': a space (or the line end) first, then text without control bytes."""
+    return line[:1] in (b" ", b"\n", b"\r") and not any(c in _CONTROL for c in line.rstrip(b"\r\n"))
 
 
 def _sensor_size(fields: dict, fmt_line: str, sensor_size, source: str) -> tuple[tuple[int, int], str]:

@@ -205,3 +205,26 @@ def test_cli_transform_spec_and_flags_and_bad_specs(tmp_path, capsys):
     assert "32 x 32 pixels" in out and "crop=480x480; downsample=15" in out
     assert main(["inspect", str(raw), "--roi", "700x10+0+0"]) == 2
     assert "roi=700x10+0+0 does not fit in the 640x480 sensor" in capsys.readouterr().err
+
+
+def test_checkpoint_input_shape_comes_from_the_fitted_recordings(tmp_path, capsys):
+    """A checkpoint that does not record its input size (an 'ann' state dict without input_shape,
+    trained at 2x18x32) gets the fitted size; unfitted, the importer's error says which size was
+    assumed from the 1280x720 sensor and which flags change it."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    raw = require_shared_data("prophesee-evt3", "evt3_sample.raw")
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2), nn.ReLU6(), nn.Flatten(), nn.Linear(4 * 8 * 15, 3))
+    arch = [{"type": "Conv2d", "stride": [2, 2], "padding": [0, 0]}, {"type": "ReLU6"}, {"type": "Flatten"},
+            {"type": "Linear"}]
+    path = tmp_path / "a.pt"
+    torch.save({"state_dict": seq.state_dict(), "architecture": arch}, path)
+    common = ["evaluate", "--data", str(raw), "--model", str(path), "--format", "ann", "--no-progress",
+              "--no-figures", "--out", str(tmp_path / "o")]
+    assert main(common) == 2
+    err = capsys.readouterr().err
+    assert "input shape (2, 720, 1280) taken from the recordings' 1280×720 sensor" in err and "--downsample" in err
+    assert main(common + ["--downsample", "40", "--steps", "5"]) == 0        # an ANN encodes analog input
+    summary = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert summary["transforms"]["sensor_size"] == [32, 18]

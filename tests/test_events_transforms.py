@@ -205,6 +205,14 @@ def test_cli_transform_spec_and_flags_and_bad_specs(tmp_path, capsys):
     assert "32 x 32 pixels" in out and "crop=480x480; downsample=15" in out
     assert main(["inspect", str(raw), "--roi", "700x10+0+0"]) == 2
     assert "roi=700x10+0+0 does not fit in the 640x480 sensor" in capsys.readouterr().err
+    model = _conv_net(tmp_path / "m.npz", (2, 32, 32))
+    common = ["evaluate", "--data", str(raw), "--model", str(model), "--no-progress", "--no-figures",
+              "--out", str(tmp_path / "o")]
+    assert main(common) == 2
+    assert "--crop 480x480 --downsample 32x32" in capsys.readouterr().err
+    assert main(common + ["--transform", "crop=480x480", "--downsample", "15", "--engine", "async"]) == 0
+    summary = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert summary["transforms"]["steps"] == ["crop=480x480", "downsample=15"]
 
 
 def test_checkpoint_input_shape_comes_from_the_fitted_recordings(tmp_path, capsys):

@@ -145,12 +145,6 @@ def _sensor_size(fields: dict, fmt_line: str, sensor_size, source: str) -> tuple
     return size, origin
 
 
-def _events(t, x, y, p) -> np.ndarray:
-    ev = np.empty(t.size, dtype=EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = t, x, y, p
-    return ev
-
-
 def _fail(status: int, index: int, words: np.ndarray, state: np.ndarray, head: dict, offset: int,
           source: str, max_backstep_us: int) -> ValueError:
     where = f"{source}: EVT {head['evt']} word 0x{int(words[index]):0{2 * head['word_bytes']}x} at byte offset {offset}"
@@ -179,39 +173,40 @@ def _fail(status: int, index: int, words: np.ndarray, state: np.ndarray, head: d
 
 
 def _stream(fh: BinaryIO, source: str, total: int, *, sensor_size, evt, max_backstep_us: int, chunk_words: int,
-            head: dict | None = None) -> Iterator[tuple[tuple, np.ndarray]]:
-    """Yield ``((t, x, y, p) columns, triggers)`` per chunk of words."""
+            head: dict | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(events, triggers)`` per chunk of ``chunk_words`` words (None: all words at once)."""
     if head is None:
         head = parse_raw_header(fh, source=source, evt=evt, sensor_size=sensor_size)
     size, start, nb = head["sensor_size"], head["data_start"], head["word_bytes"]
     if int(max_backstep_us) < 0:
         raise ValueError(f"max_backstep_us must be >= 0 µs, got {max_backstep_us}")
-    if chunk_words < 1:
+    if chunk_words is not None and chunk_words < 1:
         raise ValueError(f"chunk_words must be >= 1, got {chunk_words}")
     body = total - start
     if body % nb:
         raise ValueError(f"{source}: truncated Prophesee RAW file: {body} bytes of EVT {head['evt']} words after byte "
                          f"offset {start} is not a multiple of {nb}; the word at byte offset {total - body % nb} "
                          "is incomplete")
-    decode = K.decode_evt3 if nb == 2 else K.decode_evt2
+    count, decode = (K.count_evt3, K.decode_evt3) if nb == 2 else (K.count_evt2, K.decode_evt2)
     dtype = "<u2" if nb == 2 else "<u4"
     state = K.new_state()
     done = 0
+    step = body // nb if chunk_words is None else int(chunk_words)
     while True:
-        data = fh.read(chunk_words * nb)
+        data = fh.read(max(1, step) * nb)
         if not data:
             return
         words = np.frombuffer(data, dtype=dtype)
-        t, x, y, p, tt, tid, tval, status, index = decode(words, state, size[0], size[1], int(max_backstep_us))
+        n_events, n_triggers = count(words)
+        events, trig = np.empty(n_events, EVENT_DTYPE), np.empty(n_triggers, TRIGGER_DTYPE)
+        k, m, status, index = decode(words, state, size[0], size[1], int(max_backstep_us), events, trig)
         if status != K.OK:
             raise _fail(status, index, words, state, head, start + (done + index) * nb, source, max_backstep_us)
-        trig = np.empty(tt.size, dtype=TRIGGER_DTYPE)
-        trig["t"], trig["id"], trig["value"] = tt, tid, tval
-        yield (t, x, y, p), trig
+        yield events, trig
         done += words.size
 
 
-def _columns(path, **kw) -> Iterator[tuple[tuple, np.ndarray]]:
+def _records(path, **kw) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     source = str(path)
     try:
         fh = open(path, "rb")
@@ -224,12 +219,12 @@ def _columns(path, **kw) -> Iterator[tuple[tuple, np.ndarray]]:
 
 
 def _join(parts: list) -> tuple[np.ndarray, np.ndarray]:
-    """Events and triggers of all chunks: columns joined first (plain dtypes copy fast), then one
-    structured array (copying the packed 13-byte records chunk by chunk is several times slower)."""
+    """Events and triggers of all chunks as two arrays."""
+    if len(parts) == 1:
+        return parts[0]
     if not parts:
         return np.zeros(0, EVENT_DTYPE), np.zeros(0, TRIGGER_DTYPE)
-    cols = [np.concatenate([c[k] for c, _ in parts]) for k in range(4)]
-    return _events(*cols), np.concatenate([g for _, g in parts])
+    return np.concatenate([e for e, _ in parts]), np.concatenate([g for _, g in parts])
 
 
 def iter_raw(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = None, evt: str | None = None,
@@ -240,9 +235,8 @@ def iter_raw(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = Non
     Yields event arrays (:data:`~eventsim.events.EVENT_DTYPE`, ``t`` non-decreasing across chunks),
     or ``(events, triggers)`` pairs with ``triggers=True``. Parameters as :func:`read_raw`.
     """
-    for cols, trig in _columns(path, sensor_size=sensor_size, evt=evt, max_backstep_us=max_backstep_us,
-                               chunk_words=chunk_words):
-        ev = _events(*cols)
+    for ev, trig in _records(path, sensor_size=sensor_size, evt=evt, max_backstep_us=max_backstep_us,
+                             chunk_words=chunk_words):
         yield (ev, trig) if triggers else ev
 
 
@@ -254,7 +248,7 @@ def raw_header(path: str | os.PathLike, *, sensor_size=None, evt=None) -> dict[s
 
 def decode_raw(data: bytes, *, source: str = "<bytes>", sensor_size: Sequence[int] | None = None,
                evt: str | None = None, max_backstep_us: int = MAX_BACKSTEP_US,
-               chunk_words: int = DEFAULT_CHUNK_WORDS) -> tuple[np.ndarray, np.ndarray, dict]:
+               chunk_words: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Decode the bytes of a RAW file; returns ``(events, triggers, header)``."""
     fh = io.BytesIO(data)
     head = parse_raw_header(fh, source=source, evt=evt, sensor_size=sensor_size)
@@ -266,7 +260,7 @@ def decode_raw(data: bytes, *, source: str = "<bytes>", sensor_size: Sequence[in
 
 def read_raw(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = None, evt: str | None = None,
              max_backstep_us: int = MAX_BACKSTEP_US, triggers: bool = False,
-             chunk_words: int = DEFAULT_CHUNK_WORDS) -> Any:
+             chunk_words: int | None = None) -> Any:
     """Read a Prophesee RAW recording (EVT 3.0 or EVT 2.0).
 
     Parameters
@@ -281,8 +275,9 @@ def read_raw(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = Non
         a larger one is an error.
     triggers : bool, default False
         Also return the external-trigger records.
-    chunk_words : int
-        Words decoded per chunk (memory), not a result-changing setting.
+    chunk_words : int, optional
+        Words decoded per kernel call; default all at once (the file's words are in memory anyway,
+        and smaller than the events). Never changes the result.
 
     Returns
     -------
@@ -297,6 +292,6 @@ def read_raw(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = Non
         undefined word types, time going backwards, coordinates outside the sensor; the message
         names the file and the byte offset.
     """
-    ev, trig = _join(list(_columns(path, sensor_size=sensor_size, evt=evt, max_backstep_us=max_backstep_us,
+    ev, trig = _join(list(_records(path, sensor_size=sensor_size, evt=evt, max_backstep_us=max_backstep_us,
                                    chunk_words=chunk_words)))
     return (ev, trig) if triggers else ev

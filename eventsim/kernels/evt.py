@@ -18,7 +18,8 @@ Time: a TIME_HIGH value lower than the previous one by at least half its range i
 24-bit (EVT3) / 34-bit (EVT2) time and is counted; a smaller decrease is an error. A CD event whose
 time is earlier than the previous event's by at most ``max_backstep_us`` gets the previous event's
 time (time never decreases); by more, an error. Errors are returned as a status code and the index
-of the offending word (kernels do not format messages).
+of the offending word (kernels do not format messages). A ``count_*`` pass sizes the output; the
+decoders write the packed event and trigger records directly (no column arrays to assemble).
 """
 import numpy as np
 from numba import njit
@@ -46,7 +47,8 @@ def new_state() -> np.ndarray:
 
 
 @njit(**JIT)
-def _count_evt3(words):
+def count_evt3(words):
+    """``(events, triggers)`` that EVT 3.0 ``words`` encode (the output sizes of :func:`decode_evt3`)."""
     n_events = 0
     n_triggers = 0
     for i in range(words.size):
@@ -54,17 +56,26 @@ def _count_evt3(words):
         kind = w >> 12
         if kind == EVT3_ADDR_X:
             n_events += 1
-        elif kind == EVT3_VECT_12:
-            bits = w & 0xFFF
-            while bits:
-                n_events += bits & 1
-                bits >>= 1
-        elif kind == EVT3_VECT_8:
-            bits = w & 0xFF
+        elif kind == EVT3_VECT_12 or kind == EVT3_VECT_8:
+            bits = w & (0xFFF if kind == EVT3_VECT_12 else 0xFF)
             while bits:
                 n_events += bits & 1
                 bits >>= 1
         elif kind == EVT3_EXT_TRIGGER:
+            n_triggers += 1
+    return n_events, n_triggers
+
+
+@njit(**JIT)
+def count_evt2(words):
+    """``(events, triggers)`` that EVT 2.0 ``words`` encode."""
+    n_events = 0
+    n_triggers = 0
+    for i in range(words.size):
+        kind = np.int64(words[i]) >> 28
+        if kind == EVT2_CD_OFF or kind == EVT2_CD_ON:
+            n_events += 1
+        elif kind == EVT2_EXT_TRIGGER:
             n_triggers += 1
     return n_events, n_triggers
 
@@ -85,19 +96,22 @@ def _set_high(state, high, high_bits):
 
 
 @njit(**JIT)
-def decode_evt3(words, state, width, height, max_backstep_us):
-    """Decode EVT 3.0 words; returns ``(t, x, y, p, trig_t, trig_id, trig_value, status, word_index)``.
+def _event_time(state, now, max_backstep_us):
+    """The time of an event decoded at ``now``: kept at the last event's time within the tolerance;
+    -1 when it steps back further."""
+    if now < state[S_T_LAST]:
+        if state[S_T_LAST] - now > max_backstep_us:
+            return -1
+        return state[S_T_LAST]
+    state[S_T_LAST] = now
+    return now
 
-    On an error the arrays hold the events decoded before word ``word_index``.
-    """
-    n_events, n_triggers = _count_evt3(words)
-    t = np.empty(n_events, np.int64)
-    x = np.empty(n_events, np.int16)
-    y = np.empty(n_events, np.int16)
-    p = np.empty(n_events, np.int8)
-    trig_t = np.empty(n_triggers, np.int64)
-    trig_id = np.empty(n_triggers, np.int8)
-    trig_value = np.empty(n_triggers, np.int8)
+
+@njit(**JIT)
+def decode_evt3(words, state, width, height, max_backstep_us, out, trig):
+    """Decode EVT 3.0 ``words`` into the event records ``out`` and trigger records ``trig`` (sized
+    by :func:`count_evt3`); returns ``(events written, triggers written, status, word index)``.
+    On an error the records before word ``word index`` are written."""
     k = 0
     m = 0
     shift = EVT3_HIGH_BITS + EVT3_LOW_BITS
@@ -110,28 +124,26 @@ def decode_evt3(words, state, width, height, max_backstep_us):
             state[S_LOW] = w & 0xFFF
         elif kind == EVT3_TIME_HIGH:
             if not _set_high(state, w & 0xFFF, EVT3_HIGH_BITS):
-                return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], HIGH_BACKWARDS, i
+                return k, m, HIGH_BACKWARDS, i
         elif kind == EVT3_VECT_BASE_X:
             state[S_BASE_X] = w & 0x7FF
             state[S_VPOL] = (w >> 11) & 1
         elif kind == EVT3_ADDR_X or kind == EVT3_VECT_12 or kind == EVT3_VECT_8:
-            now = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT3_LOW_BITS) + state[S_LOW]
-            if now < state[S_T_LAST]:
-                if state[S_T_LAST] - now > max_backstep_us:
-                    return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], TIME_BACKWARDS, i
-                now = state[S_T_LAST]
-            state[S_T_LAST] = now
+            now = _event_time(state, (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT3_LOW_BITS) + state[S_LOW],
+                              max_backstep_us)
+            if now < 0:
+                return k, m, TIME_BACKWARDS, i
             row = state[S_Y]
             if row >= height:
-                return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], Y_OUTSIDE, i
+                return k, m, Y_OUTSIDE, i
             if kind == EVT3_ADDR_X:
                 col = w & 0x7FF
                 if col >= width:
-                    return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], X_OUTSIDE, i
-                t[k] = now
-                x[k] = col
-                y[k] = row
-                p[k] = (w >> 11) & 1
+                    return k, m, X_OUTSIDE, i
+                out[k]["t"] = now
+                out[k]["x"] = col
+                out[k]["y"] = row
+                out[k]["p"] = (w >> 11) & 1
                 k += 1
             else:
                 n_bits = 12 if kind == EVT3_VECT_12 else 8
@@ -139,43 +151,28 @@ def decode_evt3(words, state, width, height, max_backstep_us):
                 for b in range(n_bits):
                     if (w >> b) & 1:
                         if base + b >= width:
-                            return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], X_OUTSIDE, i
-                        t[k] = now
-                        x[k] = base + b
-                        y[k] = row
-                        p[k] = state[S_VPOL]
+                            return k, m, X_OUTSIDE, i
+                        out[k]["t"] = now
+                        out[k]["x"] = base + b
+                        out[k]["y"] = row
+                        out[k]["p"] = state[S_VPOL]
                         k += 1
                 state[S_BASE_X] = base + n_bits
         elif kind == EVT3_EXT_TRIGGER:
-            trig_t[m] = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT3_LOW_BITS) + state[S_LOW]
-            trig_id[m] = (w >> 8) & 0xF
-            trig_value[m] = w & 1
+            trig[m]["t"] = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT3_LOW_BITS) + state[S_LOW]
+            trig[m]["id"] = (w >> 8) & 0xF
+            trig[m]["value"] = w & 1
             m += 1
         elif kind == EVT3_OTHERS or kind == EVT3_CONTINUED_4 or kind == EVT3_CONTINUED_12:
             pass
         else:
-            return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], UNKNOWN_WORD, i
-    return t, x, y, p, trig_t, trig_id, trig_value, OK, words.size
+            return k, m, UNKNOWN_WORD, i
+    return k, m, OK, words.size
 
 
 @njit(**JIT)
-def decode_evt2(words, state, width, height, max_backstep_us):
-    """Decode EVT 2.0 words; returns the same tuple as :func:`decode_evt3`."""
-    n_events = 0
-    n_triggers = 0
-    for i in range(words.size):
-        kind = np.int64(words[i]) >> 28
-        if kind == EVT2_CD_OFF or kind == EVT2_CD_ON:
-            n_events += 1
-        elif kind == EVT2_EXT_TRIGGER:
-            n_triggers += 1
-    t = np.empty(n_events, np.int64)
-    x = np.empty(n_events, np.int16)
-    y = np.empty(n_events, np.int16)
-    p = np.empty(n_events, np.int8)
-    trig_t = np.empty(n_triggers, np.int64)
-    trig_id = np.empty(n_triggers, np.int8)
-    trig_value = np.empty(n_triggers, np.int8)
+def decode_evt2(words, state, width, height, max_backstep_us, out, trig):
+    """Decode EVT 2.0 ``words``; arguments and result as :func:`decode_evt3` (sizes: :func:`count_evt2`)."""
     k = 0
     m = 0
     shift = EVT2_HIGH_BITS + EVT2_LOW_BITS
@@ -183,33 +180,31 @@ def decode_evt2(words, state, width, height, max_backstep_us):
         w = np.int64(words[i])
         kind = w >> 28
         if kind == EVT2_CD_OFF or kind == EVT2_CD_ON:
-            now = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT2_LOW_BITS) + ((w >> 22) & 0x3F)
-            if now < state[S_T_LAST]:
-                if state[S_T_LAST] - now > max_backstep_us:
-                    return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], TIME_BACKWARDS, i
-                now = state[S_T_LAST]
-            state[S_T_LAST] = now
+            now = _event_time(state, (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT2_LOW_BITS) + ((w >> 22) & 0x3F),
+                              max_backstep_us)
+            if now < 0:
+                return k, m, TIME_BACKWARDS, i
             col = (w >> 11) & 0x7FF
             row = w & 0x7FF
             if col >= width:
-                return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], X_OUTSIDE, i
+                return k, m, X_OUTSIDE, i
             if row >= height:
-                return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], Y_OUTSIDE, i
-            t[k] = now
-            x[k] = col
-            y[k] = row
-            p[k] = kind
+                return k, m, Y_OUTSIDE, i
+            out[k]["t"] = now
+            out[k]["x"] = col
+            out[k]["y"] = row
+            out[k]["p"] = kind
             k += 1
         elif kind == EVT2_TIME_HIGH:
             if not _set_high(state, w & 0xFFFFFFF, EVT2_HIGH_BITS):
-                return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], HIGH_BACKWARDS, i
+                return k, m, HIGH_BACKWARDS, i
         elif kind == EVT2_EXT_TRIGGER:
-            trig_t[m] = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT2_LOW_BITS) + ((w >> 22) & 0x3F)
-            trig_id[m] = (w >> 8) & 0x1F
-            trig_value[m] = w & 1
+            trig[m]["t"] = (state[S_WRAPS] << shift) + (state[S_HIGH] << EVT2_LOW_BITS) + ((w >> 22) & 0x3F)
+            trig[m]["id"] = (w >> 8) & 0x1F
+            trig[m]["value"] = w & 1
             m += 1
         elif kind == EVT2_OTHERS or kind == EVT2_CONTINUED:
             pass
         else:
-            return t[:k], x[:k], y[:k], p[:k], trig_t[:m], trig_id[:m], trig_value[:m], UNKNOWN_WORD, i
-    return t, x, y, p, trig_t, trig_id, trig_value, OK, words.size
+            return k, m, UNKNOWN_WORD, i
+    return k, m, OK, words.size

@@ -129,3 +129,10 @@ def _(path, marker):
 def _(path, marker):
     Path(path).write_bytes(_AEDAT3 + bytes(27))
     return path
+
+
+@case("rec-raw-evt3-words-under-evt2-header", "recording", ".raw",
+      r"has type 0x6, which EVT 2\.0 does not define")
+def _(path, marker):
+    words = np.asarray([0x8000 | 5, 0x6000 | 7, 0x0000 | 3, 0x2000 | 10, 0x2000 | 11, 0x6000 | 9], "<u2")
+    return _raw(path, words.view("<u4"), header="% evt 2.0\n% geometry 640x480\n", dtype="<u4")

@@ -31,6 +31,7 @@ _LAZY = {
     "load": "eventsim.formats",
     "save": "eventsim.formats",
     "read_events": "eventsim.events",
+    "fit_recording": "eventsim.events",
     "evaluate": "eventsim.evaluate",
 }
 

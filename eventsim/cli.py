@@ -22,7 +22,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise UserError(f"{path}: no such file")
     if path.suffix.lower() in RECORDING_SUFFIXES and args.format is None:
         from .events import describe_recording, format_recording
-        print(format_recording(describe_recording(path)))
+        from .events.transforms import transforms_from_args
+        print(format_recording(describe_recording(path, transform=transforms_from_args(args))))
         return 0
     from .evaluate import CHECKPOINT_SUFFIXES, _parse_params
     from .formats import load
@@ -87,6 +88,20 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-us", type=float,
                    help="on Dask, split recordings longer than this into chained time windows, state carried "
                         "across (default: 2000000; 0: never split); results are identical")
+    _add_fit_args(p)
+
+
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    """Transforms fitting recordings to the model's input (eventsim.events.transforms)."""
+    p.add_argument("--transform", metavar="SPEC",
+                   help="transforms in order, e.g. 'roi=640x480+320+120;downsample=5;merge-polarity' "
+                        "(steps: roi=WxH+X+Y, crop=WxH, downsample=F or WxH, merge-polarity)")
+    p.add_argument("--roi", metavar="WxH+X+Y", help="keep the region WxH at (X, Y), shifted to (0, 0)")
+    p.add_argument("--crop", metavar="WxH", help="keep the centred WxH window")
+    p.add_argument("--downsample", metavar="F|WxH",
+                   help="spatial downsampling by an integer factor F (x // F) or to WxH (x * W // width); "
+                        "every event is kept")
+    p.add_argument("--merge-polarity", action="store_true", help="merge ON and OFF events into one channel")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,10 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="describe a model file or a recording")
     p.add_argument("target", help="model file (.npz, .pt, .nir) or recording (.bin/.bs2, .aedat, .aedat4, .dat, "
-                   ".npy, or an HDF5 event cache .h5)")
+                   ".raw, .npy, or an HDF5 event cache .h5)")
     p.add_argument("--format", help="model format, if it cannot be detected")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="importer option, JSON value, e.g. input_shape=[2,34,34] (repeatable)")
+    _add_fit_args(p)
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("convert", help="convert a model between formats (e.g. a checkpoint to .npz or .nir)")

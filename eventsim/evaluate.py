@@ -257,8 +257,11 @@ def _check_sensor(network: Network, dataset: Any) -> None:
     w, h = int(size[0]), int(size[1])
     shape = network.input_shape
     if len(shape) != 3 or (shape[1], shape[2]) != (h, w):
+        from .events.transforms import fit_hint
+        fitted = f" after {'; '.join(dataset.transforms)}" if getattr(dataset, "transforms", None) else ""
         raise ValueError(f"the model expects input {shape} (channels, height, width) but the recordings are "
-                         f"{w}×{h} (width×height); choose a matching model or crop/downsample the data")
+                         f"{w}×{h} (width×height){fitted}; " + (fit_hint(shape, (w, h)) if len(shape) == 3 else
+                                                                  "choose a model with a (C, H, W) input"))
 
 
 def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt_us: float | None = None,
@@ -467,10 +470,16 @@ def _load_model(args, dataset: Any = None) -> Network:
     if args.model is None:
         return load(DEMO_MODEL_PATH)
     options = _parse_params(getattr(args, "model_option", []) or [], "--model-option")
-    size = getattr(dataset, "sensor_size", None)
+    size = getattr(dataset, "sensor_size", None)    # after --crop/--downsample/... (eventsim.events.transforms)
     is_checkpoint = any(str(args.model).lower().endswith(s) for s in CHECKPOINT_SUFFIXES)
     if is_checkpoint and size is not None and "input_shape" not in options:
-        options["input_shape"] = (2, int(size[1]), int(size[0]))
+        options["input_shape"] = (getattr(dataset, "channels", 2), int(size[1]), int(size[0]))
+        try:
+            return load(args.model, format=args.format, **options)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (input shape {options['input_shape']} taken from the recordings' "
+                             f"{size[0]}×{size[1]} sensor: if the model was trained at another size, fit the "
+                             "recordings with --downsample/--crop/--roi or pass --model-option input_shape=[C,H,W])") from None
     return load(args.model, format=args.format, **options)
 
 
@@ -480,7 +489,7 @@ def run_cli(args) -> int:
     params = _parse_params(args.cutoff_param)
     if args.calibration:
         params["calibration"] = load_calibration(args.calibration)
-    dataset = open_source(args.data, args.split, args.root)
+    dataset = _fitted(args, open_source(args.data, args.split, args.root))
     network = _load_model(args, dataset)
     if args.cutoff == "fixed-exit":
         params.setdefault("network", network)
@@ -492,11 +501,20 @@ def run_cli(args) -> int:
         from .errors import UserError
         raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "
                         "with --resume to continue") from None
+    if getattr(dataset, "transforms", None) is not None:
+        ev.summary["transforms"] = {"steps": dataset.transforms, "sensor_size_in": dataset.sensor_size_in,
+                                    "sensor_size": dataset.sensor_size}
     written = ev.write(args.out, figures=not args.no_figures)
     store.clear()
     print(summary_table(ev))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _fitted(args, dataset: Any) -> Any:
+    """``dataset`` fitted by --transform/--roi/--crop/--downsample/--merge-polarity."""
+    from .events.transforms import fit_source, transforms_from_args
+    return fit_source(dataset, transforms_from_args(args))
 
 
 def _store(args, network: Network, n_samples: int):
@@ -505,8 +523,14 @@ def _store(args, network: Network, n_samples: int):
     fingerprint = {"eventsim": __version__, "network": network_fingerprint(network), "data": args.data,
                    "split": args.split, "root": args.root, "samples": n_samples, "engine": args.engine,
                    "dt_us": args.dt_us, "steps": args.steps, "synop_convention": args.synop_convention,
-                   "seed": args.seed, "limit": args.limit}
+                   "seed": args.seed, "limit": args.limit,
+                   "transforms": _fitted_spec(args)}
     return TraceStore(Path(args.out) / ".partial", fingerprint, resume=getattr(args, "resume", False))
+
+
+def _fitted_spec(args) -> list:
+    from .events.transforms import transforms_from_args
+    return transforms_from_args(args).describe()
 
 
 def _evaluate_cli(args, network, dataset, policy, store):
@@ -520,7 +544,7 @@ def run_calibrate_cli(args) -> int:
     from .sources import open_source
     if args.policy != "gap":
         raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
-    dataset = open_source(args.data, args.split, args.root)
+    dataset = _fitted(args, open_source(args.data, args.split, args.root))
     network = _load_model(args, dataset)
     dt_us = float(args.dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
     ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,

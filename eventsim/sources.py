@@ -55,10 +55,10 @@ def open_source(data: str | None, split: str = "test", root: str | None = None) 
             return ev.LocalNMNIST(path, split)
         except FileNotFoundError:
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in
-                           (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".npy"))
+                           (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy"))
             if not files:
                 raise ValueError(f"{path}: no recordings found (expected labels.csv, Train/Test/<digit>/*.bin, "
-                                 "or .bin/.aedat/.aedat4/.dat files)") from None
+                                 "or .bin/.aedat/.aedat4/.dat/.raw files)") from None
             return FileList(files)
     if path.is_file():
         if path.suffix.lower() in CACHE_SUFFIXES:

@@ -112,8 +112,8 @@ def test_aedat2_errors(tmp_path):
     path.write_bytes(b"#!AER-DATX\r\n")
     with pytest.raises(ValueError, match="malformed AEDAT version line"):
         eventsim.read_events(path)
-    path.write_bytes(b"#!AER-DAT3.1\r\n" + b"\x00" * 8)
-    with pytest.raises(ValueError, match="AEDAT version 3.1 is not supported"):
+    path.write_bytes(b"#!AER-DAT3.0\r\n" + b"\x00" * 8)        # 3.1 has its own reader (test_events_aedat3.py)
+    with pytest.raises(ValueError, match="AEDAT version '3.0' is not supported"):
         eventsim.read_events(path)
     head = b"#!AER-DAT2.0\r\n"
     path.write_bytes(head + struct.pack(">II", 2, 10) + b"\x00\x00\x00")

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from ._core import EVENT_DTYPE, as_events, empty_events, make_events
 from .aedat2 import read_aedat2, read_aedat2_header
+from .aedat3 import read_aedat3
 from .aedat4 import read_aedat4
 from .cache import EventCache, build_cache, open_cache
 from .folders import FileSamples, folder_samples
 from .demo import load_demo
 from .emulator import EmulatorParams, emulate_events
 from .frames import bin_edges_us, bin_index, crop_events, time_window, to_frames
-from .io import READERS, Recording, describe_recording, detect_format, format_recording, read_events, read_recording
+from .io import (READERS, EventStream, Recording, describe_recording, detect_format, format_recording, iter_events,
+                 read_events, read_recording)
 from .nmnist import read_nmnist
 from .prophesee import read_prophesee_dat
+from .raw import TRIGGER_DTYPE, iter_raw, read_raw
+from .transforms import fit_recording, parse_transforms
 from .tonic_adapter import LocalNMNIST, TonicAdapter, from_tonic, load_tonic_dataset
 from .validate import normalize_sensor_size, validate_events
 
@@ -31,4 +35,6 @@ __all__ = [
     "to_frames", "bin_index", "bin_edges_us", "crop_events", "time_window",
     "build_cache", "open_cache", "EventCache", "FileSamples", "folder_samples", "from_tonic", "TonicAdapter", "load_tonic_dataset", "LocalNMNIST",
     "EmulatorParams", "emulate_events", "load_demo",
+    "read_aedat3", "read_raw", "iter_raw", "TRIGGER_DTYPE", "iter_events", "EventStream", "fit_recording",
+    "parse_transforms",
 ]

@@ -931,3 +931,8 @@ def _(path, marker):
 @case("npz-zip-version", "npz", ".npz", r"not a complete \.npz archive: zip file version 6\.4")
 def _(path, marker):
     return _future_zip_version(write_native(path, good_native_members()))
+
+
+# ============================================================================= RAW and AEDAT 3.1 recordings
+
+import hostile.corpus_raw  # noqa: E402,F401  (registers its cases into CASES)

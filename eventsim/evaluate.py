@@ -4,9 +4,14 @@ One simulation per sample records the readout and all counters at every point of
 grid (every step of length ``dt_us``); cutoff policies and the accuracy-vs-time/synops curves are
 computed from those traces without simulating again.
 
->>> import eventsim as es                                              # doctest: +SKIP
->>> out = es.evaluate(es.load("model.npz"), es.events.load_demo("test"))  # doctest: +SKIP
->>> out.summary["accuracy"], out.summary["curve"][-1]                    # doctest: +SKIP
+Examples
+--------
+>>> import eventsim as es
+>>> from eventsim.evaluate import DEMO_MODEL_PATH, evaluate
+>>> out = evaluate(es.load(DEMO_MODEL_PATH), es.events.load_demo("test"), limit=10, cutoff="time",
+...                cutoff_params={"t_us": 150_000})
+>>> out.summary["samples"], len(out.summary["curve"]), out.summary["cutoff"]["t_us_mean"]
+(10, 10, 150000.0)
 """
 from __future__ import annotations
 

@@ -317,22 +317,25 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
 
     if window_us is not None and not (np.isfinite(window_us) and window_us >= 0):
         raise ValueError(f"window_us must be >= 0 µs (0: never split a recording), got {window_us!r}")
-    if todo and (workers or scheduler or client is not None):
-        from .distributed import trace_distributed
-        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
-                       window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
-        _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers, scheduler=scheduler,
-                                            progress=bar, client=client, on_trace=keep, already=len(done))
-    else:
-        for i in todo:
-            events, label = dataset[i][:2]
-            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
-            bar.update(len(done))
+    try:
+        if todo and (workers or scheduler or client is not None):
+            from .distributed import trace_distributed
+            options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
+                           window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
+            _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers,
+                                                scheduler=scheduler, progress=bar, client=client, on_trace=keep,
+                                                already=len(done))
+        else:
+            for i in todo:
+                events, label = dataset[i][:2]
+                keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
+                bar.update(len(done))
+    finally:
+        bar.close()
     traces = [done[i] for i in range(n)]
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
                    tuple(layer.name for layer in network.layers), wall_s)
-    bar.close()
     if worker_stats is not None:
         ev.summary["workers"] = worker_stats
     return ev

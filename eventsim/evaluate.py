@@ -109,7 +109,9 @@ class _Progress:
         self.bar = None
         if enabled and total > 0:
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=label, unit="sample", file=sys.stderr, mininterval=0.2)
+            # in a log file (not a terminal) a line every 5 s, not a redraw every 0.2 s
+            self.bar = tqdm(total=total, desc=label, unit="sample", file=sys.stderr,
+                            mininterval=0.2 if sys.stderr.isatty() else 5.0)
 
     def update(self, done: int) -> None:
         if self.bar is None:

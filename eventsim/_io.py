@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -12,12 +12,20 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path in the target's folder; on success rename it to ``path``.
 
     An exception (or Ctrl-C) inside the block removes the temporary file and leaves any existing
-    ``path`` untouched, so readers never see a half-written file.
+    ``path`` untouched, so readers never see a half-written file. The file gets the mode any new
+    file of the user gets (``0o666`` less the umask), not ``tempfile.mkstemp``'s ``0o600``: others
+    sharing a results folder can read it as they could any other file there.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
+        except FileExistsError:   # 48 random bits collided: draw again
+            continue
+        os.close(fd)
+        break
     try:
         yield Path(tmp)
         os.replace(tmp, target)

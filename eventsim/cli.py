@@ -74,7 +74,8 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="recordings: a folder, an HDF5 cache, a single file, or a tonic dataset name with --root (default: the shipped demo set)")
     p.add_argument("--root", help="root folder of a tonic dataset given by name in --data")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
-    p.add_argument("--engine", default="stepped", choices=["stepped", "async"], help="simulation engine (default: stepped)")
+    p.add_argument("--engine", choices=["stepped", "async"],
+                   help="simulation engine (default: async for the demo model, else stepped)")
     p.add_argument("--steps", type=int, help="number of steps (default: cover the recording)")
     p.add_argument("--dt-us", type=float, help="step length in µs (default: from the model, else 1000)")
     p.add_argument("--energy-table", default="45nm", help="energy table (default: 45nm)")
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a model on recordings; anytime accuracy/synops/energy curves")
     _add_eval_args(p)
-    p.add_argument("--cutoff", default="none", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit")
+    p.add_argument("--cutoff", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit (default: for the "
+                   "demo model on the async engine gap with its shipped calibration on a 10 ms grid, else none)")
     p.add_argument("--cutoff-param", action="append", default=[], metavar="KEY=VALUE",
                    help="cutoff policy parameter, e.g. t_us=50000, budget=1e6, beta=2, epsilon=0.05 (repeatable)")
     p.add_argument("--calibration", help="calibration table from `eventsim calibrate` (for --cutoff gap)")

@@ -4,9 +4,14 @@ One simulation per sample records the readout and all counters at every point of
 grid (every step of length ``dt_us``); cutoff policies and the accuracy-vs-time/synops curves are
 computed from those traces without simulating again.
 
->>> import eventsim as es                                              # doctest: +SKIP
->>> out = es.evaluate(es.load("model.npz"), es.events.load_demo("test"))  # doctest: +SKIP
->>> out.summary["accuracy"], out.summary["curve"][-1]                    # doctest: +SKIP
+Examples
+--------
+>>> import eventsim as es
+>>> from eventsim.evaluate import DEMO_MODEL_PATH, evaluate
+>>> out = evaluate(es.load(DEMO_MODEL_PATH), es.events.load_demo("test"), limit=10, cutoff="time",
+...                cutoff_params={"t_us": 150_000})
+>>> out.summary["samples"], len(out.summary["curve"]), out.summary["cutoff"]["t_us_mean"]
+(10, 10, 150000.0)
 """
 from __future__ import annotations
 
@@ -33,6 +38,10 @@ __all__ = ["evaluate", "Evaluation", "SampleTrace", "Continuation", "run_cli", "
 
 DEFAULT_DT_US = 10_000.0
 DEMO_MODEL_PATH = Path(__file__).resolve().parent / "data" / "demo" / "model.npz"
+#: the demo model's ``gap`` table for the async engine on a 10 ms grid, calibrated on the demo set's
+#: 300 training recordings (``eventsim calibrate --engine async --dt-us 10000 --steps 30
+#: --epsilon 0.005 -o eventsim/data/demo/gap_async.json``; tests/test_evaluate.py re-derives it)
+DEMO_CALIBRATION_PATH = DEMO_MODEL_PATH.parent / "gap_async.json"
 PERCENTILES = (10, 50, 90, 99)
 
 
@@ -94,29 +103,27 @@ class Evaluation:
 
 
 class _Progress:
-    """A minimal stderr progress bar (no dependency); silent when disabled or not a terminal log."""
+    """Progress through tqdm on stderr; ``update(done)`` takes the number of samples done so far."""
 
     def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label, self.enabled = total, label, enabled and total > 0
-        self.start = time.perf_counter()
-        self.last = 0.0
+        self.bar = None
+        if enabled and total > 0:
+            from tqdm import tqdm
+            # in a log file (not a terminal) a line every 5 s, not a redraw every 0.2 s
+            self.bar = tqdm(total=total, desc=label, unit="sample", file=sys.stderr,
+                            mininterval=0.2 if sys.stderr.isatty() else 5.0)
 
     def update(self, done: int) -> None:
-        if not self.enabled:
+        if self.bar is None:
             return
-        now = time.perf_counter()
-        if done < self.total and now - self.last < (0.2 if sys.stderr.isatty() else 5.0):
-            return
-        self.last = now
-        frac = done / self.total
-        bar = "#" * int(30 * frac)
-        rate = done / max(now - self.start, 1e-9)
-        tty = sys.stderr.isatty()
-        sys.stderr.write(f"{chr(13) if tty else ''}{self.label} [{bar:<30}] {done}/{self.total} "
-                         f"({rate:.1f} samples/s){'' if tty else chr(10)}")
-        if tty and done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        self.bar.update(done - self.bar.n)
+        if done >= self.bar.total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 #: recordings whose first timestamp lies beyond this (e.g. AEDAT 4's wall-clock µs) are timed from
@@ -315,17 +322,21 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
 
     if window_us is not None and not (np.isfinite(window_us) and window_us >= 0):
         raise ValueError(f"window_us must be >= 0 µs (0: never split a recording), got {window_us!r}")
-    if todo and (workers or scheduler or client is not None):
-        from .distributed import trace_distributed
-        options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
-                       window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
-        _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers, scheduler=scheduler,
-                                            progress=bar, client=client, on_trace=keep, already=len(done))
-    else:
-        for i in todo:
-            events, label = dataset[i][:2]
-            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
-            bar.update(len(done))
+    try:
+        if todo and (workers or scheduler or client is not None):
+            from .distributed import trace_distributed
+            options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
+                           window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
+            _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers,
+                                                scheduler=scheduler, progress=bar, client=client, on_trace=keep,
+                                                already=len(done))
+        else:
+            for i in todo:
+                events, label = dataset[i][:2]
+                keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
+                bar.update(len(done))
+    finally:
+        bar.close()
     traces = [done[i] for i in range(n)]
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
@@ -382,6 +393,7 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
         "accuracy": acc,
         "accuracy_at_end": final_acc,
         "spikes_per_sample": float(rec["spikes"].mean()),
+        "spikes_per_sample_at_end": float(np.mean([t.spikes[-1] for t in traces])),
         "synops_per_sample": float(rec["synops"].mean()),
         "macs_per_sample": float(rec["macs"].mean()),
         "energy_pj_per_sample": float(rec["energy_pj"].mean()),
@@ -422,22 +434,27 @@ def gap_matrix(traces: list[SampleTrace], dt_us: float) -> tuple[np.ndarray, np.
 
 
 def summary_table(ev: Evaluation) -> str:
-    """The printed summary: accuracy, latency and cost at cutoff and at the end."""
+    """The printed summary: accuracy, latency and cost at the cutoff, for the full-length run, and
+    what the cutoff saved (or, for accuracy, what it cost)."""
     s = ev.summary
     c = s["cutoff"]
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
-    lines = [
-        f"engine {s['engine']}  grid {s['dt_us']:g} µs  samples {s['samples']}  cutoff {c['policy']}  "
-        f"energy table {s['energy_table']['name']}  synops convention {s['synop_convention']}",
-        f"{'':<22}{'at cutoff':>14}{'at end':>14}",
-        f"{'accuracy':<22}{fmt(s['accuracy'], '>14.3f')}{fmt(s['accuracy_at_end'], '>14.3f')}",
-        f"{'synops / sample':<22}{s['synops_per_sample']:>14,.0f}{s['synops_per_sample_at_end']:>14,.0f}",
-        f"{'energy pJ / sample':<22}{s['energy_pj_per_sample']:>14,.0f}{s['energy_pj_per_sample_at_end']:>14,.0f}",
-        f"{'spikes / sample':<22}{s['spikes_per_sample']:>14,.0f}",
-        f"{'latency mean µs':<22}{c['t_us_mean']:>14,.0f}{s['curve'][-1]['t_us']:>14,.0f}",
-    ]
-    if c.get("synops_saving") is not None:
-        lines.append(f"{'synops saving':<22}{c['synops_saving']:>14.1%}")
+    saved = lambda cut, end: "" if not end else f"{1 - cut / end:>14.1%}"
+    epsilon = c.get("epsilon", c.get("calibration_epsilon"))
+    policy = c["policy"] + (f" (ε={epsilon:g})" if epsilon is not None else "")
+    acc, acc_end = s["accuracy"], s["accuracy_at_end"]
+    cost = "" if acc is None or acc_end is None else f"{'cost ' + format(acc_end - acc, '+.3f'):>14}"
+    rows = [("accuracy", fmt(acc, ">14.3f"), fmt(acc_end, ">14.3f"), cost)]
+    for label, cut, end in (("latency mean µs", c["t_us_mean"], s["curve"][-1]["t_us"]),
+                            ("synops / sample", s["synops_per_sample"], s["synops_per_sample_at_end"]),
+                            ("energy pJ / sample", s["energy_pj_per_sample"], s["energy_pj_per_sample_at_end"]),
+                            ("spikes / sample", s["spikes_per_sample"], s.get("spikes_per_sample_at_end"))):
+        rows.append((label, f"{cut:>14,.0f}", "" if end is None else f"{end:>14,.0f}",
+                     "" if end is None else saved(cut, end)))
+    lines = [f"engine {s['engine']}  grid {s['dt_us']:g} µs  samples {s['samples']}  cutoff {policy}  "
+             f"energy table {s['energy_table']['name']}  synops convention {s['synop_convention']}",
+             f"{'':<22}{'at cutoff':>14}{'full length':>14}{'saved':>14}"]
+    lines += [f"{label:<22}{a:>14}{b:>14}{d:>14}".rstrip() for label, a, b, d in rows]
     if s.get("samples_per_s"):
         lines.append(f"{'throughput':<22}{s['samples_per_s']:>11.1f} samples/s")
     return "\n".join(lines)
@@ -483,9 +500,29 @@ def _load_model(args, dataset: Any = None) -> Network:
     return load(args.model, format=args.format, **options)
 
 
+def _demo_defaults(args) -> None:
+    """Fill the settings the user left out. Without ``--model`` (the demo model) the main job shows
+    what eventsim is for: the asynchronous engine, stopped by the demo model's calibrated ``gap``
+    cutoff (:data:`DEMO_CALIBRATION_PATH`) on its 10 ms grid. Otherwise: the stepped engine, no cutoff."""
+    demo = args.model is None
+    if args.engine is None:
+        args.engine = "async" if demo else "stepped"
+    if getattr(args, "cutoff", "none") is not None:
+        return
+    if demo and args.engine == "async" and not args.calibration and not args.cutoff_param:
+        from .cutoff import load_calibration
+        grid = load_calibration(DEMO_CALIBRATION_PATH)["grid_us"]
+        args.cutoff, args.calibration = "gap", str(DEMO_CALIBRATION_PATH)
+        if args.dt_us is None and args.steps is None:
+            args.dt_us, args.steps = float(grid[0]), len(grid)
+    else:
+        args.cutoff = "none"
+
+
 def run_cli(args) -> int:
     from .cutoff import load_calibration
     from .sources import open_source
+    _demo_defaults(args)
     params = _parse_params(args.cutoff_param)
     if args.calibration:
         params["calibration"] = load_calibration(args.calibration)
@@ -542,6 +579,7 @@ def _evaluate_cli(args, network, dataset, policy, store):
 def run_calibrate_cli(args) -> int:
     from .cutoff import calibration_index, gap_table, save_calibration
     from .sources import open_source
+    _demo_defaults(args)
     if args.policy != "gap":
         raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
     dataset = _fitted(args, open_source(args.data, args.split, args.root))

@@ -38,6 +38,7 @@ Example
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
@@ -91,6 +92,37 @@ def _eq_fields(a: Any, b: Any) -> bool:
     return True
 
 
+def _hash_key(value: Any) -> Any:
+    """A hashable stand-in for a field value that is equal wherever :func:`_eq_fields` says equal:
+    an array becomes its shape and a digest of its float64 bytes (``-0.0`` counted as ``0.0``)."""
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value, dtype=np.float64) + 0.0     # -0.0 + 0.0 == +0.0
+        return ("array", arr.shape, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
+    return value
+
+
+def _cached_hash(obj: Any, compute) -> int:
+    """The value-based hash of a frozen object, computed once and kept on the object (not pickled:
+    ``hash`` of a ``str`` differs between processes)."""
+    cached = obj.__dict__.get("_hash")
+    if cached is None:
+        cached = compute()
+        object.__setattr__(obj, "_hash", cached)
+    return cached
+
+
+class _FrozenValue:
+    """Value semantics for frozen dataclasses: a hash consistent with ``==``, cached, never pickled."""
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_hash", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
 def _set_weight_and_bias(layer: Layer, label: str, ndim: int) -> None:
     """Validate and freeze ``weight`` (``ndim``-D), ``bias`` (one per output) and ``delay_us``."""
     w = _as_array(layer.weight, f"{label}.weight", ndim=ndim)
@@ -104,8 +136,12 @@ def _set_weight_and_bias(layer: Layer, label: str, ndim: int) -> None:
         raise ValueError(f"{label}.delay_us: must be >= 0, got {layer.delay_us}")
 
 
-class Layer:
-    """Base class of every IR node. ``name`` is optional; the network names unnamed layers."""
+class Layer(_FrozenValue):
+    """Base class of every IR node. ``name`` is optional; the network names unnamed layers.
+
+    Layers compare by value (type and every field, arrays element by element) and hash by value:
+    ``a == b`` implies ``hash(a) == hash(b)``. The hash digests the weights once per object.
+    """
 
     kind: str = "layer"
     #: layers with weights whose spike input counts as synops (else MACs)
@@ -118,7 +154,8 @@ class Layer:
         return _eq_fields(self, other)
 
     def __hash__(self) -> int:
-        return id(self)
+        return _cached_hash(self, lambda: hash((type(self).__qualname__,
+                                                *(_hash_key(getattr(self, f.name)) for f in fields(self)))))
 
 
 # ----------------------------------------------------------------------------- synaptic layers
@@ -469,12 +506,16 @@ def _expect_chw(layer: Layer, shape: tuple[int, ...]) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------- network
 
 
-@dataclass(frozen=True, eq=False)
-class Network:
+@dataclass(frozen=True, eq=False, repr=False)
+class Network(_FrozenValue):
     """A feed-forward spiking network: ``input_shape`` and an ordered list of layers.
 
     Unnamed layers are named ``"<index>.<kind>"`` (e.g. ``"0.Conv2d"``). ``shapes[i]`` is the
     output shape of ``layers[i]``. ``metadata`` holds free-form provenance (importer, source file).
+
+    Two networks are equal when their input shapes and layers are (``metadata`` is provenance and
+    does not count); the hash follows the same values, so equal networks hash equal. ``repr``
+    is the summary table ``eventsim inspect`` prints, not the weights.
     """
 
     input_shape: tuple[int, ...]
@@ -580,7 +621,10 @@ class Network:
                 and all(a == b for a, b in zip(self.layers, other.layers)))
 
     def __hash__(self) -> int:
-        return id(self)
+        return _cached_hash(self, lambda: hash(("Network", self.input_shape, self.layers)))
+
+    def __repr__(self) -> str:
+        return self.summary()
 
     def summary(self) -> str:
         """A table of layers, output shapes, neuron parameters and parameter counts."""

@@ -7,7 +7,6 @@ networks (Hypothesis) and the four imported seed checkpoints.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ from hypothesis import strategies as st
 
 import eventsim as es
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from async_reference import random_events, warm_async  # noqa: E402,F401
+from async_reference import random_events, warm_async  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 DT = 1000.0
@@ -246,8 +244,7 @@ SEED_CASES = {   # file, load options, input kind, steps (as in tests/test_seed_
 @pytest.mark.parametrize("seed", sorted(SEED_CASES))
 def test_seed_models_match_stepped(seed, nmnist_dir):
     name, options, kind = SEED_CASES[seed]
-    if not (SEEDS / name).is_file():
-        pytest.skip(f"seed checkpoint {name} not built (see models/seeds/{seed}.py)")
+    assert (SEEDS / name).is_file(), f"shipped seed checkpoint {name} is missing (models/seeds/{seed}.py builds it)"
     net = es.load(SEEDS / name, **options)
     steps = int(net.metadata.get("timesteps") or 10)
     files = sorted((nmnist_dir / "test").glob("*.bs2"))[:2]

@@ -100,8 +100,6 @@ def test_qcfs_accuracy_vs_steps(test_set):
 
 def test_qcfs_ann_accuracy(images):
     """The QCFS ANN (clip-floor-shift activation), in NumPy from the imported weights."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks" / "claims"))
     from claims_common import numpy_forward
     from qcfs_conversion import qcfs_activation
     path = CKPT / "qcfs_claims.pth"

@@ -3,7 +3,6 @@ clip values or PyTorch's percentiles, IF spike counts follow the closed form for
 and the converted shipped CNN predicts like its ANN on real N-MNIST."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-import eventsim as es  # noqa: E402
-from eventsim.checkpoints import CheckpointError, ann_forward, convert_ann, load_ann, read_state_dict  # noqa: E402
-from eventsim.checkpoints.convert import parse_architecture  # noqa: E402
+import eventsim as es
+from eventsim.checkpoints import CheckpointError, ann_forward, convert_ann, load_ann, read_state_dict
+from eventsim.checkpoints.convert import parse_architecture
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "models" / "seeds"))
-sys.path.insert(0, str(ROOT / "models" / "convert"))
-import ann  # noqa: E402
-import nmnist_data  # noqa: E402
+import ann
+import nmnist_data
 
 SHAPE = (2, 12, 12)
 

@@ -1,8 +1,6 @@
 """Input encodings used by evaluate, against the seed models' own input builders."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ import pytest
 import eventsim as es
 from eventsim.encodings import encode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "seeds"))
 
 
 def _net(encoding, **meta):

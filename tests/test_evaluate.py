@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -185,3 +187,72 @@ def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(tmp_path, monkeypat
     assert swallowed == [KeyboardInterrupt]                        # Python really dropped it
     assert calls["n"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+
+
+def test_main_job_without_arguments_runs_async_with_a_calibrated_cutoff(tmp_path, capsys):
+    """``eventsim evaluate`` with no arguments: the async engine on the demo set, stopped by the
+    shipped gap table; the saving it prints is checked against direct async simulations."""
+    import eventsim.evaluate as evmod
+    from eventsim.events import load_demo
+    assert main(["evaluate", "--out", str(tmp_path), "--no-figures", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["engine"] == "async" and summary["cutoff"]["policy"] == "gap"
+    assert summary["samples"] == 100 and summary["dt_us"] == 10_000
+    saving = summary["cutoff"]["synops_saving"]
+    assert 0 < saving < 1
+    assert summary["energy_pj_per_sample"] < summary["energy_pj_per_sample_at_end"]
+    assert summary["cutoff"]["t_us_mean"] < summary["curve"][-1]["t_us"]
+    assert "saved" in printed and f"{saving:.1%}" in printed and "cost" in printed
+    # the records agree with the async engine run directly, read at each sample's cutoff time
+    net, data = es.load(evmod.DEMO_MODEL_PATH), load_demo("test")
+    grid = 10_000 * np.arange(1, 31)
+    for rec in _csv_records(tmp_path)[:5]:
+        events, label = data[rec["index"]][:2]
+        res = es.simulate(net, events, engine="async", snapshot_times_us=grid, t_stop_us=300_000)
+        at = res.at(t_us=rec["cutoff_t_us"])
+        assert rec["synops"] == at.synops and rec["spikes"] == at.spikes
+        assert rec["prediction"] == int(np.argmax(at.logits))
+        assert rec["synops_total"] == res.at(t_us=300_000).synops
+
+
+def _csv_records(folder):
+    import csv
+    with open(folder / "per_sample.csv", newline="") as fh:
+        return [{k: float(v) if "." in v else int(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def test_shipped_demo_calibration_is_what_calibrate_gives(tmp_path):
+    """The shipped table is reproduced by the command its docstring names (on the 300 demo
+    training recordings, which the evaluation never sees)."""
+    import eventsim.evaluate as evmod
+    from eventsim.cutoff import load_calibration
+    out = tmp_path / "gap.json"
+    assert main(["calibrate", "--engine", "async", "--dt-us", "10000", "--steps", "30", "--epsilon", "0.005",
+                 "-o", str(out), "--no-progress"]) == 0
+    fresh, shipped = load_calibration(out), load_calibration(evmod.DEMO_CALIBRATION_PATH)
+    np.testing.assert_array_equal(fresh["grid_us"], shipped["grid_us"])
+    np.testing.assert_allclose(fresh["beta"], shipped["beta"], rtol=1e-12)
+    assert shipped["samples"] == 300 and shipped["engine"] == "async"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_output_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        written = evaluate(toy_net(), ToySet(), cutoff="time", cutoff_params={"t_us": 3000}).write(tmp_path)
+        from eventsim.cutoff import save_calibration
+        save_calibration(tmp_path / "gap.json", {"beta": [1.0], "grid_us": [1000.0]})
+        es.save(toy_net(), tmp_path / "net.npz")
+    finally:
+        os.umask(old)
+    paths = written + [tmp_path / "gap.json", tmp_path / "net.npz"]
+    assert len(paths) == 7
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_progress_bar_is_tqdm(capsys):
+    evaluate(toy_net(), ToySet(), progress=True)
+    err = capsys.readouterr().err
+    assert "evaluate (stepped)" in err and "6/6" in err and "100%" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -177,13 +176,9 @@ def test_local_nmnist_layouts(nmnist_dir, tmp_path):
 
 def _run_recipe(name, argv):
     spec = importlib.util.spec_from_file_location(name, ROOT / "datasets" / f"{name}.py")
-    sys.path.insert(0, str(ROOT / "datasets"))
-    try:
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.main(argv)
-    finally:
-        sys.path.remove(str(ROOT / "datasets"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(argv)
 
 
 @pytest.mark.realdata

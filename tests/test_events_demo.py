@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +53,11 @@ def test_demo_size_budget():
 
 
 def test_demo_model_matches_torch_reference_and_card():
-    es = pytest.importorskip("eventsim")
+    import eventsim as es
     torch = pytest.importorskip("torch")
-    try:
-        net = es.load(DEMO_DIR / "model.npz")
-        simulate = es.simulate
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"eventsim.load/simulate not available: {exc}")
-    sys.path.insert(0, str(ROOT / "models" / "demo"))
-    try:
-        import train_demo
-    finally:
-        sys.path.remove(str(ROOT / "models" / "demo"))
+    net = es.load(DEMO_DIR / "model.npz")
+    simulate = es.simulate
+    import train_demo
     model = train_demo.DemoSNN().double()
     model.load_state_dict(torch.load(ROOT / "models" / "demo" / "demo_snn.pt"))
     assert net == train_demo.build_network(model)

@@ -227,7 +227,7 @@ def h5_values(draw):
 def test_nir_field_mutations(tmp_path_factory, edits):
     """Random dtypes, shapes and values in the fields of a valid NIR file (or fields removed):
     a valid network that simulates with finite output, or a ValueError."""
-    h5py = pytest.importorskip("h5py")
+    import h5py
     pytest.importorskip("nir")
     path = corpus.good_nir(tmp_path_factory.mktemp("nir") / "g.nir")
     with h5py.File(path, "r+") as f:
@@ -265,7 +265,7 @@ _CACHE_DATASETS = ["test/events/t", "test/events/x", "test/events/y", "test/even
 def test_cache_mutations(tmp_path_factory, edits):
     """Random datasets, values and attributes in a valid cache: every event read back is
     validated (sorted, inside the sensor, polarity 0/1), or a ValueError is raised."""
-    h5py = pytest.importorskip("h5py")
+    import h5py
     path = corpus.good_cache(tmp_path_factory.mktemp("cache") / "c.h5")
     with h5py.File(path, "r+") as f:
         for kind, name, value in edits:
@@ -524,7 +524,6 @@ def test_hdf5_byte_mutations(kind):
     original layers, names and shapes. (Found this way and fixed: a libhdf5 infinite loop on a
     damaged global heap, a segfault converting a damaged attribute type, h5py KeyError and
     RuntimeError escaping, caches read with silently different metadata.)"""
-    pytest.importorskip("h5py")
     if kind == "nir":
         pytest.importorskip("nir")
     from hostile.fuzzing import CI_EXAMPLES, SCALE
@@ -557,7 +556,7 @@ def _damage_string_encoding(path, width=37):
 @pytest.mark.parametrize("kind", [
     "nir", "cache"])
 def test_string_type_with_reserved_encoding_is_refused(tmp_path, kind):
-    h5py = pytest.importorskip("h5py")
+    import h5py
     if kind == "nir":
         pytest.importorskip("nir")
         path = corpus.good_nir(tmp_path / "g.nir")

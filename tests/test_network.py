@@ -1,6 +1,8 @@
 """The IR validates itself: wrong shapes and options raise ValueError naming layer, found and expected."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,102 @@ def test_native_roundtrip_and_corrupt_file(tmp_path):
         es.load(path)
     with pytest.raises(ValueError, match="no such model file"):
         es.load(tmp_path / "missing.npz")
+
+
+# ----------------------------------------------------------------------------- equality, hash, repr
+
+
+def _hash_net(weight_scale=1.0, name=None, conv=None):
+    rng = np.random.default_rng(3)
+    conv = rng.normal(0, 1, (4, 2, 3, 3)) if conv is None else conv
+    return es.Network((2, 6, 6), [es.Conv2d(conv * weight_scale, padding=1, name=name), es.LIF(leak=[0.9, 0.8, 0.7, 0.6]),
+                                  es.AvgPool2d(2), es.Flatten(), es.Linear(rng.normal(0, 1, (3, 36))), es.Readout()])
+
+
+def test_equal_networks_hash_equal_and_unequal_ones_differ():
+    a, b = _hash_net(), _hash_net()
+    assert a is not b and a.layers[0].weight is not b.layers[0].weight
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1 and {a: 1}[b] == 1
+    assert all(x == y and hash(x) == hash(y) for x, y in zip(a.layers, b.layers))
+    # a changed weight, a renamed layer, a changed neuron parameter: unequal, and here hashed differently
+    w = a.layers[0].weight.copy()
+    w[1, 0, 2, 2] += 1e-12
+    for other in (_hash_net(conv=w), _hash_net(name="conv"),
+                  es.Network(a.input_shape, [*a.layers[:1], es.LIF(leak=0.9), *a.layers[2:]])):
+        assert other != a and hash(other) != hash(a) and len({a, other}) == 2
+    # metadata is provenance: not compared, not hashed
+    c = es.Network(a.input_shape, a.layers, metadata={"source": "elsewhere"})
+    assert c == a and hash(c) == hash(a)
+
+
+def test_hash_agrees_with_equality_on_signed_zero():
+    conv = np.zeros((4, 2, 3, 3))
+    a, b = _hash_net(conv=conv), _hash_net(conv=-conv)
+    assert np.signbit(b.layers[0].weight).all() and not np.signbit(a.layers[0].weight).any()
+    assert a == b and hash(a) == hash(b)
+
+
+def test_hash_digests_the_weights_once(monkeypatch):
+    import eventsim.network as netmod
+    calls = []
+    real = netmod._hash_key
+    monkeypatch.setattr(netmod, "_hash_key", lambda v: calls.append(1) or real(v))
+    net = _hash_net()
+    first = hash(net)
+    n = len(calls)
+    assert n > 0 and hash(net) == first and hash(net.layers[0]) == hash(net.layers[0])
+    assert len(calls) == n
+
+
+def test_hash_survives_pickling_into_another_process(tmp_path):
+    """The cached hash is not pickled: ``hash`` of a name differs between processes."""
+    import pickle
+    import subprocess
+    import sys
+    net = _hash_net(name="conv")
+    hash(net)                                           # cache it before pickling
+    (tmp_path / "net.pkl").write_bytes(pickle.dumps(net))
+    code = ("import pickle, sys, dataclasses, eventsim as es\n"
+            "net = pickle.load(open(sys.argv[1], 'rb'))\n"
+            "copy = lambda l: type(l)(**{f.name: getattr(l, f.name) for f in dataclasses.fields(l) if f.init})\n"
+            "fresh = es.Network(net.input_shape, [copy(l) for l in net.layers])\n"
+            "assert fresh.layers[0] is not net.layers[0]\n"
+            "assert net == fresh and hash(net) == hash(fresh) and len({net, fresh}) == 1, 'hash differs'\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "net.pkl")],
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_equal_networks_keep_their_own_engine_caches():
+    """The engines' per-network tables stay keyed by identity: equal networks simulate alike,
+    each with its own cache, and a cache goes with its network."""
+    import gc
+    from eventsim.engines import cache
+    a, b = _hash_net(), _hash_net()
+    rng = np.random.default_rng(0)
+    events = np.zeros(300, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
+    events["t"] = np.sort(rng.integers(0, 20_000, 300))
+    events["x"], events["y"], events["p"] = rng.integers(0, 6, 300), rng.integers(0, 6, 300), rng.integers(0, 2, 300)
+    for engine in ("stepped", "async"):
+        ra = es.simulate(a, events, engine=engine, dt_us=1000, steps=20)
+        rb = es.simulate(b, events, engine=engine, dt_us=1000, steps=20)
+        np.testing.assert_array_equal(ra.final_logits, rb.final_logits)
+        assert ra.synops == rb.synops
+    assert cache.cache_for(a) is not cache.cache_for(b) and cache.cache_for(a) and cache.cache_for(b)
+    key = id(a)
+    del a, ra
+    gc.collect()
+    assert key not in cache._CACHES
+
+
+def test_repr_is_the_inspect_table(tmp_path, capsys):
+    from eventsim.cli import main
+    from eventsim.report import network_table
+    big = es.Network((1, 64, 64), [es.Flatten(), es.Linear(np.full((256, 4096), 0.123456789)), es.IF(),
+                                   es.Linear(np.ones((10, 256))), es.Readout()])
+    text = repr(big)
+    assert text == network_table(big) == str(big) and len(text) < 2000 and "0.123456789" not in text
+    es.save(big, tmp_path / "big.npz")
+    assert main(["inspect", str(tmp_path / "big.npz")]) == 0
+    assert text in capsys.readouterr().out
+    assert "total parameters: 1051136" in text         # 256·4096 + 10·256, no biases

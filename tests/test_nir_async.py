@@ -75,8 +75,7 @@ def _nir_expressible(net) -> bool:
 @pytest.mark.parametrize("seed", sorted(SEED_CASES))
 def test_seed_models_roundtrip(tmp_path, seed):
     name, options = SEED_CASES[seed]
-    if not (SEEDS / name).is_file():
-        pytest.skip(f"seed checkpoint {name} not built (see models/seeds/{seed}.py)")
+    assert (SEEDS / name).is_file(), f"shipped seed checkpoint {name} is missing (models/seeds/{seed}.py builds it)"
     net = es.load(SEEDS / name, **options)
     path = tmp_path / f"{seed}.nir"
     with warnings.catch_warnings():

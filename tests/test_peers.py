@@ -14,7 +14,6 @@ Five recordings per network keep the module under a minute.
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -24,12 +23,11 @@ import pytest
 from conftest import require_shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
 
-from peerkit import explain  # noqa: E402
-from peerkit.cases import build_cases, with_compare  # noqa: E402
-from peerkit.data import as_mode, load_frames  # noqa: E402
-from peerkit.ours import run_eventsim  # noqa: E402
+from peerkit import explain
+from peerkit.cases import build_cases, with_compare
+from peerkit.data import as_mode, load_frames
+from peerkit.ours import run_eventsim
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 N_SAMPLES = 5

@@ -2,22 +2,19 @@
 reference (models/seeds/aoi.py, float64) spike for spike on N-MNIST event-count frames."""
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import eventsim as es  # noqa: E402
-from eventsim.checkpoints import CheckpointError, load_aoi  # noqa: E402
+import eventsim as es
+from eventsim.checkpoints import CheckpointError, load_aoi
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "seeds"))
-import aoi  # noqa: E402
-import compare  # noqa: E402
-import nmnist_data  # noqa: E402
+import aoi
+import compare
+import nmnist_data
 
 N_SAMPLES = 50
 SHAPE = (2, 34, 34)

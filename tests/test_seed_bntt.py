@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import eventsim as es  # noqa: E402
-from eventsim.checkpoints import CheckpointError, load_bntt, poisson_encode  # noqa: E402
+import eventsim as es
+from eventsim.checkpoints import CheckpointError, load_bntt, poisson_encode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "seeds"))
-import bntt  # noqa: E402
-import compare  # noqa: E402
-import nmnist_data  # noqa: E402
+import bntt
+import compare
+import nmnist_data
 
 N_SAMPLES = 50
 SHAPE = (2, 34, 34)

@@ -2,21 +2,18 @@
 (models/seeds/diet.py, run in float64) spike for spike in every layer and step on real N-MNIST."""
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import eventsim as es  # noqa: E402
-from eventsim.checkpoints import CheckpointError, describe_checkpoint, load_diet  # noqa: E402
+import eventsim as es
+from eventsim.checkpoints import CheckpointError, describe_checkpoint, load_diet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "seeds"))
-import compare  # noqa: E402
-import diet  # noqa: E402
-import nmnist_data  # noqa: E402
+import compare
+import diet
+import nmnist_data
 
 N_SAMPLES = 50
 SHAPE = (2, 34, 34)

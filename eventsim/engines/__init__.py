@@ -27,6 +27,9 @@ def register_engine(name: str, target: str) -> None:
 def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: Any):
     """Run ``network`` on ``inputs`` and return a :class:`~eventsim.result.SimulationResult`.
 
+    The Other Parameters are options of the async engine only (details:
+    :func:`eventsim.engines.asynchronous.simulate_async`); ``pause_us`` and ``resume`` are options of both.
+
     Parameters
     ----------
     network : Network
@@ -39,8 +42,8 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     synop_convention : ``"all"`` (every existing synapse) or ``"nonzero"`` (NeuroBench)
     input_kind : ``"auto"``, ``"analog"`` or ``"events"`` for array input
 
-    Options of the async engine only (details: :func:`eventsim.engines.asynchronous.simulate_async`):
-
+    Other Parameters
+    ----------------
     simultaneous : ``"none"`` (default: continuous time, every event its own instant, exact leak)
         or ``"batch"`` (with ``dt_us``: the events of one step are integrated before thresholds
         are checked, which reproduces the stepped engine spike for spike)

@@ -5,8 +5,11 @@ Both engines turn a :class:`~eventsim.network.Network` into tables before they s
 A Network is immutable (its arrays are read-only), so these are computed once per Network
 *object* and shared by every call: a dataset loop pays for them once, not once per recording.
 
-The cache is keyed by identity and dropped with the object. A value-keyed lookup
-(``WeakKeyDictionary``) would compare every weight of the network with ``==`` on each call.
+The cache is keyed by identity on purpose, and dropped with the object. Networks compare and hash
+by value (equal networks hash equal), so a value-keyed lookup would be correct too, but it would
+compare every weight of two equal networks with ``==`` on a hash match; equal networks built
+separately therefore get one cache each. The ``id`` is only trusted while the weak reference still
+points at the same object, so a recycled ``id`` never serves another network's tables.
 """
 from __future__ import annotations
 

@@ -39,7 +39,6 @@ def mutate(raw: bytes, seed: int) -> bytes:
 def _child(kind: str, start: int, count: int, base: str | None = None) -> None:
     """Run cases ``start .. start + count - 1`` in a new folder under ``base``; print ``START i``
     before and ``DONE i outcome`` after each."""
-    sys.path.insert(0, str(HERE.parent))
     import numpy as np
 
     import eventsim as es

@@ -17,6 +17,8 @@ import importlib
 from .network import (IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                       NeuronSpec, Readout, SumPool2d)
 
+from . import evaluate  # the module is callable: es.evaluate(network, dataset) is evaluate.evaluate(...)
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use)
@@ -32,11 +34,10 @@ _LAZY = {
     "save": "eventsim.formats",
     "read_events": "eventsim.events",
     "fit_recording": "eventsim.events",
-    "evaluate": "eventsim.evaluate",
 }
 
 __all__ = ["IF", "LIF", "Add", "AvgPool2d", "Branch", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d",
-           "Network", "NeuronSpec", "Readout", "SumPool2d", *_LAZY]
+           "Network", "NeuronSpec", "Readout", "SumPool2d", "evaluate", *_LAZY]
 
 
 # submodules reachable as attributes without an explicit import (``es.events.load_demo``)

@@ -6,12 +6,21 @@ status 2; no traceback. Set ``EVENTSIM_DEBUG=1`` to see the traceback anyway.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from .cutoff import make_policy
 from .errors import UserError
+from .evaluate import DEMO_CALIBRATION_PATH, DEMO_MODEL_PATH, evaluate, gap_matrix
 from .interrupts import catch_sigint
+from .network import Network
+from .report import summary_table
+from .samples import DEFAULT_DT_US
 
 RECORDING_SUFFIXES = (".bin", ".bs2", ".aedat", ".aedat4", ".dat", ".raw", ".npy", ".h5", ".hdf5")
 
@@ -25,7 +34,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         from .events.transforms import transforms_from_args
         print(format_recording(describe_recording(path, transform=transforms_from_args(args))))
         return 0
-    from .evaluate import CHECKPOINT_SUFFIXES, _parse_params
     from .formats import load
     options = _parse_params(args.model_option, "--model-option")
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
@@ -49,12 +57,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import run_cli
     return run_cli(args)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .evaluate import run_calibrate_cli
     return run_calibrate_cli(args)
 
 
@@ -63,6 +69,148 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     net = load(args.source, format=args.src_format)
     save(net, args.dest, format=args.dst_format)
     print(f"wrote {args.dest} ({len(net.layers)} layers)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate and calibrate
+
+
+def _parse_params(items: list[str], flag: str = "--cutoff-param") -> dict:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE, e.g. t_us=50000 or input_shape=[2,34,34]")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+
+
+def _load_model(args, dataset: Any = None) -> Network:
+    """The model of ``--model`` (default: the demo model). PyTorch checkpoints rarely record their
+    input size: unless ``--model-option input_shape=...`` says otherwise, the recordings' sensor
+    size (2 polarity channels) is used."""
+    from .formats import load
+    if args.model is None:
+        return load(DEMO_MODEL_PATH)
+    options = _parse_params(getattr(args, "model_option", []) or [], "--model-option")
+    size = getattr(dataset, "sensor_size", None)    # after --crop/--downsample/... (eventsim.events.transforms)
+    is_checkpoint = any(str(args.model).lower().endswith(s) for s in CHECKPOINT_SUFFIXES)
+    if is_checkpoint and size is not None and "input_shape" not in options:
+        options["input_shape"] = (getattr(dataset, "channels", 2), int(size[1]), int(size[0]))
+        try:
+            return load(args.model, format=args.format, **options)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (input shape {options['input_shape']} taken from the recordings' "
+                             f"{size[0]}×{size[1]} sensor: if the model was trained at another size, fit the "
+                             "recordings with --downsample/--crop/--roi or pass --model-option input_shape=[C,H,W])") from None
+    return load(args.model, format=args.format, **options)
+
+
+def _demo_defaults(args) -> None:
+    """Fill the settings the user left out. Without ``--model`` (the demo model) the main job shows
+    what eventsim is for: the asynchronous engine, stopped by the demo model's calibrated ``gap``
+    cutoff (:data:`DEMO_CALIBRATION_PATH`) on its 10 ms grid. Otherwise: the stepped engine, no cutoff."""
+    demo = args.model is None
+    if args.engine is None:
+        args.engine = "async" if demo else "stepped"
+    if getattr(args, "cutoff", "none") is not None:
+        return
+    if demo and args.engine == "async" and not args.calibration and not args.cutoff_param:
+        from .cutoff import load_calibration
+        grid = load_calibration(DEMO_CALIBRATION_PATH)["grid_us"]
+        args.cutoff, args.calibration = "gap", str(DEMO_CALIBRATION_PATH)
+        if args.dt_us is None and args.steps is None:
+            args.dt_us, args.steps = float(grid[0]), len(grid)
+    else:
+        args.cutoff = "none"
+
+
+def run_cli(args) -> int:
+    from .cutoff import load_calibration
+    from .sources import open_source
+    _demo_defaults(args)
+    params = _parse_params(args.cutoff_param)
+    if args.calibration:
+        params["calibration"] = load_calibration(args.calibration)
+    dataset = _fitted(args, open_source(args.data, args.split, args.root))
+    network = _load_model(args, dataset)
+    if args.cutoff == "fixed-exit":
+        params.setdefault("network", network)
+    policy = make_policy(args.cutoff, **params)           # bad policy or parameters fail before any work
+    store = _store(args, network, len(dataset))
+    try:
+        ev = _evaluate_cli(args, network, dataset, policy, store)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted: finished samples are kept in {store.folder}; run the same command "
+                        "with --resume to continue") from None
+    if getattr(dataset, "transforms", None) is not None:
+        ev.summary["transforms"] = {"steps": dataset.transforms, "sensor_size_in": dataset.sensor_size_in,
+                                    "sensor_size": dataset.sensor_size}
+    written = ev.write(args.out, figures=not args.no_figures)
+    store.clear()
+    print(summary_table(ev))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _fitted(args, dataset: Any) -> Any:
+    """``dataset`` fitted by --transform/--roi/--crop/--downsample/--merge-polarity."""
+    from .events.fitting import fit_source
+    from .events.transforms import transforms_from_args
+    return fit_source(dataset, transforms_from_args(args))
+
+
+def _store(args, network: Network, n_samples: int):
+    from . import __version__
+    from .tracestore import TraceStore, network_fingerprint
+    fingerprint = {"eventsim": __version__, "network": network_fingerprint(network), "data": args.data,
+                   "split": args.split, "root": args.root, "samples": n_samples, "engine": args.engine,
+                   "dt_us": args.dt_us, "steps": args.steps, "synop_convention": args.synop_convention,
+                   "seed": args.seed, "limit": args.limit,
+                   "transforms": _fitted_spec(args)}
+    return TraceStore(Path(args.out) / ".partial", fingerprint, resume=getattr(args, "resume", False))
+
+
+def _fitted_spec(args) -> list:
+    from .events.transforms import transforms_from_args
+    return transforms_from_args(args).describe()
+
+
+def _evaluate_cli(args, network, dataset, policy, store):
+    return evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
+                  limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
+                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None))
+
+
+def run_calibrate_cli(args) -> int:
+    from .cutoff import calibration_index, gap_table, save_calibration
+    from .sources import open_source
+    _demo_defaults(args)
+    if args.policy != "gap":
+        raise ValueError(f"calibrate: only the 'gap' policy has a table to fit (got {args.policy!r})")
+    dataset = _fitted(args, open_source(args.data, args.split, args.root))
+    network = _load_model(args, dataset)
+    dt_us = float(args.dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
+    ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,
+                  synop_convention=args.synop_convention, limit=args.limit, progress=not args.no_progress,
+                  workers=args.workers, scheduler=args.scheduler, seed=args.seed,
+                  window_us=getattr(args, "window_us", None))
+    traces, n = ev.traces, len(ev.traces)
+    gaps, correct, grid = gap_matrix(traces, dt_us)
+    # frames: rows are each recording's own bins, so β is per row, not per (mean) grid time
+    table = gap_table(gaps, correct, grid, args.epsilon, index=calibration_index(network))
+    beta = table["beta"]
+    save_calibration(args.output, {**table, "samples": n, "engine": args.engine,
+                                   "model": str(args.model or "demo")})
+    finite = np.isfinite(beta)
+    print(f"calibrated gap thresholds for confidence {1 - args.epsilon:.3f} on {n} samples: "
+          f"{int(finite.sum())}/{len(beta)} grid times can stop; wrote {args.output}")
     return 0
 
 

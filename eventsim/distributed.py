@@ -10,7 +10,7 @@ Work split
     is left and small ones at the end, when the workers must finish together. Workers read their
     samples themselves from the dataset handle; the driver only waits. A recording longer than
     ``window_us`` (event input) is simulated as a chain of window tasks: the chunk task simulates
-    its first window and returns a :class:`~eventsim.evaluate.Continuation` (the engine state at
+    its first window and returns a :class:`~eventsim.samples.Continuation` (the engine state at
     the window's end); the driver submits the next window with that state, at a higher priority
     than chunks and preferably on the worker that ran the previous window (which keeps the split
     recordings it read last, up to :data:`RECENT_BYTES`), until the last window returns the
@@ -141,7 +141,7 @@ def _remember(key: tuple, events) -> None:
 def _trace_chunk(network, dataset, indices, options, run=None):
     """Worker side: trace a chunk of samples (the first window of long ones); returns
     (worker address, seconds, [(index, SampleTrace or Continuation)])."""
-    from .evaluate import Continuation, start_sample
+    from .samples import Continuation, start_sample
     t0 = time.perf_counter()
     out = []
     for i in indices:
@@ -155,7 +155,7 @@ def _trace_chunk(network, dataset, indices, options, run=None):
 
 def _trace_window(network, dataset, cont, run=None):
     """Worker side: the next window of a split sample."""
-    from .evaluate import Continuation, continue_sample
+    from .samples import Continuation, continue_sample
     t0 = time.perf_counter()
     key = (run, cont.index)
     events = _RECENT.pop(key) if key in _RECENT else dataset[cont.index][0]
@@ -187,13 +187,13 @@ def trace_distributed(network, dataset: Sequence, indices: Sequence[int], option
                       progress=None, client=None, on_trace=None, already: int = 0) -> tuple[list, dict]:
     """Trace ``indices`` of ``dataset`` on Dask; returns (traces sorted by index, per-worker stats).
 
-    ``options`` are :func:`eventsim.evaluate.start_sample`'s (``engine``, ``dt_us``, ``steps``,
+    ``options`` are :func:`eventsim.samples.start_sample`'s (``engine``, ``dt_us``, ``steps``,
     ``synop_convention``, ``seed``, ``window_us``). ``chunk`` fixes the chunk size (default:
     :func:`chunk_sizes`). ``on_trace(trace)`` is called in the client process for each sample as
     it arrives (once per index); ``progress.update(n)`` with ``already`` + the samples received.
     """
     distributed = _dask()
-    from .evaluate import Continuation
+    from .samples import Continuation
     own = client is None
     if own:
         client = open_client(workers, scheduler)

@@ -150,6 +150,10 @@ class Layer(_FrozenValue):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """One-line description of the layer's configuration (the last column of the summary)."""
+        return ""
+
     def __eq__(self, other: object) -> bool:
         return _eq_fields(self, other)
 
@@ -198,6 +202,14 @@ class Conv2d(Layer):
     def in_channels(self) -> int:
         return self.weight.shape[1] * self.groups
 
+    def describe(self) -> str:
+        out, _, kh, kw = self.weight.shape
+        text = (f"{self.in_channels}->{out} k={kh}x{kw} s={self.stride[0]}x{self.stride[1]} "
+                f"p={self.padding[0]}x{self.padding[1]}")
+        if self.groups > 1:
+            text += f" g={self.groups}"
+        return text + (" +bias" if self.bias is not None else "")
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _expect_chw(self, input_shape)
         if c != self.in_channels:
@@ -227,6 +239,9 @@ class Linear(Layer):
         label = self.name or "Linear"
         _set_weight_and_bias(self, label, 2)
 
+    def describe(self) -> str:
+        return f"{self.weight.shape[1]}->{self.weight.shape[0]}" + (" +bias" if self.bias is not None else "")
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 1:
             raise ValueError(f"{self.name}: input shape {input_shape} is not flat; insert a Flatten() before this Linear")
@@ -253,6 +268,9 @@ class _Pool2d(Layer):
         object.__setattr__(self, "padding", _pair(self.padding, f"{label}.padding", 0))
         if self.padding[0] * 2 > k[0] or self.padding[1] * 2 > k[1]:
             raise ValueError(f"{label}.padding: {self.padding} must be at most half the kernel {k}")
+
+    def describe(self) -> str:
+        return f"k={self.kernel_size[0]}x{self.kernel_size[1]} s={self.stride[0]}x{self.stride[1]}"
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = _expect_chw(self, input_shape)
@@ -304,6 +322,9 @@ class Add(Layer):
     name: str | None = None
     kind = "Add"
 
+    def describe(self) -> str:
+        return f"+ layer {self.source}" if self.source >= 0 else "+ input"
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return input_shape
 
@@ -321,6 +342,9 @@ class Branch(Layer):
     source: int = -1
     name: str | None = None
     kind = "Branch"
+
+    def describe(self) -> str:
+        return f"from layer {self.source}" if self.source >= 0 else "from input"
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return input_shape
@@ -397,6 +421,26 @@ class NeuronSpec(Layer):
         if self.refractory_us < 0:
             raise ValueError(f"{label}.refractory_us: must be >= 0, got {self.refractory_us}")
 
+    def describe(self) -> str:
+        parts = [f"θ={_fmt_param(self.threshold)}", f"v{self.compare}θ", f"reset={self.reset}"]
+        parts += self._describe_model()
+        if np.any(np.asarray(self.v_init) != 0):
+            parts.append(f"v0={_fmt_param(self.v_init)}")
+        if self.order != "integrate-fire":
+            parts.append(self.order)
+        if self.spike_amplitude != 1.0:
+            amp = self.spike_amplitude
+            parts.append(f"amp={amp if isinstance(amp, str) else _fmt_param(amp)}")
+        if self.step_count is not None:
+            parts.append(f"per-step gain/bias T={self.step_count}")
+        if self.refractory_us:
+            parts.append(f"refractory={self.refractory_us:g}µs")
+        return " ".join(parts)
+
+    def _describe_model(self) -> list[str]:
+        """The model's own parameters for :meth:`describe` (none for IF)."""
+        return []
+
     def leak_per_step(self, dt_us: float | None) -> np.ndarray:
         """Multiplicative leak λ per step (1 for IF)."""
         return np.ones(1)
@@ -451,6 +495,9 @@ class LIF(NeuronSpec):
         elif not (self.tau_s > 0 and np.isfinite(self.tau_s)):
             raise ValueError(f"{label}.tau_s: must be a positive number of seconds, got {self.tau_s}")
 
+    def _describe_model(self) -> list[str]:
+        return [f"λ={_fmt_param(self.leak)}" if self.leak is not None else f"τ={self.tau_s:g}s"]
+
     def leak_per_step(self, dt_us: float | None) -> np.ndarray:
         if self.leak is not None:
             return np.atleast_1d(self.leak)
@@ -480,8 +527,18 @@ class Readout(Layer):
         if self.mode not in ("sum", "mean"):
             raise ValueError(f"Readout.mode: {self.mode!r} is not 'sum' or 'mean'")
 
+    def describe(self) -> str:
+        return f"accumulate ({self.mode})"
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return input_shape
+
+
+def _fmt_param(value) -> str:
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if arr.size == 1:
+        return f"{arr[0]:.6g}"
+    return f"[{arr.size} ch: {arr.min():.4g}..{arr.max():.4g}]"
 
 
 def _param(value: Any, name: str) -> np.ndarray:
@@ -627,9 +684,22 @@ class Network(_FrozenValue):
         return self.summary()
 
     def summary(self) -> str:
-        """A table of layers, output shapes, neuron parameters and parameter counts."""
-        from .report import network_table
-        return network_table(self)
+        """A table of layers, output shapes, configuration and parameter counts (what
+        ``eventsim inspect`` prints)."""
+        rows = [("#", "layer", "output shape", "parameters", "configuration")]
+        rows.append(("", "input", str(self.input_shape), "", ""))
+        for i, layer in enumerate(self.layers):
+            n = self.parameter_count(i)
+            rows.append((str(i), layer.name, str(self.shapes[i]), str(n) if n else "", layer.describe()))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] for r in rows]
+        lines.insert(1, "-" * max(len(line) for line in lines))
+        lines.append(f"total parameters: {self.parameter_count()}")
+        neurons = sum(int(np.prod(self.shapes[i])) for i, l in enumerate(self.layers) if isinstance(l, NeuronSpec))
+        lines.append(f"spiking neurons: {neurons}")
+        if self.metadata:
+            lines.append("metadata: " + ", ".join(f"{k}={v}" for k, v in self.metadata.items()))
+        return "\n".join(lines)
 
 
 def _replace_name(layer: Layer, name: str) -> Layer:

@@ -67,7 +67,7 @@ class TraceStore:
 
     def load(self, indices) -> dict[int, Any]:
         """Traces already stored for ``indices`` (unreadable files are recomputed, not trusted)."""
-        from .evaluate import SampleTrace
+        from .samples import SampleTrace
         done = {}
         for i in indices:
             path = self._path(i)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 import eventsim as es
 from eventsim.cutoff import (Trace, bn_gain_per_step, calibrate_gap, calibration_index, gap_table,
                              load_calibration, make_policy, save_calibration, top_gap)
-from eventsim.evaluate import SampleTrace, evaluate, gap_matrix
+from eventsim.evaluate import evaluate, gap_matrix
+from eventsim.samples import SampleTrace
 from eventsim.events import make_events
 
 TIMES = np.array([10.0, 20.0, 30.0, 40.0])

@@ -127,7 +127,7 @@ def test_killed_worker_mid_chain_redoes_a_window(client):
     killer = KillOnce(client)
     traces, stats = trace_distributed(net, data, list(range(16)), options, client=client, chunk=2, progress=killer)
     assert killer.killed is not None, "no worker was killed: the test did not exercise recovery"
-    from eventsim.evaluate import trace_sample
+    from eventsim.samples import trace_sample
     assert [t.index for t in traces] == list(range(16))
     for i, a in enumerate(traces):
         b = trace_sample(net, *SlowToySet(16)[i], i, engine="async", dt_us=1000.0)     # unsplit, serial

@@ -10,7 +10,7 @@ import pytest
 
 import eventsim as es
 from eventsim.engines.state import EngineState
-from eventsim.evaluate import Continuation, start_sample, trace_sample
+from eventsim.samples import Continuation, SampleTrace, start_sample, trace_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENT_DTYPE = [("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")]
@@ -125,7 +125,7 @@ def test_real_nmnist_windowed_traces_are_identical(nmnist_samples, engine):
 
 def test_short_recordings_are_not_split():
     net, ev = toy_net(), long_recording()
-    assert isinstance(start_sample(net, ev, 1, 0, dt_us=DT, window_us=1e6), es.evaluate.SampleTrace)
+    assert isinstance(start_sample(net, ev, 1, 0, dt_us=DT, window_us=1e6), SampleTrace)
     cont = start_sample(net, ev, 1, 0, dt_us=DT, window_us=100_000)
     assert isinstance(cont, Continuation) and cont.state.t_us == 100_000 and cont.steps == 400
     # a window that is not a whole number of steps is rounded up to one

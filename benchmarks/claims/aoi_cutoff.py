@@ -53,7 +53,8 @@ import eventsim as es  # noqa: E402
 from eventsim.counting import get_energy_table  # noqa: E402
 from eventsim.cutoff import calibrate_gap, make_policy, top_gap  # noqa: E402
 from eventsim.encodings import encode  # noqa: E402
-from eventsim.evaluate import SampleTrace, aggregate, evaluate  # noqa: E402
+from eventsim.evaluate import aggregate, evaluate  # noqa: E402
+from eventsim.samples import SampleTrace  # noqa: E402
 from eventsim.events import LocalNMNIST  # noqa: E402
 
 NAME = "aoi"

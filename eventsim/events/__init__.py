@@ -24,7 +24,8 @@ from .io import (READERS, EventStream, Recording, describe_recording, detect_for
 from .nmnist import read_nmnist
 from .prophesee import read_prophesee_dat
 from .raw import TRIGGER_DTYPE, iter_raw, read_raw
-from .transforms import fit_recording, parse_transforms
+from .fitting import fit_recording
+from .transforms import parse_transforms
 from .tonic_adapter import LocalNMNIST, TonicAdapter, from_tonic, load_tonic_dataset
 from .validate import normalize_sensor_size, validate_events
 

@@ -76,7 +76,7 @@ def _geometry(path: str, kernel: int, overrides: Mapping, source: str) -> tuple[
 
 
 def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None, tau: float = 0.5,
-             threshold: float = 1.0, reset: str = "hard", v_init: float = 0.0, pool: str = "avg",
+             threshold: float = 1.0, reset: str = "hard", v_init: float = 0.0, pool: str | None = None,
              conv_geometry: Mapping[str, Sequence[int]] | None = None, bn_eps: float = 1e-5,
              strict: bool = True) -> nw.Network:
     """Import an AOI-SNN / snncutoff VGG checkpoint as an eventsim Network.
@@ -94,8 +94,10 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
         ``"hard"``: to 0 (direct training); ``"soft"``: subtract θ.
     v_init : float, default 0
         Initial membrane as a fraction of θ (snncutoff's single-step soft mode uses 0.5).
-    pool : {"avg", "max"}
-        Type of the pooling layers (the keys do not say; VGGANN uses average pooling).
+    pool : {"avg", "max"}, optional
+        Type of the pooling layers. The keys do not say it (``VGGANN`` and the CIFAR ``VGG`` average,
+        ``VGG_Gesture`` and ``VGG_nobias`` take the maximum), so a network with pools is refused
+        without ``pool=`` unless the checkpoint dict records a ``"pool"`` entry.
     conv_geometry : dict, optional
         ``{conv unit path (e.g. "0.0"): (stride, padding)}`` overriding the defaults above.
     bn_eps : float, default 1e-5
@@ -110,14 +112,17 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
     """
     if reset not in ("hard", "soft"):
         raise ValueError(f"reset={reset!r}: choose 'hard' (to zero) or 'soft' (subtract)")
-    if pool not in ("avg", "max"):
+    if pool not in (None, "avg", "max"):
         raise ValueError(f"pool={pool!r}: choose 'avg' or 'max'")
     source = str(path)
-    state = normalise_keys(split_state_dict(read_tree(path, load_data=True), source)[0])
+    state, extras = split_state_dict(read_tree(path, load_data=True), source)
+    if pool is None and extras.get("pool") in ("avg", "max"):
+        pool = extras["pool"]
+    state = normalise_keys(state)
     keys = KeyReader(state, source, LAYOUT)
     groups = list(module_groups(state))
     overrides = dict(conv_geometry or {})
-    pool_cls = nw.AvgPool2d if pool == "avg" else nw.MaxPool2d
+    pool_cls = nw.MaxPool2d if pool == "max" else nw.AvgPool2d   # None: decided below, once pools are found
 
     def neuron(name: str) -> nw.LIF:
         return nw.LIF(leak=tau, threshold=threshold, compare=">", reset="zero" if reset == "hard" else "subtract",
@@ -197,13 +202,23 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
                 continue
             fits.append((shape, stack))
     if len(fits) != 1:
-        found = sorted({f[0] for f in fits})[:8]
-        what = f"input shapes {found}" if fits else "no input shape"
-        raise CheckpointError(f"{source}: {what} fit(s) the layer widths (trailing pools are not recorded); "
-                              "pass input_shape=(C, H, W) matching the training frames")
+        found = sorted({f[0] for f in fits})
+        what = f"input shapes {found[:8]}{'…' if len(found) > 8 else ''}" if fits else "no input shape"
+        c = head[0].in_channels
+        dvs = (c, 128, 128)
+        note = (f"; {dvs} fits: snncutoff trains CIFAR10-DVS and DVS128 Gesture at 128×128" if dvs in found
+                else "; snncutoff trains CIFAR10-DVS and DVS128 Gesture at (2, 128, 128)")
+        raise CheckpointError(f"{source}: {what} fit(s) the layer widths (trailing pools are not recorded){note}; "
+                              f"pass input_shape=({c}, H, W) matching the training frames, e.g. input_shape={dvs} "
+                              "for CIFAR10-DVS")
     shape, stack = fits[0]
+    pools = [layer.name for layer in stack if isinstance(layer, (nw.AvgPool2d, nw.MaxPool2d))]
+    if pools and pool is None:
+        raise CheckpointError(f"{source}: the snncutoff keys do not record whether the pools ({', '.join(pools[:4])}) "
+                              "average or take the maximum; pass pool='avg' (VGGANN, the CIFAR VGG) or pool='max' "
+                              "(VGG_Gesture, VGG_nobias)")
     meta = {"format": "aoi", "source": Path(source).name, "input_encoding": "frames", "tau": tau,
-            "reset": reset}
+            "reset": reset, "pool": pool if pools else None}
     try:
         return nw.Network(shape, stack, metadata=meta)
     except ValueError as exc:

@@ -3,7 +3,8 @@ neural network with regularisation and cutoff"; public code: github.com/Dengyu-W
 
 Layout
 ------
-snncutoff saves ``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
+Its image models (CIFAR ``VGG``, ``ResNet``; keys ``0.0.module.weight``) are read by
+:mod:`eventsim.checkpoints.aoi_cifar`. For its event-camera models snncutoff saves ``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
 ``VGGSNN``): ``features`` is a ``Sequential`` of conv units ``Conv2dLayer(fwd=Sequential(Conv2d,
 BatchNorm2d, Dropout), relu)`` and parameterless ``AvgPool2d(2)``/``Flatten``; an optional ``fc``
 ``LinearLayer`` (Linear, BatchNorm1d, Dropout, activation); a final ``Linear`` classifier. For SNN
@@ -33,6 +34,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import network as nw
 from .common import KeyReader, fold_batchnorm, module_groups, read_tree, split_state_dict, strip_prefix
+from .aoi_cifar import detect_snncutoff_image, load_snncutoff_image
 from .torchfile import CheckpointError
 
 __all__ = ["load_aoi", "detect_aoi", "normalise_keys"]
@@ -55,9 +57,12 @@ def normalise_keys(state: Mapping[str, Any]) -> dict:
 def detect_aoi(tree: Any) -> bool:
     """True for a state dict made of snncutoff conv units (``<path>.fwd.0``) and a final Linear."""
     try:
-        state = normalise_keys(split_state_dict(tree)[0])
+        raw = split_state_dict(tree)[0]
     except CheckpointError:
         return False
+    state = normalise_keys(raw)
+    if detect_snncutoff_image(list(raw), state):
+        return True
     groups = module_groups(state)
     units = [m for m in groups if _UNIT.fullmatch(m)]
     others = [m for m in groups if not _UNIT.fullmatch(m)]
@@ -118,15 +123,21 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
     state, extras = split_state_dict(read_tree(path, load_data=True), source)
     if pool is None and extras.get("pool") in ("avg", "max"):
         pool = extras["pool"]
+    raw_keys = list(state)
     state = normalise_keys(state)
-    keys = KeyReader(state, source, LAYOUT)
-    groups = list(module_groups(state))
-    overrides = dict(conv_geometry or {})
-    pool_cls = nw.MaxPool2d if pool == "max" else nw.AvgPool2d   # None: decided below, once pools are found
 
     def neuron(name: str) -> nw.LIF:
         return nw.LIF(leak=tau, threshold=threshold, compare=">", reset="zero" if reset == "hard" else "subtract",
                       v_init=v_init * threshold, name=name)
+
+    meta = {"format": "aoi", "source": Path(source).name, "tau": tau, "reset": reset}
+    if detect_snncutoff_image(raw_keys, state):
+        return load_snncutoff_image(state, source, neuron, input_shape=input_shape, pool=pool, bn_eps=bn_eps,
+                                    strict=strict, meta=meta)
+    keys = KeyReader(state, source, LAYOUT)
+    groups = list(module_groups(state))
+    overrides = dict(conv_geometry or {})
+    pool_cls = nw.MaxPool2d if pool == "max" else nw.AvgPool2d   # None: decided below, once pools are found
 
     def unit(upath: str, ndim: int) -> list[nw.Layer]:
         w = keys.take(f"{upath}.fwd.0.weight", ndim=ndim)
@@ -217,8 +228,7 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
         raise CheckpointError(f"{source}: the snncutoff keys do not record whether the pools ({', '.join(pools[:4])}) "
                               "average or take the maximum; pass pool='avg' (VGGANN, the CIFAR VGG) or pool='max' "
                               "(VGG_Gesture, VGG_nobias)")
-    meta = {"format": "aoi", "source": Path(source).name, "input_encoding": "frames", "tau": tau,
-            "reset": reset, "pool": pool if pools else None}
+    meta.update(input_encoding="frames", pool=pool if pools else None)
     try:
         return nw.Network(shape, stack, metadata=meta)
     except ValueError as exc:

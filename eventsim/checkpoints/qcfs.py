@@ -61,6 +61,16 @@ def detect_qcfs(tree: Any) -> bool:
     return "clip" in kinds and None not in kinds and "conv" in kinds
 
 
+def _block_order(groups: list) -> list:
+    """``layer1``, ``layer2``, … (by number) before the other top-level modules (the classifier), each
+    in its given order: the public VGG's order, whatever order the file kept (a .safetensors file
+    sorts its keys by name)."""
+    def rank(item):
+        top = item[0].split(".")[0]
+        return (0, int(top[5:])) if _BLOCK.fullmatch(top) else (1, 0)
+    return sorted(groups, key=rank)
+
+
 def _resolve_pool(pool: str | None, extras: dict, state: dict, source: str) -> str:
     """``pool=`` if given, else the checkpoint's ``"pool"`` entry, else ``"avg"`` for the old code's
     ``.up`` clips (it swaps MaxPool2d for AvgPool2d before training); otherwise ask."""
@@ -123,7 +133,7 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
                                 bn_eps=bn_eps, strict=strict)
     pool = _resolve_pool(pool, extras, state, source) if pool_after_blocks else None
     keys = KeyReader(state, source, LAYOUT)
-    groups = list(module_groups(state).items())
+    groups = _block_order(list(module_groups(state).items()))
     layers: list[nw.Layer] = []
     pending = None  # (module, kind, weight, bias) of a conv/linear not yet emitted
     flat = False

@@ -45,7 +45,7 @@ def register_layout(layout: Layout) -> Layout:
     LAYOUTS[layout.name] = layout
 
     def sniff(path: Path, head: bytes, _layout=layout) -> bool:
-        if file_kind(head) not in ("zip", "legacy"):
+        if file_kind(head) not in ("zip", "legacy", "safetensors"):
             return False
         try:
             return _layout.detect(read_tree(path))
@@ -91,5 +91,6 @@ register_layout(Layout("bntt", detect_bntt, load_bntt,
                        "BNTT (Intelligent-Computing-Lab-Yale/BNTT-...): BatchNorm through time, Poisson input"))
 register_layout(Layout("ann", detect_ann, load_ann,
                        "plain ReLU/clip CNN state dict + architecture list, converted to IF neurons"))
-register_format(ModelFormat("pt", load_pt, None, None, (".pt", ".pth", ".tar", ".ckpt"),
-                            "PyTorch torch.save file, read safely; loads with the layout its keys match"))
+register_format(ModelFormat("pt", load_pt, None, None, (".pt", ".pth", ".tar", ".ckpt", ".safetensors"),
+                            "PyTorch torch.save or .safetensors file, read safely; loads with the layout its keys "
+                            "match"))

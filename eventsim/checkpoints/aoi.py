@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import network as nw
-from .common import KeyReader, fold_batchnorm, module_groups, read_tree, split_state_dict, strip_prefix
+from .common import (KeyReader, fold_batchnorm, module_groups, read_tree, split_state_dict, strip_prefix,
+                     unsupported_feature)
 from .aoi_cifar import detect_snncutoff_image, load_snncutoff_image
 from .torchfile import CheckpointError
 
@@ -131,9 +132,13 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
                       v_init=v_init * threshold, name=name)
 
     meta = {"format": "aoi", "source": Path(source).name, "tau": tau, "reset": reset}
-    if detect_snncutoff_image(raw_keys, state):
+    if detect_snncutoff_image(raw_keys, state, wrapped=False):
         return load_snncutoff_image(state, source, neuron, input_shape=input_shape, pool=pool, bn_eps=bn_eps,
                                     strict=strict, meta=meta)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads snncutoff's VGGs and its CIFAR ResNet "
+                              "(<stage>.<block>.residual_function / .shortcut keys)")
     keys = KeyReader(state, source, LAYOUT)
     groups = list(module_groups(state))
     overrides = dict(conv_geometry or {})

@@ -38,9 +38,10 @@ _RES = re.compile(rf"(\d+)\.(\d+)\.(residual_function|shortcut)\.(\d+)\.{_PARAM}
 _HEAD = re.compile(r"(\d+)\.(weight|bias)")
 
 
-def detect_snncutoff_image(raw_keys: Sequence[str], state: dict) -> bool:
-    """snncutoff's wrapped form (a ``.module.`` in the keys) of its VGG or ResNet."""
-    if not any(".module." in k for k in raw_keys):
+def detect_snncutoff_image(raw_keys: Sequence[str], state: dict, wrapped: bool = True) -> bool:
+    """snncutoff's wrapped form (a ``.module.`` in the keys) of its VGG or ResNet (with
+    ``wrapped=False`` also the plain form, for ``format="aoi"``)."""
+    if wrapped and not any(".module." in k for k in raw_keys):
         return False
     if not all(_SEQ.fullmatch(k) or _RES.fullmatch(k) or _HEAD.fullmatch(k) for k in state):
         return False

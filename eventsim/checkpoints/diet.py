@@ -38,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import network as nw
-from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix
+from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix, unsupported_feature
 from .diet_resnet import detect_diet_resnet, load_diet_resnet
 from .torchfile import CheckpointError
 
@@ -154,6 +154,10 @@ def load_diet(path: str | os.PathLike, *, cfg: Any = None, input_shape: Sequence
         return load_diet_resnet(state, extras, source, input_shape=input_shape, order=order,
                                 thresholds=_per_layer(threshold, n, "threshold", source),
                                 leaks=_per_layer(leak, n, "leak", source), strict=strict)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads vgg_spiking.py's VGGs and resnet_spiking.py's ResNets "
+                              "(pre_process / layer<k>.<b>.residual / .identity keys)")
     keys = KeyReader(state, source, LAYOUT)
     feat_idx, cls_idx = _indexed(state, "features"), _indexed(state, "classifier")
     if not feat_idx or not cls_idx:

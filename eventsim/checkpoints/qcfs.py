@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import network as nw
-from .common import KeyReader, fold_batchnorm, infer_input_shape, module_groups, read_tree, split_state_dict, strip_prefix
+from .common import (KeyReader, fold_batchnorm, infer_input_shape, module_groups, read_tree, split_state_dict,
+                     strip_prefix, unsupported_feature)
 from .qcfs_resnet import is_qcfs_resnet, load_qcfs_resnet
 from .torchfile import CheckpointError
 
@@ -131,6 +132,10 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     if is_qcfs_resnet(state):
         return load_qcfs_resnet(state, source, input_shape=input_shape, v_init=v_init, readout=readout,
                                 bn_eps=bn_eps, strict=strict)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads the public VGGs and ResNets (resnet18/20/34 with "
+                              "residual_function/shortcut keys)")
     pool = _resolve_pool(pool, extras, state, source) if pool_after_blocks else None
     keys = KeyReader(state, source, LAYOUT)
     groups = _block_order(list(module_groups(state).items()))

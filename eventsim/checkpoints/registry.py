@@ -18,7 +18,7 @@ from ..formats import ModelFormat, register_format
 from ..network import Network
 from .aoi import detect_aoi, load_aoi
 from .bntt import detect_bntt, load_bntt
-from .common import read_tree, split_state_dict
+from .common import read_tree, split_state_dict, unsupported_feature
 from .convert import detect_ann, load_ann
 from .diet import detect_diet, load_diet
 from .qcfs import detect_qcfs, load_qcfs
@@ -73,8 +73,15 @@ def load_pt(path: str | os.PathLike, **options: Any) -> Network:
     try:
         state, _ = split_state_dict(tree, str(path))
         keys = list(state)
+        feature = unsupported_feature(keys)
+        if feature:
+            raise CheckpointError(f"{path}: {feature}: recognised, but no eventsim importer reads this architecture "
+                                  f"(the layouts {sorted(LAYOUTS)} read the public codes' VGGs and ResNets; see "
+                                  "docs/importing.md)")
         found = f"a state dict of {len(keys)} tensors ({', '.join(keys[:6])}{', …' if len(keys) > 6 else ''})"
     except CheckpointError as exc:
+        if "recognised, but" in str(exc):
+            raise
         found = str(exc).split(": ", 1)[-1]
     raise CheckpointError(f"{path}: {found} in no known layout ({sorted(LAYOUTS)}); pass format= to force one "
                           "(its error will name the keys it misses), or read the raw tensors with "

@@ -28,9 +28,10 @@ def cifar_like(n: int, seed: int) -> np.ndarray:
     return (x - MEAN[:, None, None]) / STD[:, None, None]
 
 
-def check(model, path, steps, n=2, seed=0, v_init=0.5, engines=("stepped", "async")):
-    net = es.load(path, input_shape=SHAPE, v_init=v_init)
-    assert net.metadata["format"] == "qcfs" and net.metadata["architecture"] == "resnet"
+def check(model, path, steps, n=2, seed=0, v_init=0.5, engines=("stepped", "async"), **options):
+    net = es.load(path, input_shape=SHAPE, v_init=v_init, **options)
+    assert net.metadata["format"] == "qcfs" and net.metadata.get("architecture", "vgg") == (
+        "vgg" if "pool" in options else "resnet")
     x = cifar_like(n, seed)
     with torch.no_grad():
         logits, spikes = model.double().eval().simulate(torch.as_tensor(x), steps, v_init=v_init)
@@ -84,3 +85,27 @@ def test_resnet_needs_input_shape_and_names_bottlenecks(tmp_path):
     torch.save(state, tmp_path / "b.pth")
     with pytest.raises(CheckpointError, match=r"bottleneck residual block at 'conv2_x\.0'"):
         load_qcfs(tmp_path / "b.pth", input_shape=SHAPE)
+
+
+def test_vgg_wobn_max_pooling_is_asked_and_matches(tmp_path):
+    """vgg16_wobn (MaxPool2d, no BatchNorm): refused without pool=; with pool="max" equal spike for
+    spike; read as average pooling it would differ (so the question matters)."""
+    torch.manual_seed(3)
+    model = qcfs_resnet.VGGwoBN()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.mul_(3.0)
+            if isinstance(m, qcfs_resnet.Clip):
+                m.thresh.fill_(0.5)
+    path = save(model, tmp_path, "vgg16_wobn_L[8].pth")
+    with pytest.raises(CheckpointError, match=r"pass pool='avg' \(the public vgg16.*pool='max' \(the public vgg16_wobn\)"):
+        load_qcfs(path, input_shape=SHAPE)
+    net = check(model, path, steps=6, n=2, pool="max")
+    assert net.metadata["pool"] == "max"
+    x = cifar_like(1, 0)[0]
+    as_max = es.simulate(net, x, steps=6, input_kind="analog", record="spikes")
+    as_avg = es.simulate(load_qcfs(path, input_shape=SHAPE, pool="avg"), x, steps=6, input_kind="analog",
+                         record="spikes")
+    assert not np.array_equal(as_max.rasters["layer2.1"], as_avg.rasters["layer2.1"])
+

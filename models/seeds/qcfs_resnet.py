@@ -91,17 +91,50 @@ class QcfsResNet(nn.Module):
         return self.fc(self.avg_pool(out).flatten(1))
 
     def simulate(self, x, T: int, v_init: float = 0.5):
-        """SNN mode: ``(logits (T, B, classes) summed over steps, {clip name: spikes (T, B, ...)})``."""
-        clips = [m for m in self.modules() if isinstance(m, Clip)]
+        return simulate(self, x, T, v_init)
+
+
+def simulate(model: nn.Module, x, T: int, v_init: float = 0.5):
+    """SNN mode: ``(logits (T, B, classes) summed over steps, {clip name: spikes (T, B, ...)})``."""
+    clips = [m for m in model.modules() if isinstance(m, Clip)]
+    for m in clips:
+        m.T, m.v_init = T, v_init
+    try:
+        out = model(x.unsqueeze(0).repeat((T,) + (1,) * x.dim()).flatten(0, 1)).view((T, x.shape[0], -1))
+        spikes = {name: m.spikes for name, m in model.named_modules() if isinstance(m, Clip)}
+    finally:
         for m in clips:
-            m.T, m.v_init = T, v_init
-        try:
-            out = self(x.unsqueeze(0).repeat((T,) + (1,) * x.dim()).flatten(0, 1)).view((T, x.shape[0], -1))
-            spikes = {name: m.spikes for name, m in self.named_modules() if isinstance(m, Clip)}
-        finally:
-            for m in clips:
-                m.T = 0
-        return out.cumsum(0), spikes
+            m.T = 0
+    return out.cumsum(0), spikes
+
+
+class VGGwoBN(nn.Module):
+    """The new code's ``vgg16_wobn`` in small: blocks ``Conv2d(3×3, padding 1)``, clip, ``Dropout`` per width,
+    closed by ``MaxPool2d(2)``; classifier ``Flatten``, ``Linear``, clip, ``Dropout``, ``Linear``."""
+
+    def __init__(self, cfg=((8,), (16,)), in_channels: int = 3, image_size: int = 32, hidden: int = 32,
+                 num_classes: int = 10):
+        super().__init__()
+        c = in_channels
+        for k, widths in enumerate(cfg):
+            layers = []
+            for w in widths:
+                layers += [nn.Conv2d(c, w, 3, padding=1), Clip(), nn.Dropout(0.0)]
+                c = w
+            layers.append(nn.MaxPool2d(2, 2))
+            setattr(self, f"layer{k + 1}", nn.Sequential(*layers))
+        self.n_blocks = len(cfg)
+        size = image_size // 2 ** len(cfg)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, hidden), Clip(), nn.Dropout(0.0),
+                                        nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        for k in range(self.n_blocks):
+            x = getattr(self, f"layer{k + 1}")(x)
+        return self.classifier(x)
+
+    def simulate(self, x, T: int, v_init: float = 0.5):
+        return simulate(self, x, T, v_init)
 
 
 def resnet18(num_classes=10, width=1.0, old=False):

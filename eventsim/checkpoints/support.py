@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from .._io import atomic_path
+
 __all__ = ["IMPORTS", "OPTIONS", "imports_table", "options_table", "write"]
 
 #: (method / format, architecture, public code, pooling, dataset input, what you pass, test)
@@ -129,7 +131,8 @@ def write(path: str | Path) -> bool:
     old = path.read_text(encoding="utf-8")
     new = render(old)
     if new != old:
-        path.write_text(new, encoding="utf-8")
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(new, encoding="utf-8")
     return new != old
 
 

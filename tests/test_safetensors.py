@@ -87,3 +87,23 @@ def test_every_resnet_layout(tmp_path):
         a = es.load(tmp_path / f"{name}.pth", input_shape=(3, 32, 32))
         b = es.load(st, input_shape=(3, 32, 32))
         assert a.layers == b.layers and a.metadata["format"] == b.metadata["format"] == {"s": "aoi", "d": "diet"}[name]
+
+
+def test_random_byte_damage_is_an_error_or_a_network(tmp_path):
+    """Bytes overwritten or the file cut anywhere: a ValueError, or (damage inside tensor data) a network."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = to_safetensors(qcfs.CHECKPOINT, tmp_path / "good.safetensors").read_bytes()
+    bad = tmp_path / "bad.safetensors"
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(st.integers(0, len(good) - 1), st.binary(min_size=1, max_size=8), st.booleans())
+    def run(pos, junk, cut):
+        bad.write_bytes(good[:pos] if cut else good[:pos] + junk + good[pos + len(junk):])
+        try:
+            net = es.load(bad, format="qcfs", input_shape=(2, 34, 34), pool="avg")
+        except ValueError:
+            return
+        assert len(net.layers) > 0
+    run()

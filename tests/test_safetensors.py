@@ -61,7 +61,8 @@ def test_reads_without_torch(tmp_path):
 @pytest.mark.parametrize("damage, message", [
     (lambda b: b[: len(b) - 100], r"damaged safetensors file: tensor .*\(truncated or inconsistent\)"),
     (lambda b: b[:8] + b"{not json" + b[17:], r"damaged safetensors file: its JSON header does not parse"),
-    (lambda b: (10 ** 6).to_bytes(8, "little") + b[8:], r"damaged safetensors file: header length 1000000 does not fit"),
+    (lambda b: (10 ** 6).to_bytes(8, "little") + b[8:],
+     r"damaged safetensors file: header length 1000000 does not fit"),
 ])
 def test_damaged_files(tmp_path, damage, message):
     st = to_safetensors(qcfs.CHECKPOINT, tmp_path / "good.safetensors")

@@ -68,7 +68,8 @@ def test_resnet12_and_thresholds_list(tmp_path):
 
 def test_input_size_and_cfg_errors(tmp_path):
     path, _ = saved(tmp_path, "r.pth", dr.CONFIGS["resnet12"], 0.125)
-    with pytest.raises(CheckpointError, match=r"does not record the input size and square sizes \[18, 19.*input_shape=\(3, H, W\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"does not record the input size and square sizes \[18, 19.*input_shape=\(3, H, W\)"):
         load_diet(path)
     with pytest.raises(CheckpointError, match=r"cfg= describes a DIET-SNN VGG, but this is a ResNet"):
         load_diet(path, cfg="VGG5", input_shape=SHAPE)

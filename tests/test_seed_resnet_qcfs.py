@@ -99,7 +99,8 @@ def test_vgg_wobn_max_pooling_is_asked_and_matches(tmp_path):
             if isinstance(m, qcfs_resnet.Clip):
                 m.thresh.fill_(0.5)
     path = save(model, tmp_path, "vgg16_wobn_L[8].pth")
-    with pytest.raises(CheckpointError, match=r"pass pool='avg' \(the public vgg16.*pool='max' \(the public vgg16_wobn\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"pass pool='avg' \(the public vgg16.*pool='max' \(the public vgg16_wobn\)"):
         load_qcfs(path, input_shape=SHAPE)
     net = check(model, path, steps=6, n=2, pool="max")
     assert net.metadata["pool"] == "max"

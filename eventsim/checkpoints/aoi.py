@@ -4,7 +4,8 @@ neural network with regularisation and cutoff"; public code: github.com/Dengyu-W
 Layout
 ------
 Its image models (CIFAR ``VGG``, ``ResNet``; keys ``0.0.module.weight``) are read by
-:mod:`eventsim.checkpoints.aoi_cifar`. For its event-camera models snncutoff saves ``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
+:mod:`eventsim.checkpoints.aoi_cifar`. For its event-camera models snncutoff saves
+``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
 ``VGGSNN``): ``features`` is a ``Sequential`` of conv units ``Conv2dLayer(fwd=Sequential(Conv2d,
 BatchNorm2d, Dropout), relu)`` and parameterless ``AvgPool2d(2)``/``Flatten``; an optional ``fc``
 ``LinearLayer`` (Linear, BatchNorm1d, Dropout, activation); a final ``Linear`` classifier. For SNN

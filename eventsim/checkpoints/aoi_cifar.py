@@ -21,7 +21,6 @@ step (``input_encoding="analog"``).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import network as nw
@@ -148,13 +147,15 @@ def _vgg(state, keys, source, neuron, input_shape, pool, bn_eps):
                 raise CheckpointError(f"{source}: BatchNorm {module!r} does not follow a conv or linear layer")
             name, w, b = pending
             ch = w.shape[0]
-            w, b = fold_batchnorm(w, b, keys.take(f"{module}.running_mean", (ch,)), keys.take(f"{module}.running_var", (ch,)),
-                                  keys.optional(f"{module}.weight", (ch,)), keys.optional(f"{module}.bias", (ch,)), bn_eps)
+            w, b = fold_batchnorm(w, b, keys.take(f"{module}.running_mean", (ch,)),
+                                  keys.take(f"{module}.running_var", (ch,)), keys.optional(f"{module}.weight", (ch,)),
+                                  keys.optional(f"{module}.bias", (ch,)), bn_eps)
             pending = (name, w, b)
             continue
         w = keys.take(f"{module}.weight")
         if w.ndim not in (2, 4):
-            raise CheckpointError(f"{source}: key '{module}.weight' has shape {w.shape}; expected a conv or linear weight")
+            raise CheckpointError(f"{source}: key '{module}.weight' has shape {w.shape}; expected a conv or linear "
+                                  "weight")
         b = keys.optional(f"{module}.bias", (w.shape[0],))
         emit(spiking=True)
         if last_conv_container is not None and c != last_conv_container:

@@ -12,8 +12,9 @@ Layout (``module.`` prefix from ``nn.DataParallel``, inside ``snn.py``'s checkpo
 * ``threshold.t<n>`` / ``leak.l<n>``: ``n`` = 0, 3, 6 for the stem, then two per block from 9 on
   (the block's first conv, then its output after the addition).
 
-Each block computes ``u₁ ← λ₁u₁ + conv₀(s_in)``, spikes ``s₁``; ``u₂ ← λ₂u₂ + conv₃(s₁) + identity(s_in)``,
-spikes ``s₂`` (the spiking site after the addition): the LIF of :mod:`eventsim.checkpoints.diet`.
+Each block computes ``u₁ ← λ₁u₁ + conv₀(s_in)``, spikes ``s₁``;
+``u₂ ← λ₂u₂ + conv₃(s₁) + identity(s_in)``, spikes ``s₂`` (the spiking site after the addition): the
+LIF of :mod:`eventsim.checkpoints.diet`.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def load_diet_resnet(state: dict, extras: dict, source: str, *, input_shape: Seq
         net.block(where, residual, shortcut, neuron(pos + 1, f"{where}.out"))
         pos += 2
     w = keys.take(f"classifier.{cls[0]}.weight", ndim=2)
-    net.add(nw.Flatten(name="flatten"), nw.Linear(w, name=f"classifier.{cls[0]}"), nw.Readout(mode="sum", name="readout"))
+    net.add(nw.Flatten(name="flatten"), nw.Linear(w, name=f"classifier.{cls[0]}"),
+            nw.Readout(mode="sum", name="readout"))
     if strict:
         keys.finish()
     channels = net.layers[0].in_channels

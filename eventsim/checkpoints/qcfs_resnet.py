@@ -76,7 +76,8 @@ def load_qcfs_resnet(state: dict, source: str, *, input_shape: Sequence[int] | N
     channels = int(state["conv1.0.weight"].shape[1])
     if int(state["conv1.0.weight"].shape[2]) != 3:
         raise CheckpointError(f"{source}: stem convolution 'conv1.0' has a {tuple(state['conv1.0.weight'].shape[2:])} "
-                              "kernel; the QCFS ResNets use 3×3 (an ImageNet 7×7 stem with max pooling is not supported)")
+                              "kernel; the QCFS ResNets use 3×3 (an ImageNet 7×7 stem with max pooling is not "
+                              "supported)")
     shape = need_input_shape(input_shape, source, LAYOUT, channels,
                              "(3, 32, 32) for CIFAR, (3, 224, 224) for ImageNet")
     net = ResNetBuilder(source)

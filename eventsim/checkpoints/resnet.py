@@ -14,7 +14,7 @@ convolution before handing the layers here.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from .. import network as nw
 from .common import KeyReader, fold_batchnorm
 from .torchfile import CheckpointError
 
-__all__ = ["conv_bn", "ResNetBuilder"]
+__all__ = ["conv_bn", "ResNetBuilder", "need_input_shape"]
 
 
 def conv_bn(keys: KeyReader, conv: str, bn: str | None, bn_eps: float, stride: int, name: str | None = None
@@ -106,8 +106,3 @@ def need_input_shape(input_shape: Sequence[int] | None, source: str, layout: str
                               f"checkpoint (its first convolution reads {channels} channels)")
     return shape
 
-
-def block_numbers(state_keys, prefix_pattern: Callable[[str], tuple | None]) -> list:
-    """Sorted distinct values of ``prefix_pattern(key)`` over the keys (``None`` skipped)."""
-    seen = {p for k in state_keys if (p := prefix_pattern(k)) is not None}
-    return sorted(seen)

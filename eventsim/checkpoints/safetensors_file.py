@@ -6,7 +6,8 @@ No code can run from it. The header is parsed and checked here (so that a damage
 clear :class:`CheckpointError`, and detection reads no tensor data); the tensors are read with
 safetensors' NumPy API (``pip install safetensors``).
 
-Key order: see :func:`natural_order`. The returned object is ``{"state_dict": {key: array}, **metadata}`` where each metadata value is
+Key order: see :func:`natural_order`. The returned object is
+``{"state_dict": {key: array}, **metadata}`` where each metadata value is
 JSON-decoded when it parses (e.g. ``"pool": "max"``, ``"cfg": "[64, \\"A\\"]"``), so the importers read
 options that a checkpoint records from a safetensors file as from a ``torch.save`` dict.
 """

@@ -31,7 +31,8 @@ IMPORTS = [
      "CIFAR-shaped image every step", "`input_shape=(3, 32, 32)`",
      "tests/test_seed_resnet_qcfs.py::test_resnet20_full_width_new_code"),
     ("QCFS (`qcfs`)", "ResNet-18, old code", "putshua/SNN_conversion_QCFS", "global avg",
-     "CIFAR-shaped image every step", "`input_shape=`", "tests/test_seed_resnet_qcfs.py::test_resnet18_old_code_layout"),
+     "CIFAR-shaped image every step", "`input_shape=`",
+     "tests/test_seed_resnet_qcfs.py::test_resnet18_old_code_layout"),
     ("QCFS (`qcfs`)", "ResNet-34", "putshua/ANN_SNN_QCFS", "global avg", "CIFAR-shaped image every step",
      "`input_shape=`", "tests/test_seed_resnet_qcfs.py::test_resnet34_reduced"),
     ("DIET-SNN (`diet`)", "VGG (`vgg_spiking.py`)", "nitin-rathi/DIET-SNN", "avg (the only pool its SNN runs)",
@@ -89,7 +90,8 @@ OPTIONS = [
      "tests/test_convert.py::test_architecture_errors_name_the_problem"),
     ("`architecture=`", "ann", "the state dict carries no eventsim architecture list",
      "tests/test_convert.py::test_architecture_errors_name_the_problem"),
-    ("`format=`", "pt", "the keys match several layouts", "tests/test_checkpoint_reader.py::test_ambiguous_layout_asks_for_format"),
+    ("`format=`", "pt", "the keys match several layouts",
+     "tests/test_checkpoint_reader.py::test_ambiguous_layout_asks_for_format"),
 ]
 
 START, END = "<!-- imports-table:start -->", "<!-- imports-table:end -->"

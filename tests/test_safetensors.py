@@ -108,3 +108,12 @@ def test_random_byte_damage_is_an_error_or_a_network(tmp_path):
             return
         assert len(net.layers) > 0
     run()
+
+
+def test_cli_inspect(tmp_path, capsys):
+    from eventsim.cli import main
+    st = to_safetensors(qcfs.CHECKPOINT, tmp_path / "q.safetensors", metadata={"pool": "avg"})
+    assert main(["inspect", str(st), "--model-option", "input_shape=[2,34,34]"]) == 0
+    out = capsys.readouterr().out
+    assert "safetensors format" in out and "layout: qcfs" in out and "entries: pool = 'avg'" in out
+    assert "layer2.pool" in out        # imported as a network

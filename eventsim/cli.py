@@ -88,7 +88,7 @@ def _parse_params(items: list[str], flag: str = "--cutoff-param") -> dict:
     return params
 
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".safetensors")
 
 
 def _load_model(args, dataset: Any = None) -> Network:

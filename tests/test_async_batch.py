@@ -233,8 +233,8 @@ def test_random_networks_match_stepped(net, seed, n):
 SEEDS = ROOT / "models" / "seeds" / "checkpoints"
 SEED_CASES = {   # file, load options, input kind, steps (as in tests/test_seed_*.py)
     "diet": ("diet_nmnist.pth", dict(format="diet", cfg=[8, "A", 16, "A"], input_shape=(2, 34, 34)), "analog"),
-    "qcfs": ("qcfs_nmnist.pth", dict(format="qcfs", input_shape=(2, 34, 34)), "analog"),
-    "aoi": ("aoi_nmnist.pth", dict(format="aoi", input_shape=(2, 34, 34)), "events"),
+    "qcfs": ("qcfs_nmnist.pth", dict(format="qcfs", input_shape=(2, 34, 34), pool="avg"), "analog"),
+    "aoi": ("aoi_nmnist.pth", dict(format="aoi", input_shape=(2, 34, 34), pool="avg"), "events"),
     "bntt": ("bntt_nmnist_timestep10_leak0.95_bestmodel.pth.tar",
              dict(format="bntt", pool_after=(1, 2), input_shape=(2, 34, 34)), "events"),
 }

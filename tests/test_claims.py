@@ -89,7 +89,7 @@ def test_qcfs_accuracy_vs_steps(test_set):
     for v_init, key in ((0.5, "v_init_0.5"), (0.0, "v_init_0")):
         ref = info["pytorch"]["snn"][key]
         steps = 32 if v_init else 8
-        net = es.load(path, input_shape=SHAPE, v_init=v_init)
+        net = es.load(path, input_shape=SHAPE, pool="avg", v_init=v_init)
         assert net.metadata["format"] == "qcfs"
         ev = evaluate(net, test_set, steps=steps)
         for t in (2, 4, 8, 16, 32):
@@ -105,7 +105,7 @@ def test_qcfs_ann_accuracy(images):
     path = CKPT / "qcfs_claims.pth"
     info = sidecar(path)
     x, labels = images
-    out = numpy_forward(es.load(path, input_shape=SHAPE), x, qcfs_activation(info["levels"]))
+    out = numpy_forward(es.load(path, input_shape=SHAPE, pool="avg"), x, qcfs_activation(info["levels"]))
     preds = np.argmax(out, axis=1)
     assert abs(np.mean(preds == labels) - info["pytorch"]["ann_accuracy"]) <= ONE_SAMPLE
     assert np.sum(preds == np.array(info["pytorch"]["ann_predictions"])) >= 99
@@ -136,7 +136,7 @@ def test_diet_ann_accuracy(images):
 def test_aoi_accuracy(test_set):
     path = CKPT / "aoi_claims.pth"
     info = sidecar(path)
-    net = es.load(path, input_shape=SHAPE)
+    net = es.load(path, input_shape=SHAPE, pool="avg")
     assert net.metadata["input_encoding"] == "frames"
     ev = evaluate(net, test_set, steps=info["timesteps"])
     check_against_pytorch(ev, test_set.labels, info["pytorch"]["accuracy"], info["pytorch"]["predictions"])

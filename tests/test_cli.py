@@ -48,7 +48,7 @@ def test_calibrate_indexes_a_frames_model_by_row(tmp_path, nmnist_dir, capsys):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "gap.json"
     args = ["calibrate", "--model", str(root / "models" / "claims" / "checkpoints" / "aoi_claims.pth"),
-            "--format", "aoi", "--data", str(nmnist_dir), "--split", "test", "--limit", "4", "--steps", "10",
+            "--format", "aoi", "--model-option", "pool=avg", "--data", str(nmnist_dir), "--split", "test", "--limit", "4", "--steps", "10",
             "--epsilon", "0.1", "--no-progress", "--output", str(out)]
     assert main(args) == 0, capsys.readouterr().err
     table = json.loads(out.read_text())

@@ -59,8 +59,8 @@ def test_exact_lif_runs_in_continuous_time(tau, r, w, theta):
 
 SEED_CASES = {
     "diet": ("diet_nmnist.pth", dict(format="diet", cfg=[8, "A", 16, "A"], input_shape=(2, 34, 34))),
-    "qcfs": ("qcfs_nmnist.pth", dict(format="qcfs", input_shape=(2, 34, 34))),
-    "aoi": ("aoi_nmnist.pth", dict(format="aoi", input_shape=(2, 34, 34))),
+    "qcfs": ("qcfs_nmnist.pth", dict(format="qcfs", input_shape=(2, 34, 34), pool="avg")),
+    "aoi": ("aoi_nmnist.pth", dict(format="aoi", input_shape=(2, 34, 34), pool="avg")),
     "bntt": ("bntt_nmnist_timestep10_leak0.95_bestmodel.pth.tar",
              dict(format="bntt", pool_after=(1, 2), input_shape=(2, 34, 34))),
 }

@@ -28,7 +28,7 @@ def frames(nmnist_dir):
 @pytest.mark.realdata
 def test_aoi_spikes_and_logits_match_pytorch(frames):
     x, _ = frames
-    net = es.load(aoi.CHECKPOINT, input_shape=SHAPE)   # format detected from the keys
+    net = es.load(aoi.CHECKPOINT, input_shape=SHAPE, pool="avg")   # format detected from the keys
     assert net.metadata["format"] == "aoi"
     model = aoi.load_reference()
     with torch.no_grad():
@@ -41,7 +41,7 @@ def test_aoi_spikes_and_logits_match_pytorch(frames):
 
 
 def test_aoi_structure_inferred_from_keys():
-    net = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE)
+    net = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE, pool="avg")
     convs = [layer for layer in net.layers if isinstance(layer, es.Conv2d)]
     assert [(c.weight.shape[2], c.stride, c.padding) for c in convs] == [(4, (4, 4), (0, 0)), (3, (1, 1), (1, 1)),
                                                                          (3, (1, 1), (1, 1))]
@@ -50,7 +50,7 @@ def test_aoi_structure_inferred_from_keys():
     lifs = [layer for layer in net.layers if isinstance(layer, es.LIF)]
     assert all(float(n.leak) == 0.5 and float(n.threshold) == 1.0 and n.reset == "zero" and n.compare == ">"
                and float(n.v_init) == 0.0 for n in lifs)
-    soft = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE, reset="soft", v_init=0.5)
+    soft = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE, pool="avg", reset="soft", v_init=0.5)
     assert all(n.reset == "subtract" and float(n.v_init) == 0.5 for n in soft.layers if isinstance(n, es.LIF))
 
 
@@ -69,8 +69,8 @@ def test_aoi_plain_key_form_is_the_same_network(tmp_path):
             k = "features." + k[2:] if k.startswith("0.") else "classifier." + k[2:]
             out[k] = v
         return out
-    plain = load_aoi(_rewrite(tmp_path, "plain.pth", unwrap), input_shape=SHAPE)
-    wrapped = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE)
+    plain = load_aoi(_rewrite(tmp_path, "plain.pth", unwrap), input_shape=SHAPE, pool="avg")
+    wrapped = load_aoi(aoi.CHECKPOINT, input_shape=SHAPE, pool="avg")
     assert [type(a) for a in plain.layers] == [type(b) for b in wrapped.layers]
     for a, b in zip(plain.layers, wrapped.layers):
         for attr in ("weight", "bias"):
@@ -80,26 +80,26 @@ def test_aoi_plain_key_form_is_the_same_network(tmp_path):
 
 def test_aoi_errors_name_what_is_missing(tmp_path):
     with pytest.raises(CheckpointError, match=r"input shapes \[\(2, 16, 16\).*pass input_shape"):
-        load_aoi(aoi.CHECKPOINT)
+        load_aoi(aoi.CHECKPOINT, pool="avg")
 
     def no_var(state):
         del state["0.1.fwd.1.running_var"]
     with pytest.raises(CheckpointError, match=r"missing key '0\.1\.fwd\.1\.running_var' of shape \(32,\)"):
-        load_aoi(_rewrite(tmp_path, "a.pth", no_var), input_shape=SHAPE)
+        load_aoi(_rewrite(tmp_path, "a.pth", no_var), input_shape=SHAPE, pool="avg")
 
     def extra(state):
         state["0.1.fwd.1.alpha"] = torch.zeros(32)
     with pytest.raises(CheckpointError, match=r"unknown key.*0\.1\.fwd\.1\.alpha \(32,\)"):
-        load_aoi(_rewrite(tmp_path, "b.pth", extra), input_shape=SHAPE)
+        load_aoi(_rewrite(tmp_path, "b.pth", extra), input_shape=SHAPE, pool="avg")
 
     def two_heads(state):
         state["2.module.weight"] = torch.zeros(10, 10)
     with pytest.raises(CheckpointError, match=r"one classifier Linear.*\['1', '2'\]"):
-        load_aoi(_rewrite(tmp_path, "c.pth", two_heads), input_shape=SHAPE)
+        load_aoi(_rewrite(tmp_path, "c.pth", two_heads), input_shape=SHAPE, pool="avg")
 
     def odd_kernel(state):
         state["0.0.fwd.0.module.weight"] = torch.zeros(16, 2, 6, 6)
     with pytest.raises(CheckpointError, match=r"6x6 kernel.*conv_geometry=\{'0\.0'"):
-        load_aoi(_rewrite(tmp_path, "d.pth", odd_kernel), input_shape=SHAPE)
-    net = load_aoi(tmp_path / "d.pth", input_shape=SHAPE, conv_geometry={"0.0": (4, 1)})
+        load_aoi(_rewrite(tmp_path, "d.pth", odd_kernel), input_shape=SHAPE, pool="avg")
+    net = load_aoi(tmp_path / "d.pth", input_shape=SHAPE, pool="avg", conv_geometry={"0.0": (4, 1)})
     assert net.layers[0].stride == (4, 4) and net.layers[0].padding == (1, 1)

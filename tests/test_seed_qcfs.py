@@ -30,7 +30,7 @@ def images(nmnist_dir):
 @pytest.mark.parametrize("v_init", [0.5, 0.0])
 def test_qcfs_spikes_and_logits_match_pytorch(images, v_init):
     x, _ = images
-    net = es.load(qcfs.CHECKPOINT, input_shape=SHAPE, v_init=v_init)  # format detected from the keys
+    net = es.load(qcfs.CHECKPOINT, input_shape=SHAPE, pool="avg", v_init=v_init)  # format detected from the keys
     assert net.metadata["format"] == "qcfs"
     model = qcfs.load_reference()
     with torch.no_grad():
@@ -44,7 +44,7 @@ def test_qcfs_spikes_and_logits_match_pytorch(images, v_init):
 
 def test_qcfs_conversion_parameters():
     state = torch.load(qcfs.CHECKPOINT, map_location="cpu", weights_only=True)
-    net = load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE)
+    net = load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE, pool="avg")
     neurons = {layer.name: layer for layer in net.layers if isinstance(layer, es.IF)}
     assert set(neurons) == IF_LAYERS
     for name, layer in neurons.items():
@@ -60,7 +60,7 @@ def test_qcfs_conversion_parameters():
     got = torch.nn.functional.conv2d(x, torch.tensor(conv.weight), torch.tensor(conv.bias), padding=1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert isinstance(net.layers[-1], es.Readout) and net.layers[-1].mode == "sum"
-    assert load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE, readout="mean").layers[-1].mode == "mean"
+    assert load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE, pool="avg", readout="mean").layers[-1].mode == "mean"
 
 
 def _rewrite(tmp_path, name, edit):
@@ -73,31 +73,31 @@ def _rewrite(tmp_path, name, edit):
 def test_qcfs_old_code_names_the_clip_up(tmp_path):
     path = _rewrite(tmp_path, "old.pth", lambda s: OrderedDict(
         (k.replace(".thresh", ".up"), v) for k, v in s.items()))
-    assert load_qcfs(path, input_shape=SHAPE) == load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE)
+    assert load_qcfs(path, input_shape=SHAPE, pool="avg") == load_qcfs(qcfs.CHECKPOINT, input_shape=SHAPE, pool="avg")
 
 
 def test_qcfs_missing_unknown_and_misshaped_keys(tmp_path):
     def no_clip(s):
         del s["layer1.2.thresh"]
     with pytest.raises(CheckpointError, match=r"no QCFS clip.*'layer1\.0'"):
-        load_qcfs(_rewrite(tmp_path, "a.pth", no_clip), input_shape=SHAPE)
+        load_qcfs(_rewrite(tmp_path, "a.pth", no_clip), input_shape=SHAPE, pool="avg")
 
     def no_var(s):
         del s["layer2.1.running_var"]
     with pytest.raises(CheckpointError, match=r"layer2\.1.*not a conv, BatchNorm"):
-        load_qcfs(_rewrite(tmp_path, "b.pth", no_var), input_shape=SHAPE)
+        load_qcfs(_rewrite(tmp_path, "b.pth", no_var), input_shape=SHAPE, pool="avg")
 
     def extra(s):
         s["layer1.9.alpha"] = torch.zeros(3)
     with pytest.raises(CheckpointError, match=r"'layer1\.9' with parameters \['alpha'\]"):
-        load_qcfs(_rewrite(tmp_path, "c.pth", extra), input_shape=SHAPE)
+        load_qcfs(_rewrite(tmp_path, "c.pth", extra), input_shape=SHAPE, pool="avg")
 
     def wide_thresh(s):
         s["classifier.2.thresh"] = torch.ones(3)
     with pytest.raises(CheckpointError, match=r"classifier\.2\.thresh' has shape \(3,\), expected a single number"):
-        load_qcfs(_rewrite(tmp_path, "d.pth", wide_thresh), input_shape=SHAPE)
+        load_qcfs(_rewrite(tmp_path, "d.pth", wide_thresh), input_shape=SHAPE, pool="avg")
 
     def bad_bn(s):
         s["layer1.1.running_mean"] = torch.zeros(7)
     with pytest.raises(CheckpointError, match=r"layer1\.1\.running_mean' has shape \(7,\), expected \(8,\)"):
-        load_qcfs(_rewrite(tmp_path, "e.pth", bad_bn), input_shape=SHAPE)
+        load_qcfs(_rewrite(tmp_path, "e.pth", bad_bn), input_shape=SHAPE, pool="avg")

@@ -273,7 +273,7 @@ def refinement_series(net: es.Network, test, steps: int) -> list[dict]:
 def run(data: str, async_train: int, workers: int, skip_async: bool, async_test: int = 100) -> dict:
     info = cc.sidecar(CHECKPOINT)
     steps = int(info["timesteps"])
-    net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE)
+    net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, pool="avg")
     names = tuple(layer.name for layer in net.layers)
     train_set, test_set = LocalNMNIST(data, "train"), LocalNMNIST(data, "test")
     ev_test = evaluate(net, test_set, steps=steps, progress=True)

@@ -47,7 +47,7 @@ def qcfs_activation(levels: int):
 def unevenness(images: np.ndarray, levels: int, steps: int) -> dict[str, float]:
     """Per IF layer, the fraction of neurons whose spike count after ``steps`` (= L) steps with
     v₀ = θ/2 differs from the ANN's quantised level (``floor(h·L/λ + ½)`` clipped to 0…L)."""
-    net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, v_init=0.5)
+    net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, pool="avg", v_init=0.5)
     expected: dict[str, list] = {}
 
     def record(h, layer):
@@ -70,7 +70,7 @@ def run(data: str, t_max: int, levels: int) -> dict:
     test = LocalNMNIST(data, "test")
     out: dict = {"t_max": t_max, "levels": levels, "samples": len(test), "curves": {}}
     for v_init in (0.5, 0.0):
-        net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, v_init=v_init)
+        net = es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, pool="avg", v_init=v_init)
         ev = evaluate(net, test, steps=t_max, dt_us=1000.0, progress=True)
         curve = ev.summary["curve"]
         out["curves"][f"{v_init:g}"] = {
@@ -80,7 +80,7 @@ def run(data: str, t_max: int, levels: int) -> dict:
             "spikes_per_sample_at_end": ev.summary["spikes_per_sample"],
             "predictions_at_end": [r["prediction"] for r in ev.records]}
     images, labels = cc.count_images(test)
-    ann = cc.numpy_forward(es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE), images, qcfs_activation(levels))
+    ann = cc.numpy_forward(es.load(CHECKPOINT, input_shape=cc.INPUT_SHAPE, pool="avg"), images, qcfs_activation(levels))
     out["ann_accuracy"] = float(np.mean(np.argmax(ann, axis=1) == labels))
     out["fraction_off_level_at_T_eq_L"] = unevenness(images, levels, levels)
     half = np.array(out["curves"]["0.5"]["accuracy"])

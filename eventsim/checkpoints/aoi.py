@@ -3,7 +3,9 @@ neural network with regularisation and cutoff"; public code: github.com/Dengyu-W
 
 Layout
 ------
-snncutoff saves ``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
+Its image models (CIFAR ``VGG``, ``ResNet``; keys ``0.0.module.weight``) are read by
+:mod:`eventsim.checkpoints.aoi_cifar`. For its event-camera models snncutoff saves
+``torch.save(model.state_dict())`` of a VGG-like net (``VGGANN``, ``VGG_Gesture``,
 ``VGGSNN``): ``features`` is a ``Sequential`` of conv units ``Conv2dLayer(fwd=Sequential(Conv2d,
 BatchNorm2d, Dropout), relu)`` and parameterless ``AvgPool2d(2)``/``Flatten``; an optional ``fc``
 ``LinearLayer`` (Linear, BatchNorm1d, Dropout, activation); a final ``Linear`` classifier. For SNN
@@ -32,7 +34,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import network as nw
-from .common import KeyReader, fold_batchnorm, module_groups, read_tree, split_state_dict, strip_prefix
+from .common import (KeyReader, fold_batchnorm, module_groups, read_tree, split_state_dict, strip_prefix,
+                     unsupported_feature)
+from .aoi_cifar import detect_snncutoff_image, load_snncutoff_image
 from .torchfile import CheckpointError
 
 __all__ = ["load_aoi", "detect_aoi", "normalise_keys"]
@@ -55,9 +59,12 @@ def normalise_keys(state: Mapping[str, Any]) -> dict:
 def detect_aoi(tree: Any) -> bool:
     """True for a state dict made of snncutoff conv units (``<path>.fwd.0``) and a final Linear."""
     try:
-        state = normalise_keys(split_state_dict(tree)[0])
+        raw = split_state_dict(tree)[0]
     except CheckpointError:
         return False
+    state = normalise_keys(raw)
+    if detect_snncutoff_image(list(raw), state):
+        return True
     groups = module_groups(state)
     units = [m for m in groups if _UNIT.fullmatch(m)]
     others = [m for m in groups if not _UNIT.fullmatch(m)]
@@ -76,7 +83,7 @@ def _geometry(path: str, kernel: int, overrides: Mapping, source: str) -> tuple[
 
 
 def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None, tau: float = 0.5,
-             threshold: float = 1.0, reset: str = "hard", v_init: float = 0.0, pool: str = "avg",
+             threshold: float = 1.0, reset: str = "hard", v_init: float = 0.0, pool: str | None = None,
              conv_geometry: Mapping[str, Sequence[int]] | None = None, bn_eps: float = 1e-5,
              strict: bool = True) -> nw.Network:
     """Import an AOI-SNN / snncutoff VGG checkpoint as an eventsim Network.
@@ -94,8 +101,10 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
         ``"hard"``: to 0 (direct training); ``"soft"``: subtract θ.
     v_init : float, default 0
         Initial membrane as a fraction of θ (snncutoff's single-step soft mode uses 0.5).
-    pool : {"avg", "max"}
-        Type of the pooling layers (the keys do not say; VGGANN uses average pooling).
+    pool : {"avg", "max"}, optional
+        Type of the pooling layers. The keys do not say it (``VGGANN`` and the CIFAR ``VGG`` average,
+        ``VGG_Gesture`` and ``VGG_nobias`` take the maximum), so a network with pools is refused
+        without ``pool=`` unless the checkpoint dict records a ``"pool"`` entry.
     conv_geometry : dict, optional
         ``{conv unit path (e.g. "0.0"): (stride, padding)}`` overriding the defaults above.
     bn_eps : float, default 1e-5
@@ -110,18 +119,31 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
     """
     if reset not in ("hard", "soft"):
         raise ValueError(f"reset={reset!r}: choose 'hard' (to zero) or 'soft' (subtract)")
-    if pool not in ("avg", "max"):
+    if pool not in (None, "avg", "max"):
         raise ValueError(f"pool={pool!r}: choose 'avg' or 'max'")
     source = str(path)
-    state = normalise_keys(split_state_dict(read_tree(path, load_data=True), source)[0])
-    keys = KeyReader(state, source, LAYOUT)
-    groups = list(module_groups(state))
-    overrides = dict(conv_geometry or {})
-    pool_cls = nw.AvgPool2d if pool == "avg" else nw.MaxPool2d
+    state, extras = split_state_dict(read_tree(path, load_data=True), source)
+    if pool is None and extras.get("pool") in ("avg", "max"):
+        pool = extras["pool"]
+    raw_keys = list(state)
+    state = normalise_keys(state)
 
     def neuron(name: str) -> nw.LIF:
         return nw.LIF(leak=tau, threshold=threshold, compare=">", reset="zero" if reset == "hard" else "subtract",
                       v_init=v_init * threshold, name=name)
+
+    meta = {"format": "aoi", "source": Path(source).name, "tau": tau, "reset": reset}
+    if detect_snncutoff_image(raw_keys, state, wrapped=False):
+        return load_snncutoff_image(state, source, neuron, input_shape=input_shape, pool=pool, bn_eps=bn_eps,
+                                    strict=strict, meta=meta)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads snncutoff's VGGs and its CIFAR ResNet "
+                              "(<stage>.<block>.residual_function / .shortcut keys)")
+    keys = KeyReader(state, source, LAYOUT)
+    groups = list(module_groups(state))
+    overrides = dict(conv_geometry or {})
+    pool_cls = nw.MaxPool2d if pool == "max" else nw.AvgPool2d   # None: decided below, once pools are found
 
     def unit(upath: str, ndim: int) -> list[nw.Layer]:
         w = keys.take(f"{upath}.fwd.0.weight", ndim=ndim)
@@ -197,13 +219,22 @@ def load_aoi(path: str | os.PathLike, *, input_shape: Sequence[int] | None = Non
                 continue
             fits.append((shape, stack))
     if len(fits) != 1:
-        found = sorted({f[0] for f in fits})[:8]
-        what = f"input shapes {found}" if fits else "no input shape"
-        raise CheckpointError(f"{source}: {what} fit(s) the layer widths (trailing pools are not recorded); "
-                              "pass input_shape=(C, H, W) matching the training frames")
+        found = sorted({f[0] for f in fits})
+        what = f"input shapes {found[:8]}{'…' if len(found) > 8 else ''}" if fits else "no input shape"
+        c = head[0].in_channels
+        dvs = (c, 128, 128)
+        note = (f"; {dvs} fits: snncutoff trains CIFAR10-DVS and DVS128 Gesture at 128×128" if dvs in found
+                else "; snncutoff trains CIFAR10-DVS and DVS128 Gesture at (2, 128, 128)")
+        raise CheckpointError(f"{source}: {what} fit(s) the layer widths (trailing pools are not recorded){note}; "
+                              f"pass input_shape=({c}, H, W) matching the training frames, e.g. input_shape={dvs} "
+                              "for CIFAR10-DVS")
     shape, stack = fits[0]
-    meta = {"format": "aoi", "source": Path(source).name, "input_encoding": "frames", "tau": tau,
-            "reset": reset}
+    pools = [layer.name for layer in stack if isinstance(layer, (nw.AvgPool2d, nw.MaxPool2d))]
+    if pools and pool is None:
+        raise CheckpointError(f"{source}: the snncutoff keys do not record whether the pools ({', '.join(pools[:4])}) "
+                              "average or take the maximum; pass pool='avg' (VGGANN, the CIFAR VGG) or pool='max' "
+                              "(VGG_Gesture, VGG_nobias)")
+    meta.update(input_encoding="frames", pool=pool if pools else None)
     try:
         return nw.Network(shape, stack, metadata=meta)
     except ValueError as exc:

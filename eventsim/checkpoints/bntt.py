@@ -38,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import network as nw
-from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix
+from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix, unsupported_feature
 from .torchfile import CheckpointError
 
 __all__ = ["load_bntt", "detect_bntt", "POOL_AFTER"]
@@ -144,6 +144,9 @@ def load_bntt(path: str | os.PathLike, *, leak: float | None = None, input_shape
     source = str(path)
     state, extras = split_state_dict(read_tree(path, load_data=True), source)
     state = strip_prefix(state)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads the public SNN_VGG9_BNTT / SNN_VGG11_BNTT")
     keys = KeyReader(state, source, LAYOUT)
     if leak is None:
         match = _LEAK_IN_NAME.search(Path(source).name)

@@ -18,7 +18,7 @@ import numpy as np
 from .torchfile import CheckpointError, TensorInfo, read_checkpoint
 
 __all__ = ["read_tree", "split_state_dict", "read_state_dict", "KeyReader", "fold_batchnorm",
-           "infer_input_shape", "strip_prefix", "module_groups"]
+           "infer_input_shape", "strip_prefix", "module_groups", "unsupported_feature"]
 
 #: Keys of a checkpoint dict that may hold the state dict, tried in this order.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state")
@@ -96,6 +96,30 @@ def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> dict:
     if state and all(k.startswith(prefix) for k in state):
         return {k[len(prefix):]: v for k, v in state.items()}
     return dict(state)
+
+
+#: Key patterns of architectures that the importers recognise but do not support: (regex on a key,
+#: feature description; the regex's first group is the module path named in the message).
+UNSUPPORTED = (
+    (re.compile(r"(.*\.downsample)\.\d+\.weight"), "residual shortcut"),
+    (re.compile(r"(.*\.shortcut)\.\d+\.(?:module\.)?weight"), "residual shortcut"),
+    (re.compile(r"(.*\.residual_function)\.\d+\.(?:module\.)?weight"), "residual block"),
+    (re.compile(r"(.*)\.weight_ih_l\d+"), "recurrent layer (LSTM/GRU/RNN)"),
+    (re.compile(r"(.*)\.in_proj_weight"), "self-attention layer"),
+    (re.compile(r"(.*)\.(?:attn|attention)\..*weight"), "self-attention layer"),
+)
+
+
+def unsupported_feature(keys: Iterable[str], layout: str | None = None) -> str | None:
+    """A sentence naming the first recognised-but-unsupported feature in ``keys`` and where it is
+    (``"residual shortcut at 'layer1.0.downsample'"``), or None."""
+    for key in keys:
+        for pattern, feature in UNSUPPORTED:
+            m = pattern.fullmatch(key)
+            if m:
+                where = m.group(1)
+                return f"{feature} at {where!r}" + (f" is not part of the {layout} layout" if layout else "")
+    return None
 
 
 def module_groups(keys: Iterable[str]) -> "OrderedDict[str, list[str]]":

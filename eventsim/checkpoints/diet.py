@@ -18,7 +18,8 @@ Layout
 The config is not stored, so pass ``cfg=`` (e.g. ``[64, "A", 128, 128, "A"]``) or a name from
 :data:`VGG_CONFIGS` (``cfg="VGG5"``); without either, a config whose convolution widths match the
 checkpoint is used if exactly one of :data:`VGG_CONFIGS` does. A ``"cfg"`` entry in the checkpoint
-dict (an eventsim extension) is used too.
+dict (an eventsim extension) is used too. ResNets (``resnet_spiking.py``: ``pre_process``/``residual``
+keys) are read by :mod:`eventsim.checkpoints.diet_resnet`.
 
 Dynamics (one step, analog image ``x`` fed every step)
 ------------------------------------------------------
@@ -37,7 +38,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import network as nw
-from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix
+from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix, unsupported_feature
+from .diet_resnet import detect_diet_resnet, load_diet_resnet
 from .torchfile import CheckpointError
 
 __all__ = ["load_diet", "detect_diet", "VGG_CONFIGS"]
@@ -68,6 +70,8 @@ def detect_diet(tree: Any) -> bool:
     except CheckpointError:
         return False
     state = strip_prefix(state)
+    if detect_diet_resnet(state):
+        return any(k.startswith("threshold.t") for k in state) or "thresholds" in extras
     if not all(_KEY.fullmatch(k) for k in state):
         return False
     has_thresholds = any(k.startswith("threshold.t") for k in state) or "thresholds" in extras
@@ -142,6 +146,18 @@ def load_diet(path: str | os.PathLike, *, cfg: Any = None, input_shape: Sequence
     source = str(path)
     state, extras = split_state_dict(read_tree(path, load_data=True), source)
     state = strip_prefix(state)
+    if detect_diet_resnet(state):
+        if cfg is not None:
+            raise CheckpointError(f"{source}: cfg= describes a DIET-SNN VGG, but this is a ResNet (resnet_spiking.py)")
+        n = sum(1 for k in state if k.endswith(".weight") and not k.startswith("classifier."))
+        n -= sum(1 for k in state if ".identity." in k)
+        return load_diet_resnet(state, extras, source, input_shape=input_shape, order=order,
+                                thresholds=_per_layer(threshold, n, "threshold", source),
+                                leaks=_per_layer(leak, n, "leak", source), strict=strict)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads vgg_spiking.py's VGGs and resnet_spiking.py's ResNets "
+                              "(pre_process / layer<k>.<b>.residual / .identity keys)")
     keys = KeyReader(state, source, LAYOUT)
     feat_idx, cls_idx = _indexed(state, "features"), _indexed(state, "classifier")
     if not feat_idx or not cls_idx:

@@ -5,10 +5,11 @@ Layout
 ------
 ``torch.save(model.state_dict())`` of a VGG whose blocks ``layer1`` … ``layerN`` are
 ``nn.Sequential`` of ``Conv2d(3×3, padding 1)``, ``BatchNorm2d``, the QCFS activation, ``Dropout``,
-…, ending in ``AvgPool2d(2)`` (``MaxPool2d`` is swapped for average pooling before conversion), and a
+…, ending in a 2×2 pool (``AvgPool2d`` in ``vgg16``, ``MaxPool2d`` in ``vgg16_wobn``: pass ``pool=``), and a
 ``classifier`` ``Flatten``, ``Linear``, QCFS, ``Dropout``, …, ``Linear``. The QCFS activation
 ``clip(floor(x·L/λ + ½)/L, 0, 1)·λ`` stores its trained clip λ as ``<module>.thresh`` (new code) or
-``<module>.up`` (old code), shape ``(1,)``.
+``<module>.up`` (old code), shape ``(1,)``. ResNets (``residual_function``/``shortcut`` keys) are read by
+:mod:`eventsim.checkpoints.qcfs_resnet`.
 
 Conversion (what the SNN mode of the public code computes)
 ----------------------------------------------------------
@@ -26,7 +27,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import network as nw
-from .common import KeyReader, fold_batchnorm, infer_input_shape, module_groups, read_tree, split_state_dict, strip_prefix
+from .common import (KeyReader, fold_batchnorm, infer_input_shape, module_groups, read_tree, split_state_dict,
+                     strip_prefix, unsupported_feature)
+from .qcfs_resnet import is_qcfs_resnet, load_qcfs_resnet
 from .torchfile import CheckpointError
 
 __all__ = ["load_qcfs", "detect_qcfs"]
@@ -59,9 +62,38 @@ def detect_qcfs(tree: Any) -> bool:
     return "clip" in kinds and None not in kinds and "conv" in kinds
 
 
+def _block_order(groups: list) -> list:
+    """``layer1``, ``layer2``, … (by number) before the other top-level modules (the classifier), each
+    in its given order: the public VGG's order, whatever order the file kept (a .safetensors file
+    sorts its keys by name)."""
+    def rank(item):
+        top = item[0].split(".")[0]
+        return (0, int(top[5:])) if _BLOCK.fullmatch(top) else (1, 0)
+    return sorted(groups, key=rank)
+
+
+def _resolve_pool(pool: str | None, extras: dict, state: dict, source: str) -> str:
+    """``pool=`` if given, else the checkpoint's ``"pool"`` entry, else ``"avg"`` for the old code's
+    ``.up`` clips (it swaps MaxPool2d for AvgPool2d before training); otherwise ask."""
+    recorded = extras.get("pool")
+    if pool is None and isinstance(recorded, str):
+        pool = recorded
+    if pool is None and any(k.endswith(".up") for k in state):
+        pool = "avg"
+    if pool is None:
+        if not any(_BLOCK.fullmatch(k.split(".")[0]) for k in state):
+            return "avg"   # no layer<k> blocks: no pools to type
+        raise CheckpointError(f"{source}: the QCFS VGG keys do not record whether its pools average or take the "
+                              "maximum; pass pool='avg' (the public vgg16, with BatchNorm) or pool='max' (the public "
+                              "vgg16_wobn)")
+    if pool not in ("avg", "max"):
+        raise CheckpointError(f"pool={pool!r}: choose 'avg' or 'max'")
+    return pool
+
+
 def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None, v_init: float = 0.5,
               readout: str = "sum", bn_eps: float = 1e-5, pool_after_blocks: bool = True,
-              strict: bool = True) -> nw.Network:
+              pool: str | None = None, strict: bool = True) -> nw.Network:
     """Import a QCFS checkpoint and convert it to an IF network.
 
     Parameters
@@ -77,7 +109,13 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     bn_eps : float, default 1e-5
         BatchNorm epsilon (PyTorch's default, used by the public code).
     pool_after_blocks : bool, default True
-        Insert ``AvgPool2d(2)`` at the end of each ``layer<k>`` block, as in the public VGG.
+        Insert a 2×2 pool at the end of each ``layer<k>`` block, as in the public VGG.
+    pool : {"avg", "max"}, optional
+        Type of those pools. The keys do not say it for the new code (``.thresh``): its ``vgg16`` uses
+        ``AvgPool2d``, its ``vgg16_wobn`` ``MaxPool2d``; without ``pool=`` (or a ``"pool"`` entry in the
+        checkpoint dict) such a VGG is refused with a message naming both. The old code (``.up``)
+        replaces every ``MaxPool2d`` by ``AvgPool2d`` before training, so ``.up`` checkpoints use
+        ``"avg"``. ResNets pool globally by averaging and never ask.
     strict : bool, default True
         Raise on keys the layout does not use.
 
@@ -88,9 +126,19 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
         ``layer1.2`` its IF population, ``layer1.pool``, ``classifier.1`` …, ``readout``).
     """
     source = str(path)
-    state = strip_prefix(split_state_dict(read_tree(path, load_data=True), source)[0])
+    tree = read_tree(path, load_data=True)
+    state, extras = split_state_dict(tree, source)
+    state = strip_prefix(state)
+    if is_qcfs_resnet(state):
+        return load_qcfs_resnet(state, source, input_shape=input_shape, v_init=v_init, readout=readout,
+                                bn_eps=bn_eps, strict=strict)
+    feature = unsupported_feature(state, LAYOUT)
+    if feature:
+        raise CheckpointError(f"{source}: {feature}; it reads the public VGGs and ResNets (resnet18/20/34 with "
+                              "residual_function/shortcut keys)")
+    pool = _resolve_pool(pool, extras, state, source) if pool_after_blocks else None
     keys = KeyReader(state, source, LAYOUT)
-    groups = list(module_groups(state).items())
+    groups = _block_order(list(module_groups(state).items()))
     layers: list[nw.Layer] = []
     pending = None  # (module, kind, weight, bias) of a conv/linear not yet emitted
     flat = False
@@ -147,7 +195,7 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
         nxt = groups[n + 1][0] if n + 1 < len(groups) else ""
         if (pool_after_blocks and _BLOCK.fullmatch(block(module)) and block(nxt) != block(module)):
             emit(before=f"{block(module)}.pool")
-            layers.append(nw.AvgPool2d(2, name=f"{block(module)}.pool"))
+            layers.append((nw.AvgPool2d if pool == "avg" else nw.MaxPool2d)(2, name=f"{block(module)}.pool"))
     if pending is None or pending[1] != "linear":
         raise CheckpointError(f"{source}: the {LAYOUT} layout ends with a Linear output layer without a clip; "
                               f"the last module is {groups[-1][0]!r}")
@@ -159,7 +207,8 @@ def load_qcfs(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
         raise CheckpointError(f"{source}: pass input_shape= (the network starts with a Linear layer)")
     shape = tuple(input_shape) if input_shape is not None else infer_input_shape(
         layers, layers[0].in_channels, source)
-    meta = {"format": "qcfs", "source": Path(source).name, "input_encoding": "analog", "v_init_fraction": v_init}
+    meta = {"format": "qcfs", "source": Path(source).name, "input_encoding": "analog", "v_init_fraction": v_init,
+            "pool": pool}
     try:
         return nw.Network(shape, layers, metadata=meta)
     except ValueError as exc:

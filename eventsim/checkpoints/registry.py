@@ -18,7 +18,7 @@ from ..formats import ModelFormat, register_format
 from ..network import Network
 from .aoi import detect_aoi, load_aoi
 from .bntt import detect_bntt, load_bntt
-from .common import read_tree, split_state_dict
+from .common import read_tree, split_state_dict, unsupported_feature
 from .convert import detect_ann, load_ann
 from .diet import detect_diet, load_diet
 from .qcfs import detect_qcfs, load_qcfs
@@ -45,7 +45,7 @@ def register_layout(layout: Layout) -> Layout:
     LAYOUTS[layout.name] = layout
 
     def sniff(path: Path, head: bytes, _layout=layout) -> bool:
-        if file_kind(head) not in ("zip", "legacy"):
+        if file_kind(head) not in ("zip", "legacy", "safetensors"):
             return False
         try:
             return _layout.detect(read_tree(path))
@@ -73,8 +73,15 @@ def load_pt(path: str | os.PathLike, **options: Any) -> Network:
     try:
         state, _ = split_state_dict(tree, str(path))
         keys = list(state)
+        feature = unsupported_feature(keys)
+        if feature:
+            raise CheckpointError(f"{path}: {feature}: recognised, but no eventsim importer reads this architecture "
+                                  f"(the layouts {sorted(LAYOUTS)} read the public codes' VGGs and ResNets; see "
+                                  "docs/importing.md)")
         found = f"a state dict of {len(keys)} tensors ({', '.join(keys[:6])}{', …' if len(keys) > 6 else ''})"
     except CheckpointError as exc:
+        if "recognised, but" in str(exc):
+            raise
         found = str(exc).split(": ", 1)[-1]
     raise CheckpointError(f"{path}: {found} in no known layout ({sorted(LAYOUTS)}); pass format= to force one "
                           "(its error will name the keys it misses), or read the raw tensors with "
@@ -91,5 +98,6 @@ register_layout(Layout("bntt", detect_bntt, load_bntt,
                        "BNTT (Intelligent-Computing-Lab-Yale/BNTT-...): BatchNorm through time, Poisson input"))
 register_layout(Layout("ann", detect_ann, load_ann,
                        "plain ReLU/clip CNN state dict + architecture list, converted to IF neurons"))
-register_format(ModelFormat("pt", load_pt, None, None, (".pt", ".pth", ".tar", ".ckpt"),
-                            "PyTorch torch.save file, read safely; loads with the layout its keys match"))
+register_format(ModelFormat("pt", load_pt, None, None, (".pt", ".pth", ".tar", ".ckpt", ".safetensors"),
+                            "PyTorch torch.save or .safetensors file, read safely; loads with the layout its keys "
+                            "match"))

@@ -439,13 +439,16 @@ def _walk_tree(obj: Any, fn: Callable[[TensorInfo, str], Any], source: str) -> A
 
 
 def file_kind(head: bytes) -> str:
-    """``"zip"``, ``"legacy"``, ``"tar"`` or ``"unknown"`` from a file's first bytes."""
+    """``"zip"``, ``"legacy"``, ``"tar"``, ``"safetensors"`` or ``"unknown"`` from a file's first bytes."""
+    from .safetensors_file import is_safetensors_head
     if head[:4] == b"PK\x03\x04":
         return "zip"
     if head[:4] == b"\x80\x02\x8a\x0a" and len(head) >= 15 and int.from_bytes(head[4:14], "little") == _LEGACY_MAGIC:
         return "legacy"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
+    if is_safetensors_head(head):
+        return "safetensors"
     return "unknown"
 
 
@@ -585,7 +588,9 @@ def read_checkpoint(path: str | os.PathLike, *, load_data: bool = True) -> Any:
     Parameters
     ----------
     path : str or path-like
-        A ``.pt``/``.pth``/``.pth.tar`` file written by ``torch.save`` (zip or legacy layout).
+        A ``.pt``/``.pth``/``.pth.tar`` file written by ``torch.save`` (zip or legacy layout), or a
+        ``.safetensors`` file (returned as ``{"state_dict": tensors, **metadata}``, see
+        :mod:`eventsim.checkpoints.safetensors_file`).
     load_data : bool, default True
         With False, tensors come back as :class:`TensorInfo` (shape and dtype, checked against
         their storages' declared sizes) and no tensor data is read: fast, for inspection.
@@ -614,8 +619,11 @@ def read_checkpoint(path: str | os.PathLike, *, load_data: bool = True) -> Any:
         return _read_zip(path, load_data)
     if kind == "legacy":
         return _read_legacy(path, load_data)
+    if kind == "safetensors":
+        from .safetensors_file import read_safetensors
+        return read_safetensors(path, load_data)
     if kind == "tar":
         raise CheckpointError(f"{path}: tar-format checkpoint from PyTorch < 0.4; not supported. Load it once with "
                               "that PyTorch and re-save it with torch.save")
-    raise CheckpointError(f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a zip archive "
-                          "or a legacy torch.save pickle)")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a zip archive, "
+                          "a legacy torch.save pickle or a .safetensors file)")

@@ -61,7 +61,8 @@ def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float
     * an event array (fields t, x, y, p) with ``dt_us``: event counts per step (``is_events``);
     * an array of ``network.input_shape``: an analog input repeated for ``steps`` steps;
     * an array ``(T, *input_shape)``: one input per step; integer/bool dtype means event counts,
-      float means analog, unless ``input_kind`` says otherwise.
+      float means analog, unless ``input_kind`` says otherwise; with ``"auto"``, integers with negative
+      values (signed spikes of a normalised image) are analog frames.
 
     ``frames`` is either ``(T, *input_shape)`` or ``(1, *input_shape)`` (repeated).
     """
@@ -99,8 +100,14 @@ def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float
     frames = np.ascontiguousarray(frames, dtype=np.float64)
     if not np.all(np.isfinite(frames)):
         raise ValueError("inputs contain NaN or infinite values")
+    if is_events and input_kind == "auto" and np.any(frames < 0):
+        is_events = False           # signed spikes (poisson_encode of a normalised image): analog frames
     if is_events and (np.any(frames < 0) or np.any(frames != np.round(frames))):
-        raise ValueError("input_kind='events' needs non-negative integer event counts per step")
+        what = ("negative values: signed spikes such as poisson_encode() of a normalised image (BNTT on CIFAR) "
+                "are not event counts" if np.any(frames < 0) else "non-integer values")
+        raise ValueError(f"input_kind='events' needs non-negative integer event counts per step, but the input has "
+                         f"{what}; pass input_kind='analog' (or 'auto') to feed it as one analog frame per step "
+                         "(the same input currents; the first layer's work is then counted as dense MACs)")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     return frames, is_events, int(steps)

@@ -69,7 +69,7 @@ def card(info: dict) -> str:
             + claimlib.DATA_LINE
             + f"- **Accuracy (PyTorch, float64)**: {r['accuracy']:.2f} at T = {TIMESTEPS}; after steps 1…{TIMESTEPS}: "
             f"{per_step}.\n"
-            "- **Load**: `es.load(path, input_shape=(2, 34, 34))`; evaluate with `steps=10` (frames encoding). For the "
+            "- **Load**: `es.load(path, input_shape=(2, 34, 34), pool='avg')`; evaluate with `steps=10` (frames encoding). For the "
             "event-driven run on raw events, `benchmarks/claims/aoi_cutoff.py` replaces the per-bin leak 0.5 by the "
             "time constant τ = −Δt / ln 0.5 (Δt the mean bin width above).\n"
             "- **Checked by** `tests/test_claims.py`: eventsim's stepped engine gives this accuracy on the 100 test "

@@ -86,7 +86,7 @@ def card(info: dict) -> str:
             + f"- **Accuracy (PyTorch, float64)**: ANN {r['ann_accuracy']:.2f}; converted SNN "
             "(IF, θ = λ, fires at `v ≥ θ`, subtract reset, spikes of amplitude θ, output summed over steps):\n\n"
             "| T | v₀ = θ/2 | v₀ = 0 |\n|---:|---:|---:|\n" + rows + "\n\n"
-            "- **Load**: `es.load(path, input_shape=(2, 34, 34))` (v₀ = θ/2), `v_init=0.0` for the empty start; "
+            "- **Load**: `es.load(path, input_shape=(2, 34, 34), pool='avg')` (v₀ = θ/2), `v_init=0.0` for the empty start; "
             "`metadata[\"input_encoding\"] == \"analog\"`.\n"
             "- **Checked by** `tests/test_claims.py`: eventsim's stepped engine gives these accuracies on the "
             "100 test recordings (±1 sample) and the same predictions as PyTorch.\n"

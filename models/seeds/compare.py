@@ -81,10 +81,10 @@ def main(n_samples: int = 50) -> None:
             runs = {"diet": (net, images, rec["spikes"], rec["logits"], dict(steps=steps, input_kind="analog"))}
             model = qcfs.load_reference(dtype=dtype)
             logits, spikes = model.simulate(torch.as_tensor(images, dtype=dtype), qcfs.TIMESTEPS)
-            runs["qcfs"] = (es.load(qcfs.CHECKPOINT, input_shape=shape), images, spikes, logits,
+            runs["qcfs"] = (es.load(qcfs.CHECKPOINT, input_shape=shape, pool="avg"), images, spikes, logits,
                             dict(steps=qcfs.TIMESTEPS, input_kind="analog"))
             logits, spikes = aoi.run(aoi.load_reference(dtype=dtype), torch.as_tensor(frames, dtype=dtype))
-            runs["aoi"] = (es.load(aoi.CHECKPOINT, input_shape=shape), frames, spikes, logits,
+            runs["aoi"] = (es.load(aoi.CHECKPOINT, input_shape=shape, pool="avg"), frames, spikes, logits,
                            dict(input_kind="events"))
             _, rec = bntt.load_reference(dtype=dtype)(torch.as_tensor(poisson, dtype=dtype).transpose(0, 1),
                                                       record=True)

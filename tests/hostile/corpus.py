@@ -318,8 +318,8 @@ def _seed_tree(name: str):
 SEEDS = {  # layout: (file, load options, a key to damage)
     "diet": ("seeds/checkpoints/diet_nmnist.pth", {"cfg": [8, "A", 16, "A"], "input_shape": (2, 34, 34)},
              ("state_dict", "module.features.0.weight")),
-    "qcfs": ("seeds/checkpoints/qcfs_nmnist.pth", {"input_shape": (2, 34, 34)}, ("layer1.0.weight",)),
-    "aoi": ("seeds/checkpoints/aoi_nmnist.pth", {"input_shape": (2, 34, 34)}, ("0.0.fwd.0.module.bias",)),
+    "qcfs": ("seeds/checkpoints/qcfs_nmnist.pth", {"input_shape": (2, 34, 34), "pool": "avg"}, ("layer1.0.weight",)),
+    "aoi": ("seeds/checkpoints/aoi_nmnist.pth", {"input_shape": (2, 34, 34), "pool": "avg"}, ("0.0.fwd.0.module.bias",)),
     "bntt": ("seeds/checkpoints/bntt_nmnist_timestep10_leak0.95_bestmodel.pth.tar",
              {"input_shape": (2, 34, 34), "leak": 0.95},
              ("state_dict", "fc2.weight")),

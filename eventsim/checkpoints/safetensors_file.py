@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .torchfile import CheckpointError, TensorInfo
+from ..errors import CheckpointError
+from .tensors import TensorInfo
 
 __all__ = ["is_safetensors_head", "read_safetensors"]
 

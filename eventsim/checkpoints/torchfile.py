@@ -61,6 +61,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 from ..errors import CheckpointError, UnsafeCheckpointError
+from .tensors import TensorInfo
 
 __all__ = ["CheckpointError", "UnsafeCheckpointError", "TensorInfo", "read_checkpoint",
            "ALLOWED_GLOBALS", "DTYPES", "file_kind", "MAX_BYTES_PER_FILE_BYTE", "MEMORY_SLACK_BYTES",
@@ -100,27 +101,6 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 # ----------------------------------------------------------------------------- placeholders
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """A tensor as declared in the pickle, before (or instead of) reading its data.
-
-    ``offset`` and ``stride`` count elements, as in PyTorch.
-    """
-
-    shape: tuple
-    dtype: str
-    storage: str
-    offset: int
-    stride: tuple
-
-    @property
-    def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=object)) if self.shape else 1
-
-    def __repr__(self) -> str:
-        return f"TensorInfo({self.dtype}, shape={self.shape})"
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             return 0
         print()
     elif path.suffix.lower() == ".nir" and args.format in (None, "nir"):
-        from .checkpoints.nir import nir_summary
+        from .nir import nir_summary
         print(nir_summary(path))
         return 0
     else:

@@ -18,7 +18,7 @@ from .network import Network
 
 __all__ = ["ModelFormat", "register_format", "formats", "load", "save", "detect_format", "MAX_LAYER_VALUES"]
 
-PLUGINS = ("eventsim.native", "eventsim.checkpoints", "eventsim.checkpoints.nir")
+PLUGINS = ("eventsim.native", "eventsim.checkpoints", "eventsim.nir")
 
 #: Most values one layer of a loaded model may hold (2**28, 2 GiB as float64 state). A file whose
 #: shapes declare more (a huge input shape or padding, which cost the file nothing) is refused by

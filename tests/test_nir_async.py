@@ -18,8 +18,8 @@ import eventsim as es
 
 nir = pytest.importorskip("nir")
 
-from eventsim.checkpoints.nir import from_nir_graph, load_nir, save_nir  # noqa: E402
-from eventsim.checkpoints.nir_export import NIRExportWarning  # noqa: E402
+from eventsim.nir import from_nir_graph, load_nir, save_nir  # noqa: E402
+from eventsim.nir.exporter import NIRExportWarning  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "models" / "seeds" / "checkpoints"

@@ -13,7 +13,7 @@ from eventsim.formats import detect_format
 
 nir = pytest.importorskip("nir")
 
-from eventsim.checkpoints.nir import (convert, from_nir_graph, load_nir, nir_summary,  # noqa: E402
+from eventsim.nir import (convert, from_nir_graph, load_nir, nir_summary,  # noqa: E402
                                       save_nir, to_nir_graph)
 
 

@@ -20,8 +20,8 @@ from eventsim.network import Add, IF, LIF, NeuronSpec
 
 nir = pytest.importorskip("nir")
 
-from eventsim.checkpoints.nir import from_nir_graph, load_nir, save_nir, to_nir_graph  # noqa: E402
-from eventsim.checkpoints.nir_export import NIRExportWarning  # noqa: E402
+from eventsim.nir import from_nir_graph, load_nir, save_nir, to_nir_graph  # noqa: E402
+from eventsim.nir.exporter import NIRExportWarning  # noqa: E402
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

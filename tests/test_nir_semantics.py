@@ -24,7 +24,7 @@ import eventsim as es
 nir = pytest.importorskip("nir")
 torch = pytest.importorskip("torch")
 
-from eventsim.checkpoints.nir import from_nir_graph, load_nir  # noqa: E402
+from eventsim.nir import from_nir_graph, load_nir  # noqa: E402
 
 F = torch.nn.functional
 

@@ -182,7 +182,7 @@ _ALLOWED = {
     ("events/cache.py", "_write_split"): "writes into build_cache's temporary file",
     ("events/cache.py", "_append"): "writes into build_cache's temporary file",
     ("formats.py", "save"): "dispatches to the format's saver (native and NIR savers: atomic, tested above)",
-    ("checkpoints/nir.py", "convert"): "eventsim.save",
+    ("nir/files.py", "convert"): "eventsim.save",
     ("cli.py", "_cmd_convert"): "eventsim.save",
 }
 

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ._core import EVENT_DTYPE
-from ._h5safe import check_global_heaps
+from .._io import check_global_heaps
 from .validate import normalize_sensor_size, validate_events
 
 __all__ = ["build_cache", "open_cache", "EventCache", "CACHE_FORMAT", "CACHE_VERSION"]

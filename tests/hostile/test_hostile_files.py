@@ -31,12 +31,12 @@ def _consume_cache(path):
 
 
 def _nir_summary(path):
-    from eventsim.checkpoints.nir import nir_summary
+    from eventsim.nir import nir_summary
     return nir_summary(path)
 
 
 def _load_nir(path):
-    from eventsim.checkpoints.nir import load_nir
+    from eventsim.nir import load_nir
     return load_nir(path)
 
 

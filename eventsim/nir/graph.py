@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .nir_conventions import as_numbers
-from .nir_meta import GRAPH_KEY, NODE_KEY, decode_json
+from .conventions import as_numbers
+from .meta import GRAPH_KEY, NODE_KEY, decode_json
 
 __all__ = ["Node", "Ctx", "UNSUPPORTED", "collect", "adjacency", "ends", "resolve_input_shape",
            "topological", "check_chain", "fold", "array_field"]

@@ -32,7 +32,7 @@ Neurons
 -------
 NIR's LIF is ``τ·dv/dt = (v_leak − v) + R·I``, spike when ``v > v_threshold``, then
 ``v ← v_reset``; IF is ``dv/dt = R·I``. eventsim integrates ``u ← λ·u + I_step`` per step.
-A *convention* (:mod:`~eventsim.checkpoints.nir_conventions`) fixes ``λ`` and the gains
+A *convention* (:mod:`~eventsim.nir.conventions`) fixes ``λ`` and the gains
 ``k`` (per unit-weight spike) and ``c`` (per unit constant current and step) for a step ``Δt``:
 
 * ``"exact"`` (default): ``λ = e^{−Δt/τ}``, ``k = 1/τ``, ``c = 1 − λ`` (IF: ``k = 1``,
@@ -73,14 +73,13 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
-from ..events._h5safe import check_global_heaps
+from .._io import atomic_path, check_global_heaps
 from ..formats import ModelFormat, register_format
 from ..network import Network
-from .nir_conventions import CONVENTIONS, Convention, register_convention
-from .nir_export import NIRExportWarning, to_nir_graph
-from .nir_import import from_nir_graph
-from .nir_meta import GRAPH_KEY, decode_json, require_nir
+from .conventions import CONVENTIONS, Convention, register_convention
+from .exporter import NIRExportWarning, to_nir_graph
+from .importer import from_nir_graph
+from .meta import GRAPH_KEY, decode_json, require_nir
 
 __all__ = ["load_nir", "save_nir", "from_nir_graph", "to_nir_graph", "nir_summary", "convert",
            "NIRExportWarning", "CONVENTIONS", "Convention", "register_convention"]

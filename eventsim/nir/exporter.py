@@ -1,4 +1,4 @@
-"""eventsim :class:`~eventsim.network.Network` → NIR graph (see :mod:`eventsim.checkpoints.nir`).
+"""eventsim :class:`~eventsim.network.Network` → NIR graph (see :mod:`eventsim.nir`).
 
 Each layer becomes one NIR node named after the layer (plus a ``Scale`` node for a spike
 amplitude other than 1 and a ``Delay`` node for a synaptic delay); an :class:`~eventsim.network.Add`
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from .. import network as nw
-from .nir_conventions import Convention, full, get_convention
-from .nir_meta import GRAPH_KEY, NODE_KEY, encode_json, require_nir
+from .conventions import Convention, full, get_convention
+from .meta import GRAPH_KEY, NODE_KEY, encode_json, require_nir
 
 __all__ = ["to_nir_graph", "NIRExportWarning"]
 
@@ -39,7 +39,7 @@ def to_nir_graph(network: nw.Network, *, convention: str | Convention = "exact",
     Parameters
     ----------
     network : Network
-    convention : name of a :mod:`~eventsim.checkpoints.nir_conventions` convention
+    convention : name of a :mod:`~eventsim.nir.conventions` convention
         (``"exact"``, ``"euler"``, ``"snntorch"``, ``"sinabs"``) deciding ``τ`` and ``r``.
     dt_us : step length in µs; needed for per-step leaks and, under ``"euler"``, for every
         neuron. Defaults to ``network.metadata["dt_us"]``, then to the convention's default.

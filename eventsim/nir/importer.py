@@ -1,4 +1,4 @@
-"""NIR graph → eventsim :class:`~eventsim.network.Network` (see :mod:`eventsim.checkpoints.nir`).
+"""NIR graph → eventsim :class:`~eventsim.network.Network` (see :mod:`eventsim.nir`).
 
 Steps: collect the nodes (as dicts, via ``node.to_dict()``); fold ``Scale`` and ``Delay`` into a
 neighbouring layer; order the graph, which must be a single chain whose other in-edges are skip
@@ -14,8 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import network as nw
-from .nir_conventions import as_numbers, compress, get_convention, per_channel
-from .nir_graph import (ROUTING, UNSUPPORTED, WEIGHTED, Ctx as _Ctx, Node as _Node, adjacency,
+from .conventions import as_numbers, compress, get_convention, per_channel
+from .graph import (ROUTING, UNSUPPORTED, WEIGHTED, Ctx as _Ctx, Node as _Node, adjacency,
                         array_field, check_chain, collect, ends, fold, resolve_input_shape, topological)
 
 __all__ = ["from_nir_graph", "MAPPERS", "UNSUPPORTED", "RESETS"]
@@ -32,7 +32,7 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
     ----------
     graph : nir.NIRGraph
     convention : discretisation convention (``"exact"`` by default, or the one recorded by
-        eventsim's exporter); see :mod:`~eventsim.checkpoints.nir_conventions`.
+        eventsim's exporter); see :mod:`~eventsim.nir.conventions`.
     dt_us : step length in µs (needed by ``"euler"``, by per-channel τ and by biases under
         ``"exact"``, and by ``Delay`` under ``"sinabs"``).
     reset : ``"auto"`` (NIR ≥ 1.0.6: reset to ``v_reset``, which must be 0; a file written before

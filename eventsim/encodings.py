@@ -8,7 +8,7 @@ frames     AOI-SNN: event counts in ``steps`` equal time bins of ``[0, t_last + 
            ``[0, metadata["window_us"])``), 2 polarity channels (:func:`eventsim.events.to_frames`)
 analog     DIET-SNN, QCFS, converted ANNs: the recording's event-count image, divided by its
            largest count (values in [0, 1]), fed every step
-poisson    BNTT: that image rate-coded with :func:`eventsim.checkpoints.poisson_encode`, seeded
+poisson    BNTT: that image rate-coded with :func:`poisson_encode`, seeded
            with ``seed + sample index`` (``metadata["poisson_rescale"]``, default 1)
 =========  ====================================================================================
 
@@ -21,7 +21,48 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Encoded", "ENCODINGS", "register_encoding", "encode", "count_image"]
+__all__ = ["Encoded", "ENCODINGS", "register_encoding", "encode", "count_image", "poisson_encode"]
+
+
+def poisson_encode(image: Any, steps: int, seed: int | np.random.Generator, rescale: float = 1.0) -> np.ndarray:
+    """Rate-code an analog image as signed spikes, one independent draw per step and pixel.
+
+    ``s[t, i] = sign(x_i)`` where ``rescale · u[t, i] <= |x_i|`` with ``u ~ U[0, 1)``, else 0, so a pixel
+    spikes with probability ``min(1, |x_i| / rescale)`` per step. BNTT's ``PoissonGen`` uses
+    ``rescale=2``.
+
+    Parameters
+    ----------
+    image : array_like
+        Analog input, any shape (e.g. ``(C, H, W)``), finite.
+    steps : int
+        Number of time steps T.
+    seed : int or numpy.random.Generator
+        Explicit seed; the same seed gives the same spikes.
+    rescale : float, default 1.0
+
+    Returns
+    -------
+    numpy.ndarray of int8, shape ``(steps, *image.shape)``
+        Values in {-1, 0, 1}; feed to both PyTorch and eventsim. Non-negative images give 0/1
+        event counts (``input_kind="events"``).
+
+    Examples
+    --------
+    >>> s = poisson_encode(np.full((1, 2, 2), 0.5), steps=1000, seed=0)
+    >>> round(float(s.mean()), 1)
+    0.5
+    """
+    x = np.asarray(image, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("poisson_encode: image contains NaN or infinite values")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"poisson_encode: steps must be a positive integer, got {steps!r}")
+    if not rescale > 0:
+        raise ValueError(f"poisson_encode: rescale must be > 0, got {rescale!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    u = rng.random((int(steps),) + x.shape)
+    return ((u * rescale <= np.abs(x)) * np.sign(x)).astype(np.int8)
 
 
 @dataclass(frozen=True)
@@ -77,7 +118,6 @@ def _analog(network, events, index, steps, dt_us, seed) -> Encoded:
 
 
 def _poisson(network, events, index, steps, dt_us, seed) -> Encoded:
-    from .checkpoints import poisson_encode
     n = _need_steps("poisson", steps)
     image = count_image(events, network.input_shape)
     rescale = float(network.metadata.get("poisson_rescale", 1.0))

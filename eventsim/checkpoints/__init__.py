@@ -20,7 +20,7 @@ from .common import read_state_dict, split_state_dict
 from .convert import ann_forward, convert_ann, load_ann
 from .describe import describe_checkpoint
 from .diet import load_diet
-from .encoders import poisson_encode
+from ..encodings import poisson_encode  # kept here too: the BNTT recipe imports it from checkpoints
 from .qcfs import load_qcfs
 from .registry import LAYOUTS, Layout, detect_layouts, register_layout
 from .torchfile import CheckpointError, TensorInfo, UnsafeCheckpointError, read_checkpoint

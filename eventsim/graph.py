@@ -91,7 +91,7 @@ def plan(preds: Mapping[str, Sequence[str]], source: str, sink: str,
     alive = reaching(preds, sink)
     dead = [n for n in names if n not in alive]
     if dead:
-        raise ValueError(f"{describe(dead[0])} does not lead to the output {describe(sink)}; "
+        raise ValueError(f"{describe(dead[0])} does not lead to the Output ({describe(sink)}); "
                          "an eventsim network has one output")
     waiting = {n: len(set(preds[n])) for n in names}
     ready: list[str] = []

@@ -266,3 +266,18 @@ def test_malformed_and_truncated_files(exported, tmp_path):
         lone.write_bytes(dyn.read_bytes())
         with pytest.raises(CheckpointError, match=r"stored in 'vgg-True.onnx.data', which is missing"):
             es.load(lone, calibration=_images(2, 0))
+
+
+def test_docs_example_runs_and_agrees_with_pytorch(capsys):
+    """The python blocks of docs/onnx.md run; the example's SNN predicts like its ANN."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "onnx.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for code in blocks:
+            exec(compile(code, "docs/onnx.md", "exec"), {})
+    pred, ann_pred, err = capsys.readouterr().out.split()[-3:]
+    assert pred == ann_pred and float(err) < 0.2

@@ -281,3 +281,54 @@ def test_docs_example_runs_and_agrees_with_pytorch(capsys):
             exec(compile(code, "docs/onnx.md", "exec"), {})
     pred, ann_pred, err = capsys.readouterr().out.split()[-3:]
     assert pred == ann_pred and float(err) < 0.2
+
+
+def test_damaged_files_give_clear_errors(exported, tmp_path):
+    """Flipped bytes and cuts anywhere in an exported model: it loads (weights changed) or fails with
+    CheckpointError/ValueError, never another exception; a huge declared input is refused."""
+    _, path = exported["resnet", False]
+    data = path.read_bytes()
+    rng = np.random.default_rng(0)
+    calib = _images(2, 0)
+    for trial in range(60):
+        d = bytearray(data)
+        for i in rng.integers(0, len(d), rng.integers(1, 6)):
+            d[i] = rng.integers(0, 256)
+        if trial % 3 == 0:
+            d = d[: rng.integers(1, len(d))]
+        bad = tmp_path / "bad.onnx"
+        bad.write_bytes(bytes(d))
+        try:
+            es.load(bad, calibration=calib)
+        except (CheckpointError, ValueError):
+            pass
+    with pytest.raises(CheckpointError, match=r"input .* more than the"):
+        es.load(path, input_shape=(3, 1 << 15, 1 << 15))
+
+
+def test_dynamic_batch_axis_and_shape_arithmetic(tmp_path):
+    """The legacy exporter with a dynamic batch axis writes Shape → Gather → Unsqueeze → Concat →
+    Reshape for x.view(x.size(0), -1); it is evaluated while reading and becomes a Flatten."""
+    import onnx
+
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 4, 3, stride=2), nn.Linear(4 * 15 * 15, 3)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            return self.fc(x.view(x.size(0), -1))
+
+    model = ViewNet().eval()
+    path = tmp_path / "view.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Shape", "Gather", "Concat"} <= ops           # what this test is about
+    net = es.load(path, calibration=_images(8, 0))
+    assert [type(l).__name__ for l in net.layers] == ["Conv2d", "IF", "Flatten", "Linear", "Readout"]
+    x = _images(4, 1)
+    np.testing.assert_allclose(onnx_forward(onnx_layers(read_onnx(path)), x)[-1], _ann(model, x), rtol=1e-4, atol=1e-5)

@@ -1,8 +1,8 @@
 """ONNX model → a DAG of eventsim layers (see :mod:`eventsim.checkpoints.onnx_convert`).
 
-The model is read with the ``onnx`` package (protobuf: no code runs; external tensor files are
-read only from the model's own folder). Each ONNX node on the data path becomes one :class:`Op`: the layers it contributes and
-the ops it reads. Constant sub-expressions (``Constant``, ``Shape`` of a tensor of known shape,
+The model is read with the ``onnx`` package (protobuf: no code runs; see
+:mod:`~eventsim.checkpoints.onnx_file`). Each ONNX node on the data path becomes one :class:`Op`:
+the layers it contributes and the ops it reads. Constant sub-expressions (``Constant``, ``Shape`` of a tensor of known shape,
 ``Gather``, ``Concat``, ``Unsqueeze``, … — what ``torch.onnx.export`` writes for
 ``x.view(x.size(0), -1)``) are evaluated with NumPy while reading; data-path ``Identity``,
 ``Dropout`` and reshapes that keep the shape are dropped, ``BatchNormalization`` is folded into the
@@ -21,22 +21,13 @@ import numpy as np
 
 from .. import network as nw
 from .common import fold_batchnorm
+from .onnx_file import CONST_OPS, attrs, checked, load_model, require_onnx, reshape_target, squeeze, tensor, unsqueeze
 from .torchfile import CheckpointError
 
 __all__ = ["Act", "Op", "OnnxGraph", "read_onnx", "require_onnx", "SUPPORTED_OPS"]
 
 INPUT = "<input>"
 MAX_POOL_RULES = ("refuse", "spike")
-
-
-def require_onnx():
-    """Import and return the ``onnx`` package, or raise ImportError naming the extra to install."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError("reading ONNX (.onnx) files needs the 'onnx' package: "
-                          "pip install 'eventsim[onnx]'  (or: pip install onnx)") from exc
-    return onnx
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,71 +67,6 @@ class OnnxGraph:
 # ----------------------------------------------------------------------------- reading
 
 
-def _load_model(path: Path):
-    onnx = require_onnx()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:     # protobuf raises DecodeError, RuntimeWarning-like errors, ...
-        raise CheckpointError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                              "the file is truncated or not ONNX") from None
-    if not model.HasField("graph") or not model.graph.node:
-        raise CheckpointError(f"{path}: ONNX model without a graph (no nodes); the file is truncated or not ONNX")
-    _load_external(model, path)
-    return model
-
-
-def _load_external(model, path: Path) -> None:
-    """Read tensors kept in files beside the model (``torch.onnx.export`` writes ``model.onnx.data``
-    for the dynamo exporter): only plain files in the model's folder, within their size."""
-    from onnx import TensorProto
-    from onnx.external_data_helper import load_external_data_for_model
-    folder = path.resolve().parent
-    external = False
-    for init in model.graph.initializer:
-        if init.data_location != TensorProto.EXTERNAL:
-            continue
-        external = True
-        info = {e.key: e.value for e in init.external_data}
-        where = f"{path}: tensor {init.name!r} is stored in {info.get('location')!r}"
-        location = info.get("location", "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or target.parent != folder:
-            raise CheckpointError(f"{where}; eventsim reads external tensor files only from the model's own folder")
-        if not target.is_file():
-            raise CheckpointError(f"{where}, which is missing; keep it beside the .onnx file "
-                                  "(or export with external_data=False)")
-        try:
-            offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
-        except ValueError:
-            raise CheckpointError(f"{where} with a malformed offset/length") from None
-        if offset < 0 or (length >= 0 and offset + length > target.stat().st_size):
-            raise CheckpointError(f"{where} at bytes {offset}+{length}, past the end of that "
-                                  f"{target.stat().st_size}-byte file; it is truncated")
-    if external:
-        try:
-            load_external_data_for_model(model, str(folder))
-        except Exception as exc:
-            raise CheckpointError(f"{path}: cannot read its external tensor data ({exc})") from None
-
-
-def _attrs(node) -> dict[str, Any]:
-    from onnx import AttributeProto, helper, numpy_helper
-    out = {}
-    for a in node.attribute:
-        out[a.name] = numpy_helper.to_array(a.t) if a.type == AttributeProto.TENSOR else helper.get_attribute_value(a)
-        if isinstance(out[a.name], bytes):
-            out[a.name] = out[a.name].decode("utf-8", "replace")
-    return out
-
-
-def _tensor(init, source: str) -> np.ndarray:
-    from onnx import numpy_helper
-    try:
-        return numpy_helper.to_array(init)
-    except Exception as exc:
-        raise CheckpointError(f"{source}: tensor {init.name!r} cannot be read ({exc}); the file is corrupt") from None
-
-
 class _Reader:
     def __init__(self, model, source: str, input_shape, max_pool: str):
         self.g, self.source, self.max_pool = model.graph, source, max_pool
@@ -155,7 +81,7 @@ class _Reader:
         for v in self.g.output:
             self.uses[v.name] = self.uses.get(v.name, 0) + 1
         for init in self.g.initializer:
-            self.const[init.name] = _tensor(init, source)
+            self.const[init.name] = tensor(init, source)
         self.input_shape = self._input(input_shape)
 
     def _input(self, override) -> tuple[int, ...]:
@@ -178,7 +104,7 @@ class _Reader:
         if not shape or min(shape) < 1 or len(shape) not in (1, 3):
             raise CheckpointError(f"{self.source}: input shape {shape}; expected (C, H, W) or (features,) "
                                   "without the batch axis")
-        self.shape[v.name] = shape
+        self.shape[v.name] = checked(shape, f"{self.source}: input {v.name!r}")
         self.producer[v.name] = INPUT
         return shape
 
@@ -215,7 +141,7 @@ class _Reader:
 
     def alias(self, value: str, op: str, shape: tuple) -> None:
         self.producer[value] = op
-        self.shape[value] = tuple(int(s) for s in shape)
+        self.shape[value] = checked(tuple(int(s) for s in shape), f"{self.source}: value {value!r}")
 
     def single_use_op(self, value: str) -> Op | None:
         """The op producing ``value`` if ``value`` is read once and that op ends in a weighted layer."""
@@ -227,7 +153,7 @@ class _Reader:
     # ------------------------------------------------------------------ driver
     def run(self) -> OnnxGraph:
         for node in self.g.node:
-            if node.op_type in _CONST_OPS and all(v in self.const or (v in self.shape and node.op_type == "Shape")
+            if node.op_type in CONST_OPS and all(v in self.const or (v in self.shape and node.op_type == "Shape")
                                                    or not v for v in node.input):
                 self.const_node(node)
                 continue
@@ -235,7 +161,13 @@ class _Reader:
             if handler is None:
                 raise self.fail(node, f"operator {node.op_type!r}{' of domain ' + repr(node.domain) if node.domain else ''} "
                                       f"is not supported; eventsim converts {sorted(SUPPORTED_OPS)}")
-            handler(self, node)
+            try:
+                handler(self, node)
+            except CheckpointError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise self.fail(node, f"malformed or unsupported attributes or inputs "
+                                      f"({type(exc).__name__}: {exc})") from None
         outs = [v.name for v in self.g.output]
         if len(outs) != 1 or outs[0] not in self.producer or self.producer[outs[0]] == INPUT:
             raise CheckpointError(f"{self.source}: the model has outputs {outs}; eventsim needs exactly one, "
@@ -243,7 +175,7 @@ class _Reader:
         return OnnxGraph(self.ops, self.input_shape, self.producer[outs[0]], self.source)
 
     def const_node(self, node) -> None:
-        a = _attrs(node)
+        a = attrs(node)
         op = node.op_type
         try:
             if op == "Constant":
@@ -255,61 +187,12 @@ class _Reader:
                          else np.array((1,) + self.shape[v]))[a.get("start", 0):a.get("end")]
             else:
                 ins = [self.const.get(v) for v in node.input]
-                value = _CONST_OPS[op](ins, a)
+                value = CONST_OPS[op](ins, a)
         except CheckpointError:
             raise
         except Exception as exc:
             raise self.fail(node, f"cannot evaluate this constant expression ({type(exc).__name__}: {exc})") from None
         self.const[node.output[0]] = np.asarray(value)
-
-
-# ----------------------------------------------------------------------------- constant folding
-
-
-def _reshape_target(shape, target, allowzero=0):
-    out = [int(s) for s in np.asarray(target).reshape(-1)]
-    if not allowzero:
-        out = [shape[i] if s == 0 and i < len(shape) else s for i, s in enumerate(out)]
-    if out.count(-1) == 1:
-        known = int(np.prod([s for s in out if s != -1]))
-        out[out.index(-1)] = int(np.prod(shape)) // max(known, 1)
-    return tuple(out)
-
-
-def _unsqueeze(ins, a):
-    axes = a.get("axes") if ins[1:2] == [None] or len(ins) < 2 else ins[1]
-    x = ins[0]
-    for ax in sorted(int(v) % (x.ndim + len(np.atleast_1d(axes))) for v in np.atleast_1d(axes)):
-        x = np.expand_dims(x, ax)
-    return x
-
-
-def _squeeze(ins, a):
-    axes = a.get("axes") if len(ins) < 2 or ins[1] is None else ins[1]
-    return np.squeeze(ins[0], axis=None if axes is None else tuple(int(v) for v in np.atleast_1d(axes)))
-
-
-def _slice(ins, a):
-    x, starts, ends = ins[0], ins[1], ins[2]
-    axes = ins[3] if len(ins) > 3 and ins[3] is not None else np.arange(len(starts))
-    steps = ins[4] if len(ins) > 4 and ins[4] is not None else np.ones(len(starts), dtype=int)
-    index = [slice(None)] * x.ndim
-    for s, e, ax, st in zip(starts, ends, axes, steps):
-        index[int(ax)] = slice(int(s), int(e), int(st))
-    return x[tuple(index)]
-
-
-_CONST_OPS: dict[str, Callable] = {
-    "Constant": None, "Shape": None,
-    "Identity": lambda ins, a: ins[0],
-    "Cast": lambda ins, a: ins[0],
-    "Gather": lambda ins, a: np.take(ins[0], ins[1].astype(np.int64), axis=a.get("axis", 0)),
-    "Concat": lambda ins, a: np.concatenate([np.atleast_1d(v) for v in ins], axis=a["axis"]),
-    "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice,
-    "Reshape": lambda ins, a: ins[0].reshape(_reshape_target(ins[0].shape, ins[1], a.get("allowzero", 0))),
-    "Mul": lambda ins, a: ins[0] * ins[1], "Div": lambda ins, a: ins[0] / ins[1],
-    "Add": lambda ins, a: ins[0] + ins[1], "Sub": lambda ins, a: ins[0] - ins[1],
-}
 
 
 # ----------------------------------------------------------------------------- data-path handlers
@@ -332,7 +215,7 @@ def _spatial(r: _Reader, node, value: str) -> tuple[int, int, int]:
 
 
 def _conv(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     w = r.c(node, 1, "weight").astype(np.float64)
     b = r.c(node, 2, "bias", required=False)
@@ -354,7 +237,7 @@ def _out(r: _Reader, node, layer, shape) -> tuple:
 
 
 def _gemm(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     if a.get("transA", 0):
         raise r.fail(node, "transA=1 (the data transposed) has no eventsim form")
@@ -384,7 +267,7 @@ def _linear(r: _Reader, node, x: str, w: np.ndarray, bias) -> None:
 
 
 def _batchnorm(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     if a.get("training_mode", 0):
         raise r.fail(node, "training_mode=1; export the model in eval() mode")
@@ -410,7 +293,7 @@ def _relu(r: _Reader, node) -> None:
 
 
 def _clip(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     lo = r.c(node, 1, "min", required=False) if len(node.input) > 1 else a.get("min")
     hi = r.c(node, 2, "max", required=False) if len(node.input) > 2 else a.get("max")
@@ -450,7 +333,7 @@ def _add(r: _Reader, node) -> None:
 
 
 def _avgpool(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     pads = _pads(r, node, a)
     if any(pads) and not a.get("count_include_pad", 0):
@@ -462,7 +345,7 @@ def _avgpool(r: _Reader, node) -> None:
 
 
 def _maxpool(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     if r.max_pool != "spike":
         raise r.fail(node, "max pooling of spikes is not the max of rates, so eventsim does not convert it "
@@ -500,7 +383,7 @@ def _global_pool(r: _Reader, node, keep: bool = True) -> None:
 
 
 def _reducemean(r: _Reader, node) -> None:
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     axes = a.get("axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
@@ -515,7 +398,7 @@ def _reducemean(r: _Reader, node) -> None:
 
 def _reshape_like(r: _Reader, node) -> None:
     """Flatten, Reshape, Squeeze, Unsqueeze on the data path: a Flatten to (features,) or nothing."""
-    a = _attrs(node)
+    a = attrs(node)
     x = r.data(node)
     shape = r.shape[x]
     full = (1,) + shape
@@ -524,10 +407,10 @@ def _reshape_like(r: _Reader, node) -> None:
             axis = int(a.get("axis", 1)) % len(full)
             new = (int(np.prod(full[:axis])), int(np.prod(full[axis:])))
         elif node.op_type == "Reshape":
-            new = _reshape_target(full, r.c(node, 1, "shape"), a.get("allowzero", 0))
+            new = reshape_target(full, r.c(node, 1, "shape"), a.get("allowzero", 0))
         else:
             axes = a.get("axes") if len(node.input) < 2 else r.c(node, 1, "axes")
-            fn = _squeeze if node.op_type == "Squeeze" else _unsqueeze
+            fn = squeeze if node.op_type == "Squeeze" else unsqueeze
             new = fn([np.empty(full), axes if axes is None else np.asarray(axes)], {}).shape
     except (ValueError, IndexError, TypeError) as exc:
         raise r.fail(node, f"cannot apply it to shape {full} ({exc})") from None
@@ -558,7 +441,7 @@ _HANDLERS: dict[str, Callable[[_Reader, Any], None]] = {
 }
 
 #: operators eventsim converts (data path) or evaluates (constant expressions)
-SUPPORTED_OPS = frozenset(_HANDLERS) | frozenset(_CONST_OPS)
+SUPPORTED_OPS = frozenset(_HANDLERS) | frozenset(CONST_OPS)
 
 
 def read_onnx(path: str | os.PathLike, input_shape=None, max_pool: str = "refuse") -> OnnxGraph:
@@ -570,5 +453,5 @@ def read_onnx(path: str | os.PathLike, input_shape=None, max_pool: str = "refuse
     if max_pool not in MAX_POOL_RULES:
         raise CheckpointError(f"max_pool={max_pool!r}: choose one of {MAX_POOL_RULES}")
     path = Path(path)
-    model = _load_model(path)
+    model = load_model(path)
     return _Reader(model, path.name, input_shape, max_pool).run()

@@ -99,9 +99,12 @@ def _fit_head(model, head, seed):
 
 
 def _export(model, path, dynamo=True, shape=CIFAR):
+    """dynamo: True (torch's default exporter), False (the legacy TorchScript one), or "nofold"
+    (legacy without constant folding: BatchNormalization nodes stay after each Conv)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.rand((1,) + shape),), str(path), dynamo=dynamo)
+        torch.onnx.export(model, (torch.rand((1,) + shape),), str(path), dynamo=dynamo is True,
+                          **({"do_constant_folding": False} if dynamo == "nofold" else {}))
     return path
 
 
@@ -118,7 +121,7 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     resnet, net_vgg = _randomise(ResNet(), 0), _randomise(vgg(), 1)
     for name, model in (("resnet", _fit_head(resnet, resnet.fc, 0)), ("vgg", _fit_head(net_vgg, net_vgg[-1], 1))):
-        for dynamo in (True, False):
+        for dynamo in (True, False, "nofold"):
             out[name, dynamo] = (model, _export(model, root / f"{name}-{dynamo}.onnx", dynamo))
     return out
 
@@ -128,7 +131,7 @@ def _ann(model, x):
         return model(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
 
 
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+@pytest.mark.parametrize("dynamo", [True, False, "nofold"], ids=["dynamo", "legacy", "legacy-nofold"])
 @pytest.mark.parametrize("name", ["resnet", "vgg"])
 def test_structure_and_numpy_forward_equal_pytorch(exported, name, dynamo):
     model, path = exported[name, dynamo]

@@ -192,8 +192,9 @@ class _Exporter:
         net, reused, j = self.net, False, i
         while True:
             targets = net.consumers(j)
-            reused = reused or len(targets) > 1 or any(
-                isinstance(net.layers[t], nw.Add) and net.layers[t].source == j for t in targets if t == j + 1)
+            nxt = net.layers[j + 1] if j + 1 < len(net.layers) else None
+            doubled = isinstance(nxt, nw.Add) and nxt.source == j       # x + x: reaches the Add twice
+            reused = reused or len(targets) > 1 or doubled
             if not targets:
                 return None, reused
             j = targets[0]

@@ -335,3 +335,24 @@ def test_dynamic_batch_axis_and_shape_arithmetic(tmp_path):
     assert [type(l).__name__ for l in net.layers] == ["Conv2d", "IF", "Flatten", "Linear", "Readout"]
     x = _images(4, 1)
     np.testing.assert_allclose(onnx_forward(onnx_layers(read_onnx(path)), x)[-1], _ann(model, x), rtol=1e-4, atol=1e-5)
+
+
+def test_padded_average_pool_counts_the_padding_or_is_refused(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(3, stride=2, padding=1), nn.Flatten(),
+                          nn.Linear(4 * 15 * 15, 3)).eval()
+    path = _export(model, tmp_path / "pad.onnx")
+    layers = onnx_layers(read_onnx(path))
+    pool = next(l for l in layers if isinstance(l, es.AvgPool2d))
+    assert pool.kernel_size == (3, 3) and pool.stride == (2, 2) and pool.padding == (1, 1)
+    x = _images(3, 0)
+    np.testing.assert_allclose(onnx_forward(layers, x)[-1], _ann(model, x), rtol=1e-4, atol=1e-5)
+    model[2] = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+    path = _export(model, tmp_path / "nocount.onnx")
+    with pytest.raises(CheckpointError, match=r"\(AveragePool\): padding with count_include_pad=0"):
+        es.load(path, calibration=x)
+
+
+def test_missing_onnx_package_names_the_extra(exported, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install 'eventsim\[onnx\]'"):
+        es.load(exported["vgg", False][1])

@@ -44,7 +44,8 @@ def nmnist_dir() -> Path:
 #: what ``pip install -e ".[test]"`` installs (pyproject.toml) and tests import with
 #: ``pytest.importorskip``: under CI=true a test or module skipped because one is missing fails
 #: instead (a skip there would pass without testing anything). The peers are not in the extra.
-TEST_EXTRA = frozenset({"torch", "hypothesis", "dask", "distributed", "nir", "snntorch", "nirtorch"})
+TEST_EXTRA = frozenset({"torch", "hypothesis", "dask", "distributed", "nir", "snntorch", "nirtorch", "onnx",
+                        "onnxscript", "safetensors"})
 _MISSING = re.compile(r"could not import '([A-Za-z0-9_]+)")
 
 

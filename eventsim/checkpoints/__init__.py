@@ -5,8 +5,9 @@
   refused with :class:`UnsafeCheckpointError` before it can run.
 * Importers, registered as model formats for :func:`eventsim.load`:
   ``"diet"`` (:func:`load_diet`), ``"qcfs"`` (:func:`load_qcfs`), ``"aoi"`` (:func:`load_aoi`),
-  ``"bntt"`` (:func:`load_bntt`), ``"ann"`` (:func:`load_ann`, ANN→SNN conversion) and ``"pt"``
-  (whichever layout the keys match).
+  ``"bntt"`` (:func:`load_bntt`), ``"ann"`` (:func:`load_ann`, ANN→SNN conversion), ``"onnx"``
+  (:func:`load_onnx`, ANN→SNN conversion of a ``torch.onnx.export`` file) and ``"pt"`` (whichever
+  layout the keys match).
 * :func:`describe_checkpoint` for ``eventsim inspect``; :func:`poisson_encode` for BNTT's input.
 
 >>> import eventsim as es
@@ -21,11 +22,12 @@ from .convert import ann_forward, convert_ann, load_ann
 from .describe import describe_checkpoint
 from .diet import load_diet
 from ..encodings import poisson_encode  # kept here too: the BNTT recipe imports it from checkpoints
+from .onnx_convert import convert_onnx, load_onnx, onnx_forward
 from .qcfs import load_qcfs
 from .registry import LAYOUTS, Layout, detect_layouts, register_layout
 from .torchfile import CheckpointError, TensorInfo, UnsafeCheckpointError, read_checkpoint
 
 __all__ = ["read_checkpoint", "read_state_dict", "split_state_dict", "describe_checkpoint", "CheckpointError",
            "UnsafeCheckpointError", "TensorInfo", "load_diet", "load_qcfs", "load_aoi", "load_bntt", "load_ann",
-           "convert_ann", "ann_forward", "poisson_encode", "LAYOUTS", "Layout", "register_layout",
+           "convert_ann", "ann_forward", "load_onnx", "convert_onnx", "onnx_forward", "poisson_encode", "LAYOUTS", "Layout", "register_layout",
            "detect_layouts"]

@@ -2,7 +2,9 @@
 
 Each layer becomes one NIR node named after the layer (plus a ``Scale`` node for a spike
 amplitude other than 1 and a ``Delay`` node for a synaptic delay); an :class:`~eventsim.network.Add`
-becomes an extra edge into the node after it, since NIR sums everything arriving at a node.
+becomes an extra edge into the node after it, since NIR sums everything arriving at a node; a
+:class:`~eventsim.network.Branch` makes the next node read the branch source's node instead of the
+node before it (the layer order is kept in the graph's metadata, so eventsim reads it back as it was).
 Neurons are written with unit input gain under the chosen convention (``R·k = 1``), so the
 threshold is written unchanged.
 
@@ -85,30 +87,37 @@ class _Exporter:
         out_name = _free("output", names | {in_name})
         self.nodes[in_name] = nir.Input(input_type=np.array(net.input_shape))
         producers: dict[int, list[str]] = {-1: [in_name]}
-        current, adds = [in_name], []
+        current, adds, branch = [in_name], [], None
+        order = []
         for i, layer in enumerate(net.layers):
             if isinstance(layer, nw.Add):
                 current = current + producers[layer.source]
                 adds.append(layer.name)
                 producers[i] = current
                 continue
+            if isinstance(layer, nw.Branch):       # the next node reads an earlier layer's output
+                current, adds, branch = list(producers[layer.source]), [], layer.name
+                producers[i] = current
+                continue
             chain = self.export_layer(i, layer)
             first = chain[0][0]
-            if adds:
+            if adds or branch:
                 meta = json.loads(chain[0][1].metadata[NODE_KEY])
-                meta["adds"] = adds
+                meta.update({"adds": adds} if adds else {})
+                meta.update({"branch": branch} if branch else {})
                 chain[0][1].metadata[NODE_KEY] = encode_json(meta)
             for name, node in chain:
                 self.nodes[name] = node
+                order.append(name)
             self.edges += [(src, first) for src in current]
             self.edges += [(a[0], b[0]) for a, b in zip(chain, chain[1:])]
-            current, adds = [chain[-1][0]], []
+            current, adds, branch = [chain[-1][0]], [], None
             producers[i] = current
         out_meta = {NODE_KEY: encode_json({"layer": "Output", "adds": adds})} if adds else {}
         self.nodes[out_name] = nir.Output(output_type=np.array(net.output_shape), metadata=out_meta)
         self.edges += [(src, out_name) for src in current]
         meta = {GRAPH_KEY: encode_json({"convention": self.conv.name, "dt_us": self.dt_us,
-                                        "input_shape": list(net.input_shape),
+                                        "input_shape": list(net.input_shape), "order": order,
                                         "metadata": _jsonable(net.metadata)})}
         try:
             return nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta, type_check=True)
@@ -165,11 +174,7 @@ class _Exporter:
         """The layer's bias in NIR's units (a current), given the population it feeds."""
         if layer.bias is None or not np.any(layer.bias):
             return layer.bias
-        j = i + 1
-        while j < len(self.net.layers) and isinstance(self.net.layers[j], nw.Add):
-            j += 1
-        reused = any(isinstance(l, nw.Add) and l.source == i for l in self.net.layers)
-        target = self.net.layers[j] if j < len(self.net.layers) else None
+        target, reused = self.population_fed_by(i)
         if isinstance(target, (nw.NeuronSpec, nw.Readout)) and not reused:
             _, ratio = self.gains(target, self.dynamics(target) if isinstance(target, nw.NeuronSpec) else None)
             if ratio is None:
@@ -180,6 +185,21 @@ class _Exporter:
         raise ValueError(f"{layer.name}: its bias does not feed a single neuron population, so it "
                          f"cannot be converted to a current under convention {self.conv.name!r}; "
                          "use convention='euler' (bias = charge per step)")
+
+    def population_fed_by(self, i: int) -> tuple[nw.Layer | None, bool]:
+        """The layer whose input current is layer ``i``'s output (through ``Add`` merges, which
+        sum currents), and whether that output also reaches other layers."""
+        net, reused, j = self.net, False, i
+        while True:
+            targets = net.consumers(j)
+            nxt = net.layers[j + 1] if j + 1 < len(net.layers) else None
+            doubled = isinstance(nxt, nw.Add) and nxt.source == j       # x + x: reaches the Add twice
+            reused = reused or len(targets) > 1 or doubled
+            if not targets:
+                return None, reused
+            j = targets[0]
+            if not isinstance(net.layers[j], nw.Add):
+                return net.layers[j], reused
 
     def delay_node(self, layer: nw.Layer, shape) -> list[tuple[str, Any]]:
         if not layer.delay_us:

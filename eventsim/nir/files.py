@@ -24,6 +24,8 @@ Scale                        folded into the weighted layer before or after it, 
                              ``spike_amplitude``
 Delay                        ``delay_us`` of the weighted layer before it
 a node with several inputs   ``Add(source=...)`` for each extra input (NIR sums its inputs)
+a node not reading the node  ``Branch(source=...)`` first (both paths of a merge may hold
+before it in the order       layers; see :mod:`eventsim.graph`)
 LI, CubaLIF, CubaLI,         refused with the IR addition they would need (a leaky readout,
 Threshold, subgraphs         a synaptic current, a stateless threshold, recurrence)
 ============================ ==================================================================

@@ -1,10 +1,7 @@
-"""Graph preparation for the NIR importer: collect nodes, check the structure, fold ``Scale`` and
-``Delay`` nodes into their neighbours, and order the graph as eventsim's chain of layers.
-
-An eventsim :class:`~eventsim.network.Network` is a chain in which a layer may also receive the
-output of an earlier layer (:class:`~eventsim.network.Add`). A DAG has that form exactly when its
-topological order is unique (then consecutive nodes are joined by an edge, a Hamiltonian path);
-every other in-edge of a node is a skip connection.
+"""Graph preparation for the NIR importer: collect nodes, check the structure, and fold ``Scale``
+and ``Delay`` nodes into their neighbours. The DAG is then ordered as eventsim's layer list (with
+:class:`~eventsim.network.Branch` and :class:`~eventsim.network.Add`) by :func:`eventsim.graph.plan`,
+which the ONNX importer shares.
 """
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from .conventions import as_numbers
 from .meta import GRAPH_KEY, NODE_KEY, decode_json
 
 __all__ = ["Node", "Ctx", "UNSUPPORTED", "collect", "adjacency", "ends", "resolve_input_shape",
-           "topological", "check_chain", "fold", "array_field"]
+           "topological", "fold", "array_field"]
 
 WEIGHTED = ("Affine", "Linear", "Conv2d", "Conv1d")
 ROUTING = ("Flatten", "SumPool2d", "AvgPool2d")
@@ -207,26 +204,6 @@ def contract(ctx: Ctx, name: str) -> None:
                              f"{p!r} to {s!r}; eventsim cannot fold it")
         ctx.pred[s][ctx.pred[s].index(name)] = p
     del ctx.pred[name], ctx.succ[name], ctx.nodes[name]
-
-
-def check_chain(ctx: Ctx, order: list[str], out_name: str | None) -> None:
-    orphans = [n for n in order if not ctx.pred[n] and ctx.nodes[n].type != "Input"]
-    if orphans:
-        raise ValueError(f"node {orphans[0]!r} ({ctx.nodes[orphans[0]].type}) has no input; every node "
-                         "must be reached from the Input node")
-    if any(prev not in ctx.pred[name] for prev, name in zip(order, order[1:])):
-        for pos in range(len(order) - 1):     # the first point where the order is not forced
-            done = set(order[:pos + 1])
-            ready = [n for n in order[pos + 1:] if set(ctx.pred[n]) <= done]
-            if len(ready) > 1:
-                break
-        raise ValueError(
-            f"cannot linearise the graph: after {order[pos]!r}, nodes {ready} can each run next; "
-            "eventsim's Network is a chain whose merges are skip connections (Add), so two "
-            "branches that both hold layers, or a node that does not lead to the Output, "
-            "have no eventsim form")
-    if out_name is not None and order[-1] not in ctx.pred[out_name]:
-        raise ValueError(f"node {order[-1]!r} does not lead to the Output node {out_name!r}")
 
 
 # ----------------------------------------------------------------------------- folding

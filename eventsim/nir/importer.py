@@ -1,8 +1,9 @@
 """NIR graph → eventsim :class:`~eventsim.network.Network` (see :mod:`eventsim.nir`).
 
 Steps: collect the nodes (as dicts, via ``node.to_dict()``); fold ``Scale`` and ``Delay`` into a
-neighbouring layer; order the graph, which must be a single chain whose other in-edges are skip
-connections (then every merge becomes an :class:`~eventsim.network.Add`); map each node through
+neighbouring layer; order the DAG as eventsim's layer list with :func:`eventsim.graph.plan` (a
+path that starts again from an earlier node is a :class:`~eventsim.network.Branch`, every further
+input of a node an :class:`~eventsim.network.Add`, so both paths of a merge may hold layers); map each node through
 :data:`MAPPERS`; rescale biases and readout gains for the convention; finally restore exact
 eventsim values from node metadata where they agree with what NIR says.
 """
@@ -14,9 +15,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import network as nw
+from ..graph import plan
 from .conventions import as_numbers, compress, get_convention, per_channel
 from .graph import (ROUTING, UNSUPPORTED, WEIGHTED, Ctx as _Ctx, Node as _Node, adjacency,
-                        array_field, check_chain, collect, ends, fold, resolve_input_shape, topological)
+                    array_field, collect, ends, fold, resolve_input_shape, topological)
 
 __all__ = ["from_nir_graph", "MAPPERS", "UNSUPPORTED", "RESETS"]
 
@@ -60,16 +62,29 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
     shape = resolve_input_shape(ctx, nodes[in_name], input_shape)
     order = topological(ctx)
     fold(ctx, order)
-    order = [n for n in order if n in nodes and n != out_name]
-    check_chain(ctx, order, out_name)
+    order = [n for n in order if n in nodes]
+    sink = out_name if out_name is not None else _sink(ctx, order)
     ctx.index[in_name] = -1
-    for prev, name in zip(order, order[1:]):
-        node = nodes[name]
-        _adds(ctx, node, [p for p in pred[name] if p != prev], shape)
+    rank = _rank(gmeta, order)
+    steps = plan(ctx.pred, in_name, sink, rank=rank, describe=lambda n: nodes[n].where())
+    extra_names: dict[str, list] = {}
+    for step in steps:
+        node = nodes[step.node]
+        if step.kind == "branch":
+            i = ctx.index[step.source]
+            shape = ctx.input_shape if i == -1 else ctx.shapes[i]
+            _emit(ctx, nw.Branch(source=i, name=_saved_name(node, "branch")), shape)
+            continue
+        if step.kind == "add":
+            names = extra_names.setdefault(node.name, list(node.es.get("adds") or []))
+            _add(ctx, node, step.source, names.pop(0) if names else None, shape)
+            continue
+        if node.name == out_name:
+            break
         mapper = MAPPERS.get(node.type)
         if mapper is None:
             raise ValueError(_unsupported(node))
-        if node.type == "I" and name != order[-1]:
+        if node.type == "I" and node.name != sink and ctx.succ[node.name] != [out_name]:
             raise ValueError(f"{node.where()}: a non-spiking integrator is supported only as the "
                              "network's readout, right before the Output (IR addition needed: a "
                              "hidden non-spiking layer)")
@@ -78,14 +93,11 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
             out = tuple(layer.output_shape(shape))
         except ValueError as exc:
             raise ValueError(f"{node.where()}: {exc}") from None
-        ctx.layers.append(layer)
-        ctx.shapes.append(out)
-        ctx.index[name] = len(ctx.layers) - 1
-        ctx.metas[len(ctx.layers) - 1] = node.es
+        _emit(ctx, layer, out, node.es)
+        ctx.index[node.name] = len(ctx.layers) - 1
         shape = out
     if out_name is not None:
         out = nodes[out_name]
-        _adds(ctx, out, [p for p in pred[out_name] if p != order[-1]], shape)
         recorded = out.f.get("shape")
         if recorded is not None:
             recorded = as_numbers(recorded, out.where("shape"))
@@ -105,19 +117,42 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
         raise ValueError(f"NIR graph does not form a valid eventsim network: {exc}") from None
 
 
-def _adds(ctx: _Ctx, node: _Node, sources: list[str], shape: tuple) -> None:
-    names = list(node.es.get("adds") or [])
-    if len(names) != len(sources):
-        names = [None] * len(sources)
-    for src, name in zip(sources, names):
-        i = ctx.index[src]
-        other = ctx.input_shape if i == -1 else ctx.shapes[i]
-        if tuple(other) != tuple(shape):
-            raise ValueError(f"{node.where()}: merges {src!r} of shape {ctx.nir_shape(other)} with "
-                             f"shape {ctx.nir_shape(shape)}; merged inputs must have equal shapes")
-        ctx.layers.append(nw.Add(source=i, name=name))
-        ctx.shapes.append(tuple(shape))
-        ctx.metas[len(ctx.layers) - 1] = {}
+def _sink(ctx: _Ctx, order: list[str]) -> str:
+    """The one node without successors of a graph that has no Output node."""
+    sinks = [n for n in order if not ctx.succ[n]]
+    if len(sinks) != 1:
+        raise ValueError(f"graph has no Output node and {len(sinks)} nodes without successors {sinks}; "
+                         "add an Output node")
+    return sinks[0]
+
+
+def _rank(gmeta: dict, order: list[str]):
+    """Tie-break for the linearisation: the layer order eventsim recorded when it wrote the file,
+    else the graph's topological order."""
+    saved = gmeta.get("order") if isinstance(gmeta.get("order"), list) else []
+    pos = {n: i for i, n in enumerate(order)}
+    first = {n: i for i, n in enumerate(saved) if n in pos}
+    return lambda n: (first.get(n, len(first)), pos[n])
+
+
+def _saved_name(node: _Node, key: str):
+    name = node.es.get(key)
+    return name if isinstance(name, str) else None
+
+
+def _emit(ctx: _Ctx, layer: nw.Layer, shape: tuple, meta: dict | None = None) -> None:
+    ctx.layers.append(layer)
+    ctx.shapes.append(tuple(shape))
+    ctx.metas[len(ctx.layers) - 1] = meta or {}
+
+
+def _add(ctx: _Ctx, node: _Node, src: str, name, shape: tuple) -> None:
+    i = ctx.index[src]
+    other = ctx.input_shape if i == -1 else ctx.shapes[i]
+    if tuple(other) != tuple(shape):
+        raise ValueError(f"{node.where()}: merges {src!r} of shape {ctx.nir_shape(other)} with "
+                         f"shape {ctx.nir_shape(shape)}; merged inputs must have equal shapes")
+    _emit(ctx, nw.Add(source=i, name=name), shape)
 
 
 def _unsupported(node: _Node) -> str:

@@ -95,6 +95,9 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
                              f"before it produce {list(ctx.nir_shape(shape))}")
     layers = [_restore(ctx, i, layer) for i, layer in enumerate(ctx.layers)]
     meta = {"format": "nir", "convention": conv.name, "dt_us": dt_us}
+    if conv.continuous and dt_us is None and any(
+            getattr(layer, "bias", None) is not None and np.any(layer.bias) for layer in layers):
+        meta["bias_is_current"] = True   # biases per second: engine='async' in continuous time
     meta.update(gmeta.get("metadata") or {})
     meta["format"] = "nir"
     if ctx.lifted:
@@ -355,8 +358,10 @@ def _rescale_inputs(ctx: _Ctx, node: _Node, ratio, gain) -> None:
         has_bias = layer.bias is not None and np.any(layer.bias)
         if not has_bias and unit_gain:
             continue
-        if has_bias and ratio is None:
+        if has_bias and ratio is None and not ctx.conv.continuous:
             ctx.need_dt(node, f"converting the bias of {q!r} (a current) to charge per step")
+        # a continuous convention without dt_us keeps the bias a current (per second, in the
+        # population's units, as NIR defines it): from_nir_graph marks the network "bias_is_current"
         factor = np.ones(()) if ratio is None or not has_bias else np.asarray(ratio)
         exclusive = all(ctx.succ[a] == [b] for a, b in zip(path[1:], path[:-1])) and ctx.succ[p] == [node.name]
         if has_bias and np.any(factor != 1.0) and not (exclusive and (q == p or factor.ndim == 0)):

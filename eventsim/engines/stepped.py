@@ -156,6 +156,11 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         k1 = steps
     layers = network.layers
     n_layers = len(layers)
+    if network.metadata.get("bias_is_current") and any(
+            getattr(l, "bias", None) is not None and np.any(l.bias) for l in layers):
+        raise ValueError("this network's biases are currents per second (a NIR graph loaded with convention "
+                         "'exact' and no dt_us), which a step cannot hold: load the file with dt_us= to run it "
+                         "stepped, or use engine='async' (continuous time)")
 
     # ------------------------------------------------------------- per-layer constants and state
     degree, dense_macs, wt = _weight_tables(network, synop_convention)
@@ -189,6 +194,14 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                for i in params} if "spikes" in record else {}
     membranes = {layers[i].name: np.zeros((steps,) + network.shapes[i])
                  for i in params} if "membrane" in record else {}
+    # the output population's counts and membrane per step, for decoding (eventsim.decoding)
+    last = n_layers - 1
+    out_pop = isinstance(layers[last], NeuronSpec)
+    n_pop_out = int(np.prod(network.shapes[last])) if out_pop else 0
+    out_counts = np.zeros((steps, n_pop_out), np.int64)
+    out_membrane = np.zeros((steps, n_pop_out))
+    if resume is not None and out_pop:
+        out_counts[:k0], out_membrane[:k0] = resume.data["out_counts"], resume.data["out_membrane"]
     if resume is not None:
         readout[:] = resume.data["readout"]
         for name, arr in (("logits", logits), ("spikes", spikes), ("synops", synops), ("macs", macs),
@@ -259,6 +272,9 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                                                p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
                 updates[k, i] = v.size
                 val, cnt = out.reshape(shape), out_n.reshape(shape)
+                if i == last:
+                    out_counts[k] = out_n.ravel()
+                    out_membrane[k] = v.ravel()
                 if rasters:
                     rasters[layer.name][k] = out_n.reshape(shape)
                 if membranes:
@@ -274,7 +290,8 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
 
     if pause_us is not None:
         data = {"k": k1, "readout": readout.copy(), "logits": logits[:k1], "spikes": spikes[:k1],
-                "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1]}
+                "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1],
+                "out_counts": out_counts[:k1], "out_membrane": out_membrane[:k1]}
         data.update({f"v{i}": v for i, v in state.items()})
         data.update({"raster:" + name: arr[:k1] for name, arr in rasters.items()})
         data.update({"membrane:" + name: arr[:k1] for name, arr in membranes.items()})
@@ -287,7 +304,8 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         engine="stepped", layer_names=tuple(l.name for l in layers), times_us=times, logits=logits,
         spikes_per_row=spikes, synops_per_row=synops, macs_per_row=macs, neuron_updates_per_row=updates,
         synop_convention=synop_convention, dt_us=dt_us, rasters=rasters, membranes=membranes,
-        info={"input_kind": "events" if is_events else "analog"})
+        info={"input_kind": "events" if is_events else "analog", "output_counts": out_counts,
+              "output_membrane": out_membrane})
 
 
 def _check_record(record) -> tuple[str, ...]:

@@ -87,6 +87,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, help="run samples on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", help="run samples on an existing Dask cluster (scheduler address)")
+    p.add_argument("--decode", default="auto", choices=["auto", "readout", "counts", "first-spike", "membrane"],
+                   help="how outputs become predictions: the Readout, or for a network that ends in spikes its "
+                        "output spike counts (auto's choice), first output spike, or last membrane (default: auto)")
     p.add_argument("--window-us", type=float,
                    help="on Dask, split recordings longer than this into chained time windows, state carried "
                         "across (default: 2000000; 0: never split); results are identical")
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a model on recordings; anytime accuracy/synops/energy curves")
     _add_eval_args(p)
-    p.add_argument("--cutoff", default="none", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit")
+    p.add_argument("--cutoff", default="none", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit, first-spike")
     p.add_argument("--cutoff-param", action="append", default=[], metavar="KEY=VALUE",
                    help="cutoff policy parameter, e.g. t_us=50000, budget=1e6, beta=2, epsilon=0.05 (repeatable)")
     p.add_argument("--calibration", help="calibration table from `eventsim calibrate` (for --cutoff gap)")

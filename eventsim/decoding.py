@@ -155,8 +155,7 @@ def decode_result(network: Network, res: SimulationResult, decode: str,
     """
     info = dict(res.info)
     info["decode"] = decode
-    if decode == "readout":
-        info["predictions"] = np.array([_readout_argmax(row) for row in res.logits], np.int64)
+    if decode == "readout":        # the readout's argmax, as before: no per-row predictions stored
         return replace(res, info=info)
     counts, first_t = _output_counts(network, res)
     if decode == "counts":
@@ -176,6 +175,3 @@ def decode_result(network: Network, res: SimulationResult, decode: str,
         info.pop("spike_times", None)
     return replace(res, logits=logits, info=info, membranes=membranes)
 
-
-def _readout_argmax(row: np.ndarray) -> int:
-    return int(np.argmax(row)) if row.size else -1

@@ -50,6 +50,8 @@ class SampleTrace:
     spikes_per_layer: np.ndarray  # (K, L) increments
     n_events: int
     duration_us: int
+    #: (K,) decoded prediction per row (-1: undecided), see :mod:`eventsim.decoding`
+    predictions: np.ndarray | None = None
 
     def padded(self, rows: int, dt_us: float) -> "SampleTrace":
         """Extend to ``rows`` rows by holding the final state (the recording is over)."""
@@ -63,7 +65,8 @@ class SampleTrace:
                            hold(self.spikes),
                            np.concatenate([self.spikes_per_layer, np.zeros((extra, self.spikes_per_layer.shape[1]),
                                                                            np.int64)]),
-                           self.n_events, self.duration_us)
+                           self.n_events, self.duration_us,
+                           None if self.predictions is None else hold(self.predictions))
 
 
 @dataclass
@@ -151,6 +154,7 @@ class Continuation:
     n_events: int
     duration_us: int
     state: Any = field(repr=False)
+    decode: str = "auto"
 
 
 def _shifted(events: np.ndarray) -> tuple[np.ndarray, int]:
@@ -181,19 +185,19 @@ def _window(events: np.ndarray, t_from: float, t_to: float | None) -> np.ndarray
 
 def _to_trace(res: Any, times_us: np.ndarray, index: int, label: int, n_events: int, duration_us: int) -> SampleTrace:
     if res.logits.shape[1] == 0:
-        raise ValueError("the network has no Readout layer: nothing to evaluate")
+        raise ValueError("the network has no output to evaluate (neither a Readout nor a spiking last layer)")
     if len(res.times_us) != len(times_us):
         raise RuntimeError(f"engine returned {len(res.times_us)} rows for a grid of {len(times_us)}")
     return SampleTrace(index=index, label=int(label), times_us=np.asarray(times_us, float),
                        logits=np.asarray(res.logits, float), synops=res.cumulative("synops"),
                        macs=res.cumulative("macs"), spikes=res.cumulative("spikes"),
                        spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=n_events,
-                       duration_us=duration_us)
+                       duration_us=duration_us, predictions=res.predictions)
 
 
 def start_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
                  dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
-                 seed: int = 0, window_us: float | None = None) -> "SampleTrace | Continuation":
+                 seed: int = 0, window_us: float | None = None, decode: str = "auto") -> "SampleTrace | Continuation":
     """Simulate a sample whole, or only its first window when it is longer than ``window_us``.
 
     Only event input (the ``events`` encoding) on a whole-µs grid is split; a split sample returns a
@@ -209,16 +213,16 @@ def start_sample(network: Network, events: np.ndarray, label: int, index: int = 
     window_steps = int(math.ceil(window_us / enc.dt_us)) if window_us else 0
     if not (0 < window_steps < enc.steps and enc.input_kind == "events" and getattr(enc.inputs.dtype, "names", None)
             and float(enc.dt_us).is_integer()):
-        res = simulate(network, enc.inputs, engine=engine, **options)
+        res = simulate(network, enc.inputs, engine=engine, decode=decode, **options)
         return _to_trace(res, enc.times_us, index, label, n_events, duration_us)
     decreasing = np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)
     if decreasing.size:
         i = int(decreasing[0]) + 1
         raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
     pause = window_steps * enc.dt_us
-    state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, **options)
+    state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, decode=decode, **options)
     return Continuation(index, int(label), engine, options, window_steps, enc.steps, enc.dt_us, enc.times_us, shift,
-                        n_events, duration_us, state)
+                        n_events, duration_us, state, decode)
 
 
 def continue_sample(network: Network, events: np.ndarray, cont: Continuation) -> "SampleTrace | Continuation":
@@ -230,21 +234,23 @@ def continue_sample(network: Network, events: np.ndarray, cont: Continuation) ->
     t_from = cont.state.t_us
     t_to = t_from + cont.window_steps * cont.dt_us
     if t_to >= cont.steps * cont.dt_us:       # the last window
-        res = simulate(network, _window(events, t_from, None), engine=cont.engine, resume=cont.state)
+        res = simulate(network, _window(events, t_from, None), engine=cont.engine, resume=cont.state,
+                       decode=cont.decode)
         return _to_trace(res, cont.times_us, cont.index, cont.label, cont.n_events, cont.duration_us)
-    state = simulate(network, _window(events, t_from, t_to), engine=cont.engine, resume=cont.state, pause_us=t_to)
+    state = simulate(network, _window(events, t_from, t_to), engine=cont.engine, resume=cont.state, pause_us=t_to,
+                     decode=cont.decode)
     return replace(cont, state=state)
 
 
 def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
                  dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
-                 seed: int = 0, window_us: float | None = None) -> SampleTrace:
+                 seed: int = 0, window_us: float | None = None, decode: str = "auto") -> SampleTrace:
     """Simulate one sample and keep its readout and counters on the evaluation grid.
 
     With ``window_us`` a longer recording is simulated window by window, the engine state carried
     from one to the next (what Dask workers do); the trace is identical either way.
     """
-    out = start_sample(network, events, label, index, engine, dt_us, steps, synop_convention, seed, window_us)
+    out = start_sample(network, events, label, index, engine, dt_us, steps, synop_convention, seed, window_us, decode)
     while isinstance(out, Continuation):
         out = continue_sample(network, events, out)
     return out
@@ -265,7 +271,8 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
              steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
              energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
              progress: bool = False, workers: int | None = None, scheduler: str | None = None,
-             client: Any = None, seed: int = 0, store: Any = None, window_us: float | None = None) -> Evaluation:
+             client: Any = None, seed: int = 0, store: Any = None, window_us: float | None = None,
+             decode: str = "auto") -> Evaluation:
     """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
 
     Parameters
@@ -286,7 +293,12 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         carried from one window to the next: on Dask each window is a task, so a lost worker redoes
         one window. Default: :data:`DEFAULT_WINDOW_US` (2 s) on Dask, no splitting in a serial run;
         ``0`` never splits. The results are identical whatever the windows.
+    decode : how outputs become predictions (:mod:`eventsim.decoding`): ``"auto"`` (the Readout,
+        or the output spike counts of a network that ends in spikes), ``"counts"``,
+        ``"first-spike"``, ``"membrane"`` or ``"readout"``
     """
+    from .decoding import resolve_decode
+    decode = resolve_decode(network, decode)
     counting.check_convention(synop_convention)
     table = counting.get_energy_table(energy_table)
     dt_us = float(dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
@@ -315,18 +327,20 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     if todo and (workers or scheduler or client is not None):
         from .distributed import trace_distributed
         options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
-                       window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
+                       window_us=DEFAULT_WINDOW_US if window_us is None else window_us, decode=decode)
         _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers, scheduler=scheduler,
                                             progress=bar, client=client, on_trace=keep, already=len(done))
     else:
         for i in todo:
             events, label = dataset[i][:2]
-            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
+            keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us,
+                              decode))
             bar.update(len(done))
     traces = [done[i] for i in range(n)]
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
                    tuple(layer.name for layer in network.layers), wall_s)
+    ev.summary["decode"] = decode
     if worker_stats is not None:
         ev.summary["workers"] = worker_stats
     return ev
@@ -343,9 +357,9 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
     labelled = labels >= 0
     records = []
     for tr in traces:
-        k = policy.select(Trace(tr.times_us, tr.logits, tr.synops))
-        pred = int(np.argmax(tr.logits[k])) if np.any(tr.logits[k] != 0) else -1
-        final = int(np.argmax(tr.logits[-1])) if np.any(tr.logits[-1] != 0) else -1
+        k = policy.select(Trace(tr.times_us, tr.logits, tr.synops, tr.predictions))
+        row_preds = _row_predictions(tr)
+        pred, final = int(row_preds[k]), int(row_preds[-1])
         records.append({
             "index": tr.index, "label": tr.label, "prediction": pred, "correct": int(pred == tr.label),
             "prediction_final": final, "cutoff_t_us": float(tr.times_us[k]), "cutoff_row": int(k),
@@ -355,9 +369,7 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
             "energy_pj_total": table.energy_pj(tr.synops[-1], tr.macs[-1]),
             "events": tr.n_events, "duration_us": tr.duration_us,
         })
-    logits = np.stack([t.logits for t in traces])                      # (N, K, n)
-    has_out = np.any(logits != 0, axis=2)
-    preds = np.where(has_out, np.argmax(logits, axis=2), -1)
+    preds = np.stack([_row_predictions(t) for t in traces])           # (N, K)
     synops = np.stack([t.synops for t in traces]).astype(float)
     macs = np.stack([t.macs for t in traces]).astype(float)
     times = np.stack([t.times_us for t in traces]).mean(axis=0)
@@ -402,6 +414,15 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
     return Evaluation(summary, records, traces, layer_names)
 
 
+def _row_predictions(tr: SampleTrace) -> np.ndarray:
+    """(K,) prediction per row: the decoding's (spiking outputs), else the readout's argmax
+    (``-1`` while the readout is all zero)."""
+    if tr.predictions is not None:
+        return np.asarray(tr.predictions, np.int64)
+    logits = np.asarray(tr.logits)
+    return np.where(np.any(logits != 0, axis=1), np.argmax(logits, axis=1), -1)
+
+
 def _saving(at_cutoff: float, at_end: float) -> float | None:
     return None if at_end == 0 else float(1.0 - at_cutoff / at_end)
 
@@ -415,7 +436,9 @@ def gap_matrix(traces: list[SampleTrace], dt_us: float) -> tuple[np.ndarray, np.
     if np.any(labels < 0):
         raise ValueError("calibration needs labelled samples")
     times = np.stack([t.times_us for t in traces]).mean(axis=0)
-    return top_gap(logits), np.argmax(logits, axis=2) == labels[:, None], times
+    preds = np.stack([_row_predictions(t) if t.predictions is not None else np.argmax(t.logits, axis=1)
+                      for t in traces])
+    return top_gap(logits), preds == labels[:, None], times
 
 
 def summary_table(ev: Evaluation) -> str:
@@ -505,14 +528,15 @@ def _store(args, network: Network, n_samples: int):
     fingerprint = {"eventsim": __version__, "network": network_fingerprint(network), "data": args.data,
                    "split": args.split, "root": args.root, "samples": n_samples, "engine": args.engine,
                    "dt_us": args.dt_us, "steps": args.steps, "synop_convention": args.synop_convention,
-                   "seed": args.seed, "limit": args.limit}
+                   "seed": args.seed, "limit": args.limit, "decode": getattr(args, "decode", "auto")}
     return TraceStore(Path(args.out) / ".partial", fingerprint, resume=getattr(args, "resume", False))
 
 
 def _evaluate_cli(args, network, dataset, policy, store):
     return evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
                   limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
-                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None))
+                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None),
+                  decode=getattr(args, "decode", "auto"))
 
 
 def run_calibrate_cli(args) -> int:
@@ -526,7 +550,7 @@ def run_calibrate_cli(args) -> int:
     ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,
                   synop_convention=args.synop_convention, limit=args.limit, progress=not args.no_progress,
                   workers=args.workers, scheduler=args.scheduler, seed=args.seed,
-                  window_us=getattr(args, "window_us", None))
+                  window_us=getattr(args, "window_us", None), decode=getattr(args, "decode", "auto"))
     traces, n = ev.traces, len(ev.traces)
     gaps, correct, grid = gap_matrix(traces, dt_us)
     # frames: rows are each recording's own bins, so β is per row, not per (mean) grid time

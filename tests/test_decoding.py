@@ -186,3 +186,28 @@ def test_cutoff_policies_on_counts():
     assert make_policy("first-spike").select(trace) == 1
     with pytest.raises(ValueError, match="decoded predictions"):
         make_policy("first-spike").select(Trace(np.arange(1.0, 5.0), logits, np.arange(4)))
+
+
+@pytest.mark.parametrize("engine", ["stepped", "async"])
+@pytest.mark.parametrize("decode", ["auto", "first-spike", "membrane"])
+def test_evaluate_spiking_output(engine, decode, tmp_path):
+    from eventsim.evaluate import evaluate
+    rng = np.random.default_rng(3)
+    net = _spiking_net(rng)
+    data = [(_random_events(rng, 300, 6, 30_000), int(rng.integers(0, 4))) for _ in range(4)]
+    ev = evaluate(net, data, engine=engine, dt_us=1000, decode=decode, cutoff="first-spike"
+                  if decode != "membrane" else "none")
+    assert ev.summary["decode"] == ("counts" if decode == "auto" else decode)
+    for (events, label), rec in zip(data, ev.records):
+        kw = dict(steps=30) if engine == "stepped" else dict(t_stop_us=30_000, snapshot_times_us=np.arange(1, 31) * 1000.0)
+        res = es.simulate(net, events, engine=engine, dt_us=1000, decode=decode, **kw)
+        assert rec["prediction_final"] == res.prediction
+        if decode != "membrane":   # first-spike cut: the first row with an output spike
+            k = int(np.argmax(res.predictions >= 0)) if np.any(res.predictions >= 0) else res.steps - 1
+            assert rec["cutoff_row"] == k and rec["prediction"] == res.predictions[k]
+    # the same with recordings split into windows (engine state carried across)
+    split = evaluate(net, data, engine=engine, dt_us=1000, decode=decode, window_us=7000)
+    assert [r["prediction_final"] for r in split.records] == [r["prediction_final"] for r in ev.records]
+    ev.write(tmp_path, figures=False)
+    import json
+    assert json.loads((tmp_path / "results.json").read_text())["decode"] == ev.summary["decode"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import counting
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
-from ..kernels.neuron import population_step
+from ..kernels.neuron import population_step, population_step_multi
 from ..network import (Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
@@ -39,6 +39,13 @@ class NeuronParams:
     integrate_first: bool
     reset_zero: bool
     compare_ge: bool
+
+
+def membrane_floor(spec: NeuronSpec, channels: int) -> np.ndarray:
+    """``v_min`` per channel ``(channels,)``; ``-inf`` where the population has no floor."""
+    if spec.v_min is None:
+        return np.full(channels, -np.inf)
+    return np.ascontiguousarray(np.broadcast_to(np.atleast_1d(spec.v_min).astype(np.float64), (channels,)))
 
 
 def neuron_params(spec: NeuronSpec, channels: int, dt_us: float | None) -> NeuronParams:
@@ -164,7 +171,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
 
     # ------------------------------------------------------------- per-layer constants and state
     degree, dense_macs, wt = _weight_tables(network, synop_convention)
-    params, state, gain_bias = {}, {}, {}
+    params, state, gain_bias, floors = {}, {}, {}, {}
     for i, layer in enumerate(layers):
         in_shape = network.input_shape_of(i)
         if isinstance(layer, NeuronSpec):
@@ -180,6 +187,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
             v[:] = params[i].v_init[:, None] if resume is None else resume.data[f"v{i}"]
             state[i] = v
             gain_bias[i] = (layer.step_gain, layer.step_bias)
+            floors[i] = membrane_floor(layer, c)
         if getattr(layer, "delay_us", 0.0):
             raise ValueError(f"{layer.name}: delay_us is supported by engine='async' only")
 
@@ -190,7 +198,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
     synops = np.zeros((steps, n_layers), np.int64)
     macs = np.zeros((steps, n_layers), np.int64)
     updates = np.zeros((steps, n_layers), np.int64)
-    rasters = {layers[i].name: np.zeros((steps,) + network.shapes[i], np.uint8)
+    rasters = {layers[i].name: np.zeros((steps,) + network.shapes[i], np.int64 if layers[i].multi_spike else np.uint8)
                for i in params} if "spikes" in record else {}
     membranes = {layers[i].name: np.zeros((steps,) + network.shapes[i])
                  for i in params} if "membrane" in record else {}
@@ -268,8 +276,13 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                     current = current + bias[k][:, None]
                 out = np.empty(v.shape)
                 out_n = np.empty(v.shape, np.int64)
-                spikes[k, i] = population_step(v, current, p.leak, p.threshold, p.amplitude,
-                                               p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
+                if layer.multi_spike or layer.v_min is not None:   # sinabs's MultiSpike / min_v_mem
+                    spikes[k, i] = population_step_multi(v, current, p.leak, p.threshold, p.amplitude,
+                                                         p.integrate_first, p.reset_zero, p.compare_ge,
+                                                         layer.multi_spike, floors[i], out, out_n)
+                else:
+                    spikes[k, i] = population_step(v, current, p.leak, p.threshold, p.amplitude,
+                                                   p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
                 updates[k, i] = v.size
                 val, cnt = out.reshape(shape), out_n.reshape(shape)
                 if i == last:

@@ -294,6 +294,8 @@ def _map_neuron(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
     if node.amplitude is not None:
         kwargs["spike_amplitude"] = _amplitude(ctx, node, shape, theta_u)
     _rescale_inputs(ctx, node, None if ratio is None else compress(np.asarray(ratio)), None)
+    if conv.neuron_options is not None:     # the exporter's own neuron semantics (sinabs)
+        kwargs.update(conv.neuron_options(node.type, theta_u, ctx.reset))
     try:
         return cls(**kwargs)
     except ValueError as exc:
@@ -391,7 +393,8 @@ def _close(a, b) -> bool:
         return False
 
 
-_NOT_IN_NIR = ("v_init", "compare", "order", "step_gain", "step_bias", "refractory_us", "mode")
+_NOT_IN_NIR = ("v_init", "compare", "order", "step_gain", "step_bias", "refractory_us", "mode", "multi_spike",
+               "v_min")
 
 
 def _restore(ctx: _Ctx, i: int, layer: nw.Layer) -> nw.Layer:

@@ -25,7 +25,11 @@ Batch (``simultaneous="batch"``): the stepped engine, spike for spike
     layers before a population are integrated, then the population's touched neurons take one
     :func:`~eventsim.kernels.neuron.neuron_step` with ``I·g_k + b_k`` after the idle steps' leak
     ``v ← λ·v``; a neuron that would fire at the next step without input queues a wake-up. Spike
-    max-pooling passes one event per window and step. Delays must be whole steps.
+    max-pooling passes one event per window and step. Delays must be whole steps. sinabs's
+    options (``multi_spike``: ⌊u/θ⌋ spikes per step; ``v_min``: a floor after each step) take
+    :func:`~eventsim.kernels.neuron.neuron_step_multi`, as in the stepped engine. In continuous
+    time a subtract reset already fires ⌊u/θ⌋ times at the instant ``u`` exceeds θ, so
+    ``multi_spike`` needs nothing more there; a floor is a per-step clamp and is refused.
 
 Counting follows :mod:`eventsim.counting`. MACs: a weighted layer fed an analog input counts
 its dense MACs once per step in batch mode and once per distinct analog frame in continuous
@@ -69,7 +73,7 @@ from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
-from .stepped import neuron_params, prepare_steps
+from .stepped import membrane_floor, neuron_params, prepare_steps
 
 __all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
 
@@ -288,7 +292,15 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
                          (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind)):
             pi[p, col] = int(val)
         pf[p, A.PF_REFR], pf[p, A.PF_ITMAX] = refr, float(inv_tau.max())
-        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]))
+        if not batch and (spec.v_min is not None or (spec.multi_spike and params.reset_zero)):
+            what = "a membrane floor v_min (a per-step clamp)" if spec.v_min is not None else \
+                "multi_spike with reset='zero' (several spikes, then 0, in one step)"
+            raise ValueError(f"{spec.name}: {what} is a step semantics: run it with engine='stepped' or "
+                             "engine='async' with simultaneous='batch' and dt_us=")
+        pi[p, A.P_STEPX] = (A.STEPX_MULTI if spec.multi_spike else
+                            (A.STEPX_FLOOR if spec.v_min is not None else 0)) if batch else 0
+        floor = membrane_floor(spec, C)
+        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau, floor]))
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C

@@ -157,14 +157,19 @@ def decode_result(network: Network, res: SimulationResult, decode: str,
     info["decode"] = decode
     if decode == "readout":        # the readout's argmax, as before: no per-row predictions stored
         return replace(res, info=info)
-    counts, first_t = _output_counts(network, res)
+    try:
+        counts, first_t = _output_counts(network, res)
+        membrane = _output_membrane(network, res) if decode == "membrane" else None
+    except KeyError:
+        raise ValueError(f"decode={decode!r}: the run did not record what this decoding needs (a resumed run "
+                         "decodes as its first window was set up: pass the same decode= to every window)") from None
     if decode == "counts":
         logits, preds = counts.astype(np.float64), decode_counts(counts)
     elif decode == "first-spike":
         logits, preds = counts.astype(np.float64), decode_first_spike(counts, first_t)
         info["first_spike_us"] = first_t
     else:
-        logits = _output_membrane(network, res)
+        logits = membrane
         preds = decode_membrane(logits)
     info["predictions"] = preds
     info.pop("output_counts", None)

@@ -43,6 +43,10 @@ def describe_layer(layer) -> str:
             parts.append(f"per-step gain/bias T={layer.step_count}")
         if layer.refractory_us:
             parts.append(f"refractory={layer.refractory_us:g}µs")
+        if layer.multi_spike:
+            parts.append("multi-spike")
+        if layer.v_min is not None:
+            parts.append(f"v_min={_fmt_param(layer.v_min)}")
         return " ".join(parts)
     if isinstance(layer, Readout):
         return f"accumulate ({layer.mode})"

@@ -211,3 +211,49 @@ def test_evaluate_spiking_output(engine, decode, tmp_path):
     ev.write(tmp_path, figures=False)
     import json
     assert json.loads((tmp_path / "results.json").read_text())["decode"] == ev.summary["decode"]
+
+
+@pytest.mark.realdata
+def test_cli_evaluates_a_network_that_ends_in_spikes(tmp_path, nmnist_dir, capsys):
+    """``eventsim evaluate`` on the shipped N-MNIST net with its readout replaced by a spiking layer
+    (once refused: "no Readout layer") decodes by output spike counts; the predictions written
+    equal those of simulate(), and results.json names the decoding."""
+    import json
+    from pathlib import Path
+    from eventsim.cli import main
+    from eventsim.events import LocalNMNIST
+    root = Path(__file__).resolve().parents[1]
+    shipped = es.load(root / "models" / "nmnist" / "nmnist_if.npz")
+    spiking = es.Network(shipped.input_shape, list(shipped.layers[:-1]) + [es.IF(threshold=1.0, multi_spike=True,
+                                                                               v_min=-1.0, compare=">=")])
+    path = tmp_path / "spiking.npz"
+    es.save(spiking, path)
+    assert es.load(path) == spiking                       # the sinabs options survive the native format
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", str(path), "--data", str(nmnist_dir), "--limit", "3", "--dt-us", "10000",
+            "--no-progress", "--no-figures", "--out", str(out), "--decode", "first-spike", "--cutoff", "first-spike"]
+    assert main(args) == 0, capsys.readouterr().err
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["decode"] == "first-spike" and summary["cutoff"]["policy"] == "first-spike"
+    rows = (out / "per_sample.csv").read_text().splitlines()[1:]
+    data = LocalNMNIST(nmnist_dir, "test")
+    for i, line in enumerate(rows):
+        events, label = data[i]
+        steps = len(np.arange(10_000, int(events["t"][-1]) + 10_001, 10_000))
+        res = es.simulate(spiking, events, dt_us=10_000, steps=steps, decode="first-spike")
+        fields = line.split(",")
+        assert int(fields[4]) == res.prediction               # prediction_final
+    assert summary["accuracy_at_end"] is not None
+
+
+def test_resume_with_another_decoding_is_refused():
+    rng = np.random.default_rng(4)
+    net = _spiking_net(rng)
+    ev = _random_events(rng, 200, 6, 10_000)
+    state = es.simulate(net, ev[ev["t"] < 5000], engine="async", dt_us=1000, t_stop_us=10_000, pause_us=5000)
+    with pytest.raises(ValueError, match="did not record what this decoding needs"):
+        es.simulate(net, ev[ev["t"] >= 5000], engine="async", resume=state, decode="membrane")
+    whole = es.simulate(net, ev, engine="async", dt_us=1000, t_stop_us=10_000)
+    done = es.simulate(net, ev[ev["t"] >= 5000], engine="async", resume=state)
+    np.testing.assert_array_equal(done.logits, whole.logits)
+    assert done.predictions.tolist() == whole.predictions.tolist()

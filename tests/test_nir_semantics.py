@@ -110,6 +110,16 @@ def reference(graph, inputs, convention, dt_us, reset):
                     state[n] = v
                     val[n] = (v, np.zeros(v.shape))
                     continue
+                if convention == "sinabs":   # sinabs's from_nir: MultiSpike, subtract reset, IF floor −θ
+                    th = np.asarray(node.v_threshold, float)
+                    s = np.where(v > 0, np.trunc(v / th), 0.0)
+                    v = v - s * th
+                    if kind == "IF":
+                        v = np.maximum(v, -th)
+                    state[n] = v
+                    spikes.setdefault(n, []).append(s.astype(np.int64))
+                    val[n] = (s, np.zeros(s.shape))
+                    continue
                 s = v > node.v_threshold
                 v = np.where(s, v - node.v_threshold, v) if reset == "subtract" else np.where(s, node.v_reset, v)
                 state[n] = v
@@ -230,7 +240,8 @@ def test_conventions_match_the_reference(kind, convention, dt_us, reset):
     assert total > 10                         # the comparison involves real spiking activity
     expect = {"LIF": es.LIF, "IF": es.IF}[kind]
     assert isinstance(net.layers[1], expect) and isinstance(net.layers[3], expect)
-    assert net.layers[1].reset == ("subtract" if reset == "subtract" else "zero")
+    assert net.layers[1].reset == ("subtract" if reset == "subtract" or convention == "sinabs" else "zero")
+    assert net.layers[1].multi_spike == (convention == "sinabs")
 
 
 def test_snntorch_convention_recovers_beta_and_unit_gain():

@@ -26,10 +26,11 @@ pytest.importorskip("sinabs", exc_type=ImportError)
 pytest.importorskip("nir")
 
 from conftest import require_shared_data  # noqa: E402
-from sinabs_export import SinabsRun, export_nir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "peers"))
+
+from peerkit.sinabs_nir import SinabsRun, export_nir  # noqa: E402
 pytestmark = [pytest.mark.realdata, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")]
 
 N_RECORDINGS = 20

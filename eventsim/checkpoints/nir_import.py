@@ -294,7 +294,8 @@ def _map_neuron(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
     if node.amplitude is not None:
         kwargs["spike_amplitude"] = _amplitude(ctx, node, shape, theta_u)
     _rescale_inputs(ctx, node, None if ratio is None else compress(np.asarray(ratio)), None)
-    if conv.neuron_options is not None:     # the exporter's own neuron semantics (sinabs)
+    if conv.neuron_options is not None and not isinstance(node.es.get("fields"), dict):
+        # the exporter's own neuron semantics (sinabs); a file eventsim wrote restores its own values
         kwargs.update(conv.neuron_options(node.type, theta_u, ctx.reset))
     try:
         return cls(**kwargs)

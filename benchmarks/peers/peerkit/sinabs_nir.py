@@ -1,4 +1,4 @@
-"""Helpers for the sinabs checks (tests/test_sinabs.py, benchmarks/bench_sinabs.py): sinabs twins of
+"""sinabs and NIR (tests/test_sinabs.py, benchmarks/bench_sinabs.py): sinabs twins of
 eventsim networks, their NIR export by ``sinabs.nir.to_nir`` and sinabs's own simulation of a NIR
 file (``sinabs.nir.from_nir``) with every spiking layer's output recorded per step."""
 from __future__ import annotations

@@ -33,8 +33,9 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
     graph : nir.NIRGraph
     convention : discretisation convention (``"exact"`` by default, or the one recorded by
         eventsim's exporter); see :mod:`~eventsim.checkpoints.nir_conventions`.
-    dt_us : step length in µs (needed by ``"euler"``, by per-channel τ and by biases under
-        ``"exact"``, and by ``Delay`` under ``"sinabs"``).
+    dt_us : step length in µs (needed by ``"euler"``, by per-channel τ and by ``Delay`` under
+        ``"sinabs"``; under ``"exact"`` a non-zero bias without it stays a current per second,
+        which only the asynchronous engine's continuous time runs).
     reset : ``"auto"`` (NIR ≥ 1.0.6: reset to ``v_reset``, which must be 0; a file written before
         1.0.6 without ``v_reset`` subtracts θ), ``"zero"``/``"v_reset"``, or ``"subtract"``
         (for exporters that write ``v_reset = 0`` for subtractive neurons: snnTorch, sinabs).

@@ -17,7 +17,8 @@ usually do) is read from that population, in one of three ways:
 ``"readout"``       the :class:`~eventsim.network.Readout`'s value (the default where there is one)
 ==================  ===============================================================================
 
-``decode="auto"`` picks ``"readout"`` if the network has a readout, else ``"counts"``. Every row
+``decode="auto"`` picks ``"counts"`` for a network that ends in a spiking population, else
+``"readout"`` (a network that ends in neither has empty logits and predicts ``-1``). Every row
 of a result (every snapshot, :meth:`~eventsim.result.SimulationResult.at`) has a prediction, so
 every cutoff policy works with every decoding.
 
@@ -57,13 +58,10 @@ def resolve_decode(network: Network, decode: str | None) -> str:
         raise ValueError(f"decode={decode!r}: choose one of {DECODINGS}")
     last = network.layers[-1]
     if decode == "auto":
-        if network.has_readout:
-            return "readout"
         if isinstance(last, NeuronSpec):
             return "counts"
-        raise ValueError(f"the network ends in {last.name} ({last.kind}), neither a Readout nor a spiking "
-                         "population: there is no output to decode; end it with es.Readout() or a neuron layer")
-    if decode == "readout" and not network.has_readout:
+        return "readout"      # a Readout, or no output at all (empty logits, prediction -1)
+    if decode == "readout" and not network.has_readout and isinstance(last, NeuronSpec):
         raise ValueError(f"decode='readout' needs a Readout as the last layer, but the network ends in {last.name}; "
                          f"use decode='counts', 'first-spike' or 'membrane' for a network that ends in spikes")
     if decode in _SPIKE_DECODINGS and not isinstance(last, NeuronSpec):

@@ -171,8 +171,10 @@ def test_decode_options_and_errors():
     with pytest.raises(ValueError, match="choose one of"):
         es.simulate(spiking, np.zeros((1, 2, 6, 6)), dt_us=1000, decode="votes")
     plain = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.ones((2, 1)))])
-    with pytest.raises(ValueError, match="no output to decode"):
-        es.simulate(plain, np.ones((1, 1, 1)), steps=2, input_kind="analog")
+    res = es.simulate(plain, np.ones((1, 1, 1)), steps=2, input_kind="analog")   # no output: as before
+    assert res.logits.shape == (2, 0) and res.prediction == -1
+    with pytest.raises(ValueError, match="reads the last layer's spikes"):
+        es.simulate(plain, np.ones((1, 1, 1)), steps=2, input_kind="analog", decode="counts")
     res = es.simulate(spiking, _random_events(rng, 50, 6, 5000), engine="async", dt_us=1000)
     assert "spike_times" not in res.info and res.info["decode"] == "counts"   # recorded for decoding only
 

@@ -172,7 +172,7 @@ def _store(args, network: Network, n_samples: int):
     fingerprint = {"eventsim": __version__, "network": network_fingerprint(network), "data": args.data,
                    "split": args.split, "root": args.root, "samples": n_samples, "engine": args.engine,
                    "dt_us": args.dt_us, "steps": args.steps, "synop_convention": args.synop_convention,
-                   "seed": args.seed, "limit": args.limit,
+                   "seed": args.seed, "limit": args.limit, "decode": getattr(args, "decode", "auto"),
                    "transforms": _fitted_spec(args)}
     return TraceStore(Path(args.out) / ".partial", fingerprint, resume=getattr(args, "resume", False))
 
@@ -185,7 +185,8 @@ def _fitted_spec(args) -> list:
 def _evaluate_cli(args, network, dataset, policy, store):
     return evaluate(network, dataset, engine=args.engine, dt_us=args.dt_us, steps=args.steps, cutoff=policy, energy_table=args.energy_table, synop_convention=args.synop_convention,
                   limit=args.limit, progress=not args.no_progress, workers=args.workers, scheduler=args.scheduler,
-                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None))
+                  seed=args.seed, store=store, window_us=getattr(args, "window_us", None),
+                  decode=getattr(args, "decode", "auto"))
 
 
 def run_calibrate_cli(args) -> int:
@@ -200,7 +201,7 @@ def run_calibrate_cli(args) -> int:
     ev = evaluate(network, dataset, engine=args.engine, dt_us=dt_us, steps=args.steps,
                   synop_convention=args.synop_convention, limit=args.limit, progress=not args.no_progress,
                   workers=args.workers, scheduler=args.scheduler, seed=args.seed,
-                  window_us=getattr(args, "window_us", None))
+                  window_us=getattr(args, "window_us", None), decode=getattr(args, "decode", "auto"))
     traces, n = ev.traces, len(ev.traces)
     gaps, correct, grid = gap_matrix(traces, dt_us)
     # frames: rows are each recording's own bins, so β is per row, not per (mean) grid time
@@ -234,6 +235,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, help="run samples on a local Dask cluster of N worker processes")
     p.add_argument("--scheduler", help="run samples on an existing Dask cluster (scheduler address)")
+    p.add_argument("--decode", default="auto", choices=["auto", "readout", "counts", "first-spike", "membrane"],
+                   help="how outputs become predictions: the Readout, or for a network that ends in spikes its "
+                        "output spike counts (auto's choice), first output spike, or last membrane (default: auto)")
     p.add_argument("--window-us", type=float,
                    help="on Dask, split recordings longer than this into chained time windows, state carried "
                         "across (default: 2000000; 0: never split); results are identical")
@@ -263,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a model on recordings; anytime accuracy/synops/energy curves")
     _add_eval_args(p)
-    p.add_argument("--cutoff", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit (default: for the "
+    p.add_argument("--cutoff", help="cutoff policy: none, time, synops, gap, confidence, fixed-exit, first-spike "
+                   "(default: for the "
                    "demo model on the async engine gap with its shipped calibration on a 10 ms grid, else none)")
     p.add_argument("--cutoff-param", action="append", default=[], metavar="KEY=VALUE",
                    help="cutoff policy parameter, e.g. t_us=50000, budget=1e6, beta=2, epsilon=0.05 (repeatable)")

@@ -14,9 +14,13 @@ prediction is the argmax of the readout at that row, and its cost is the counter
 ``confidence``          stop at the first row where ``max softmax(Y) > 1 − ε``
 ``fixed-exit``          BNTT: stop at the first step whose layer-average batch-norm scale γ
                         falls below ``threshold`` (a property of the network, not of the input)
+``first-spike``         stop at the first row with a decided prediction (a network that ends in
+                        spikes: its first output spike; see :mod:`eventsim.decoding`)
 ======================  ==============================================================
 
-A policy that never fires stops at the last row.
+A policy that never fires stops at the last row. For a network that ends in spikes the "readout"
+is what its decoding makes of the output (:mod:`eventsim.decoding`): ``gap`` and ``confidence``
+act on the cumulative output spike counts, and the prediction at the cut is the decoding's.
 
 A calibrated ``gap`` table is indexed one of two ways (its ``"index"`` entry):
 
@@ -52,11 +56,14 @@ ROW_INDEXED_ENCODINGS = frozenset({"frames"})
 @dataclass(frozen=True)
 class Trace:
     """One sample's readout history: ``times_us`` (K,), cumulative ``logits`` (K, n) and
-    cumulative ``synops`` (K,) at each grid row."""
+    cumulative ``synops`` (K,) at each grid row, and optionally the decoded ``predictions`` (K,)
+    (``-1``: undecided; see :mod:`eventsim.decoding`). For a network that ends in spikes the
+    logits are its cumulative output spike counts (or its membrane with ``decode="membrane"``)."""
 
     times_us: np.ndarray
     logits: np.ndarray
     synops: np.ndarray
+    predictions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         k = len(self.times_us)
@@ -155,6 +162,17 @@ def _policy_confidence(epsilon: float) -> Callable[[Trace], int]:
     return lambda trace: _first_or_last(_softmax_max(trace.logits) > 1 - epsilon)
 
 
+def _policy_first_spike(**_) -> Callable[[Trace], int]:
+    """Stop at the first row with a decided prediction: with ``decode="first-spike"`` (or
+    ``"counts"``) the moment of the first output spike, the decoding's own anytime answer."""
+    def select(trace: Trace) -> int:
+        if trace.predictions is None:
+            raise ValueError("cutoff first-spike: needs decoded predictions (a network that ends in spikes, "
+                             "decode='first-spike' or 'counts')")
+        return _first_or_last(np.asarray(trace.predictions) >= 0)
+    return select
+
+
 def bn_gain_per_step(network) -> np.ndarray:
     """Layer-average batch-norm scale per step of a BNTT-style network, (T,).
 
@@ -199,6 +217,7 @@ POLICIES: dict[str, Callable[..., Callable[[Trace], int]]] = {
     "gap": _policy_gap,
     "confidence": _policy_confidence,
     "fixed-exit": _policy_fixed_exit,
+    "first-spike": _policy_first_spike,
 }
 
 

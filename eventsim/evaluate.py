@@ -113,7 +113,8 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
              steps: int | None = None, cutoff: str | Policy = "none", cutoff_params: dict | None = None,
              energy_table: str = "45nm", synop_convention: str = "all", limit: int | None = None,
              progress: bool = False, workers: int | None = None, scheduler: str | None = None,
-             client: Any = None, seed: int = 0, store: Any = None, window_us: float | None = None) -> Evaluation:
+             client: Any = None, seed: int = 0, store: Any = None, window_us: float | None = None,
+             decode: str = "auto") -> Evaluation:
     """Evaluate ``network`` on a sequence of ``(events, label)`` samples.
 
     Parameters
@@ -134,7 +135,12 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         carried from one window to the next: on Dask each window is a task, so a lost worker redoes
         one window. Default: :data:`DEFAULT_WINDOW_US` (2 s) on Dask, no splitting in a serial run;
         ``0`` never splits. The results are identical whatever the windows.
+    decode : how outputs become predictions (:mod:`eventsim.decoding`): ``"auto"`` (the Readout,
+        or the output spike counts of a network that ends in spikes), ``"counts"``,
+        ``"first-spike"``, ``"membrane"`` or ``"readout"``
     """
+    from .decoding import resolve_decode
+    decode = resolve_decode(network, decode)
     counting.check_convention(synop_convention)
     table = counting.get_energy_table(energy_table)
     dt_us = float(dt_us or network.metadata.get("dt_us") or DEFAULT_DT_US)
@@ -164,14 +170,15 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
         if todo and (workers or scheduler or client is not None):
             from .distributed import trace_distributed
             options = dict(engine=engine, dt_us=dt_us, steps=steps, synop_convention=synop_convention, seed=seed,
-                           window_us=DEFAULT_WINDOW_US if window_us is None else window_us)
+                           window_us=DEFAULT_WINDOW_US if window_us is None else window_us, decode=decode)
             _, worker_stats = trace_distributed(network, dataset, todo, options, workers=workers,
                                                 scheduler=scheduler, progress=bar, client=client, on_trace=keep,
                                                 already=len(done))
         else:
             for i in todo:
                 events, label = dataset[i][:2]
-                keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us))
+                keep(trace_sample(network, events, label, i, engine, dt_us, steps, synop_convention, seed, window_us,
+                                  decode))
                 bar.update(len(done))
     finally:
         bar.close()
@@ -179,6 +186,7 @@ def evaluate(network: Network, dataset: Sequence, *, engine: str = "stepped", dt
     wall_s = time.perf_counter() - t0
     ev = aggregate(traces, cutoff, table, dt_us, engine, synop_convention,
                    tuple(layer.name for layer in network.layers), wall_s)
+    ev.summary["decode"] = decode
     if worker_stats is not None:
         ev.summary["workers"] = worker_stats
     return ev
@@ -195,9 +203,9 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
     labelled = labels >= 0
     records = []
     for tr in traces:
-        k = policy.select(Trace(tr.times_us, tr.logits, tr.synops))
-        pred = int(np.argmax(tr.logits[k])) if np.any(tr.logits[k] != 0) else -1
-        final = int(np.argmax(tr.logits[-1])) if np.any(tr.logits[-1] != 0) else -1
+        k = policy.select(Trace(tr.times_us, tr.logits, tr.synops, tr.predictions))
+        row_preds = _row_predictions(tr)
+        pred, final = int(row_preds[k]), int(row_preds[-1])
         records.append({
             "index": tr.index, "label": tr.label, "prediction": pred, "correct": int(pred == tr.label),
             "prediction_final": final, "cutoff_t_us": float(tr.times_us[k]), "cutoff_row": int(k),
@@ -207,9 +215,7 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
             "energy_pj_total": table.energy_pj(tr.synops[-1], tr.macs[-1]),
             "events": tr.n_events, "duration_us": tr.duration_us,
         })
-    logits = np.stack([t.logits for t in traces])                      # (N, K, n)
-    has_out = np.any(logits != 0, axis=2)
-    preds = np.where(has_out, np.argmax(logits, axis=2), -1)
+    preds = np.stack([_row_predictions(t) for t in traces])           # (N, K)
     synops = np.stack([t.synops for t in traces]).astype(float)
     macs = np.stack([t.macs for t in traces]).astype(float)
     times = np.stack([t.times_us for t in traces]).mean(axis=0)
@@ -255,6 +261,15 @@ def aggregate(traces: list[SampleTrace], policy: Policy, table: counting.EnergyT
     return Evaluation(summary, records, traces, layer_names)
 
 
+def _row_predictions(tr: SampleTrace) -> np.ndarray:
+    """(K,) prediction per row: the decoding's (spiking outputs), else the readout's argmax
+    (``-1`` while the readout is all zero)."""
+    if tr.predictions is not None:
+        return np.asarray(tr.predictions, np.int64)
+    logits = np.asarray(tr.logits)
+    return np.where(np.any(logits != 0, axis=1), np.argmax(logits, axis=1), -1)
+
+
 def _saving(at_cutoff: float, at_end: float) -> float | None:
     return None if at_end == 0 else float(1.0 - at_cutoff / at_end)
 
@@ -268,7 +283,9 @@ def gap_matrix(traces: list[SampleTrace], dt_us: float) -> tuple[np.ndarray, np.
     if np.any(labels < 0):
         raise ValueError("calibration needs labelled samples")
     times = np.stack([t.times_us for t in traces]).mean(axis=0)
-    return top_gap(logits), np.argmax(logits, axis=2) == labels[:, None], times
+    preds = np.stack([_row_predictions(t) if t.predictions is not None else np.argmax(t.logits, axis=1)
+                      for t in traces])
+    return top_gap(logits), preds == labels[:, None], times
 
 
 class _CallableModule(types.ModuleType):

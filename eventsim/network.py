@@ -372,6 +372,16 @@ class NeuronSpec(Layer):
     The emitted spike has amplitude ``spike_amplitude`` (a number, or ``"threshold"`` for θ).
     ``threshold``, ``v_init`` and ``leak`` are scalars or per-channel arrays (channel = first
     axis of the population's shape). IF is ``λ = 1``.
+
+    sinabs semantics (``convention="sinabs"`` of the NIR reader sets them as sinabs's ``from_nir``):
+
+    * ``multi_spike=True``: several spikes in one step, ``n = ⌊u/θ⌋`` for ``u > 0`` (sinabs's
+      ``MultiSpike``; with ``compare=">"`` an exact multiple ``u = m·θ`` gives ``m − 1``), each of
+      amplitude ``spike_amplitude``; the subtract reset removes ``n·θ``, the zero reset sets 0.
+      In continuous time (asynchronous engine) a subtract reset already fires repeatedly while
+      ``u`` stays above θ, so the flag changes nothing there.
+    * ``v_min``: a membrane floor, ``u ← max(u, v_min)`` after the reset of every step (sinabs's
+      ``min_v_mem``; ``from_nir`` gives an IF ``v_min = −θ``). A scalar or per channel.
     """
 
     threshold: Any = 1.0
@@ -384,6 +394,8 @@ class NeuronSpec(Layer):
     step_bias: Any = None
     refractory_us: float = 0.0
     name: str | None = None
+    multi_spike: bool = False
+    v_min: Any = None
     kind = "neuron"
 
     def __post_init__(self) -> None:
@@ -420,6 +432,14 @@ class NeuronSpec(Layer):
             raise ValueError(f"{label}: step_gain has {self.step_gain.shape[0]} steps but step_bias has {self.step_bias.shape[0]}")
         if self.refractory_us < 0:
             raise ValueError(f"{label}.refractory_us: must be >= 0, got {self.refractory_us}")
+        if not isinstance(self.multi_spike, (bool, np.bool_)):
+            raise ValueError(f"{label}.multi_spike: expected True or False, got {self.multi_spike!r}")
+        object.__setattr__(self, "multi_spike", bool(self.multi_spike))
+        if self.v_min is not None:
+            object.__setattr__(self, "v_min", _param(self.v_min, f"{label}.v_min"))
+            if np.any(self.v_min > 0):
+                raise ValueError(f"{label}.v_min: a membrane floor must be <= 0 (the rest potential), "
+                                 f"got {self.v_min}")
 
     def describe(self) -> str:
         parts = [f"θ={_fmt_param(self.threshold)}", f"v{self.compare}θ", f"reset={self.reset}"]
@@ -435,6 +455,10 @@ class NeuronSpec(Layer):
             parts.append(f"per-step gain/bias T={self.step_count}")
         if self.refractory_us:
             parts.append(f"refractory={self.refractory_us:g}µs")
+        if self.multi_spike:
+            parts.append("multi-spike")
+        if self.v_min is not None:
+            parts.append(f"v_min={_fmt_param(self.v_min)}")
         return " ".join(parts)
 
     def _describe_model(self) -> list[str]:
@@ -447,7 +471,7 @@ class NeuronSpec(Layer):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         channels = input_shape[0]
-        for attr in ("threshold", "v_init"):
+        for attr in ("threshold", "v_init") + (("v_min",) if self.v_min is not None else ()):
             _check_channels(self, attr, getattr(self, attr), channels, input_shape)
         for attr in ("step_gain", "step_bias"):
             val = getattr(self, attr)

@@ -29,10 +29,13 @@ class Counts:
     spikes_per_layer: Mapping[str, int]
     synops_per_layer: Mapping[str, int]
     macs_per_layer: Mapping[str, int]
+    #: the decoded prediction at this time (see :mod:`eventsim.decoding`); None: argmax of ``logits``
+    decoded: int | None = None
 
     @property
     def prediction(self) -> int:
-        return _argmax(self.logits)
+        """Predicted class at this time: the decoding's answer (``-1`` while undecided), else argmax."""
+        return self.decoded if self.decoded is not None else _argmax(self.logits)
 
 
 def _argmax(logits: np.ndarray) -> int:
@@ -51,7 +54,8 @@ class SimulationResult:
     engine : ``"stepped"`` or ``"async"``
     layer_names : names of the network's layers; every ``*_per_row`` array has one column each
     times_us : (K,) end time of each row in µs (stepped: ``(k+1)·dt_us``, or ``k+1`` if no dt)
-    logits : (K, n_out) readout at the end of each row (empty columns if the net has no Readout)
+    logits : (K, n_out) at the end of each row, under the decoding (:mod:`eventsim.decoding`): the
+        readout, the cumulative output spike counts, or the output membrane
     spikes_per_row, synops_per_row, macs_per_row, neuron_updates_per_row : (K, L) int64 increments
     synop_convention : ``"all"`` (every existing synapse) or ``"nonzero"`` (NeuroBench)
     rasters : ``{layer name: (K, *shape) array}`` of spike counts per row, when recorded
@@ -103,8 +107,19 @@ class SimulationResult:
 
     @property
     def prediction(self) -> int:
-        """Predicted class at the end of the simulation (argmax of the readout, lowest index on ties)."""
+        """Predicted class at the end of the simulation under the result's decoding
+        (:mod:`eventsim.decoding`: argmax of the readout or of the output spike counts, lowest index
+        on ties; ``-1`` while a spiking output is undecided)."""
+        preds = self.predictions
+        if preds is not None:
+            return int(preds[-1]) if len(preds) else -1
         return _argmax(self.final_logits)
+
+    @property
+    def predictions(self) -> np.ndarray | None:
+        """(K,) the decoded prediction at each row end (``-1``: undecided), or None if not decoded."""
+        preds = self.info.get("predictions")
+        return None if preds is None else np.asarray(preds, np.int64)
 
     @property
     def spikes(self) -> int:
@@ -165,6 +180,8 @@ class SimulationResult:
             k = int(np.searchsorted(self.times_us, t_us, side="right"))
             t = float(t_us)
         logits = self.logits[k - 1].copy() if k else np.zeros(self.logits.shape[1])
+        preds = self.predictions
+        decoded = None if preds is None else (int(preds[k - 1]) if k else -1)
         return Counts(
             t_us=t, step=k,
             logits=logits,
@@ -175,6 +192,7 @@ class SimulationResult:
             spikes_per_layer=self._per_layer(self.spikes_per_row, k),
             synops_per_layer=self._per_layer(self.synops_per_row, k),
             macs_per_layer=self._per_layer(self.macs_per_row, k),
+            decoded=decoded,
         )
 
     def cumulative(self, what: str = "synops") -> np.ndarray:

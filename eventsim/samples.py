@@ -37,6 +37,8 @@ class SampleTrace:
     spikes_per_layer: np.ndarray  # (K, L) increments
     n_events: int
     duration_us: int
+    #: (K,) decoded prediction per row (-1: undecided), see :mod:`eventsim.decoding`
+    predictions: np.ndarray | None = None
 
     def padded(self, rows: int, dt_us: float) -> "SampleTrace":
         """Extend to ``rows`` rows by holding the final state (the recording is over)."""
@@ -50,7 +52,8 @@ class SampleTrace:
                            hold(self.spikes),
                            np.concatenate([self.spikes_per_layer, np.zeros((extra, self.spikes_per_layer.shape[1]),
                                                                            np.int64)]),
-                           self.n_events, self.duration_us)
+                           self.n_events, self.duration_us,
+                           None if self.predictions is None else hold(self.predictions))
 
 
 #: recordings whose first timestamp lies beyond this (e.g. AEDAT 4's wall-clock µs) are timed from
@@ -85,6 +88,7 @@ class Continuation:
     n_events: int
     duration_us: int
     state: Any = field(repr=False)
+    decode: str = "auto"
 
 
 def _shifted(events: np.ndarray) -> tuple[np.ndarray, int]:
@@ -115,19 +119,19 @@ def _window(events: np.ndarray, t_from: float, t_to: float | None) -> np.ndarray
 
 def _to_trace(res: Any, times_us: np.ndarray, index: int, label: int, n_events: int, duration_us: int) -> SampleTrace:
     if res.logits.shape[1] == 0:
-        raise ValueError("the network has no Readout layer: nothing to evaluate")
+        raise ValueError("the network has no output to evaluate (neither a Readout nor a spiking last layer)")
     if len(res.times_us) != len(times_us):
         raise RuntimeError(f"engine returned {len(res.times_us)} rows for a grid of {len(times_us)}")
     return SampleTrace(index=index, label=int(label), times_us=np.asarray(times_us, float),
                        logits=np.asarray(res.logits, float), synops=res.cumulative("synops"),
                        macs=res.cumulative("macs"), spikes=res.cumulative("spikes"),
                        spikes_per_layer=np.asarray(res.spikes_per_row, np.int64), n_events=n_events,
-                       duration_us=duration_us)
+                       duration_us=duration_us, predictions=res.predictions)
 
 
 def start_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
                  dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
-                 seed: int = 0, window_us: float | None = None) -> "SampleTrace | Continuation":
+                 seed: int = 0, window_us: float | None = None, decode: str = "auto") -> "SampleTrace | Continuation":
     """Simulate a sample whole, or only its first window when it is longer than ``window_us``.
 
     Only event input (the ``events`` encoding) on a whole-µs grid is split; a split sample returns a
@@ -143,16 +147,16 @@ def start_sample(network: Network, events: np.ndarray, label: int, index: int = 
     window_steps = int(math.ceil(window_us / enc.dt_us)) if window_us else 0
     if not (0 < window_steps < enc.steps and enc.input_kind == "events" and getattr(enc.inputs.dtype, "names", None)
             and float(enc.dt_us).is_integer()):
-        res = simulate(network, enc.inputs, engine=engine, **options)
+        res = simulate(network, enc.inputs, engine=engine, decode=decode, **options)
         return _to_trace(res, enc.times_us, index, label, n_events, duration_us)
     decreasing = np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)
     if decreasing.size:
         i = int(decreasing[0]) + 1
         raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
     pause = window_steps * enc.dt_us
-    state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, **options)
+    state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, decode=decode, **options)
     return Continuation(index, int(label), engine, options, window_steps, enc.steps, enc.dt_us, enc.times_us, shift,
-                        n_events, duration_us, state)
+                        n_events, duration_us, state, decode)
 
 
 def continue_sample(network: Network, events: np.ndarray, cont: Continuation) -> "SampleTrace | Continuation":
@@ -164,21 +168,23 @@ def continue_sample(network: Network, events: np.ndarray, cont: Continuation) ->
     t_from = cont.state.t_us
     t_to = t_from + cont.window_steps * cont.dt_us
     if t_to >= cont.steps * cont.dt_us:       # the last window
-        res = simulate(network, _window(events, t_from, None), engine=cont.engine, resume=cont.state)
+        res = simulate(network, _window(events, t_from, None), engine=cont.engine, resume=cont.state,
+                       decode=cont.decode)
         return _to_trace(res, cont.times_us, cont.index, cont.label, cont.n_events, cont.duration_us)
-    state = simulate(network, _window(events, t_from, t_to), engine=cont.engine, resume=cont.state, pause_us=t_to)
+    state = simulate(network, _window(events, t_from, t_to), engine=cont.engine, resume=cont.state, pause_us=t_to,
+                     decode=cont.decode)
     return replace(cont, state=state)
 
 
 def trace_sample(network: Network, events: np.ndarray, label: int, index: int = 0, engine: str = "stepped",
                  dt_us: float = DEFAULT_DT_US, steps: int | None = None, synop_convention: str = "all",
-                 seed: int = 0, window_us: float | None = None) -> SampleTrace:
+                 seed: int = 0, window_us: float | None = None, decode: str = "auto") -> SampleTrace:
     """Simulate one sample and keep its readout and counters on the evaluation grid.
 
     With ``window_us`` a longer recording is simulated window by window, the engine state carried
     from one to the next (what Dask workers do); the trace is identical either way.
     """
-    out = start_sample(network, events, label, index, engine, dt_us, steps, synop_convention, seed, window_us)
+    out = start_sample(network, events, label, index, engine, dt_us, steps, synop_convention, seed, window_us, decode)
     while isinstance(out, Continuation):
         out = continue_sample(network, events, out)
     return out

@@ -79,7 +79,8 @@ class TraceStore:
                     done[i] = SampleTrace(index=meta["index"], label=meta["label"], times_us=z["times_us"],
                                           logits=z["logits"], synops=z["synops"], macs=z["macs"],
                                           spikes=z["spikes"], spikes_per_layer=z["spikes_per_layer"],
-                                          n_events=meta["n_events"], duration_us=meta["duration_us"])
+                                          n_events=meta["n_events"], duration_us=meta["duration_us"],
+                                          predictions=z["predictions"] if "predictions" in z.files else None)
             except (OSError, ValueError, KeyError, EOFError):
                 path.unlink(missing_ok=True)
         return done
@@ -91,6 +92,7 @@ class TraceStore:
             with open(tmp, "wb") as fh:
                 np.savez(fh, times_us=trace.times_us, logits=trace.logits, synops=trace.synops, macs=trace.macs,
                          spikes=trace.spikes, spikes_per_layer=trace.spikes_per_layer,
+                         **({} if trace.predictions is None else {"predictions": trace.predictions}),
                          meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
 
     def clear(self) -> None:

@@ -41,6 +41,9 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     record : ``"spikes"`` and/or ``"membrane"`` to keep full rasters
     synop_convention : ``"all"`` (every existing synapse) or ``"nonzero"`` (NeuroBench)
     input_kind : ``"auto"``, ``"analog"`` or ``"events"`` for array input
+    decode : how outputs become ``logits`` and predictions (:mod:`eventsim.decoding`): ``"auto"``
+        (default: the Readout if there is one, else the output spike counts), ``"readout"``,
+        ``"counts"``, ``"first-spike"`` or ``"membrane"``
 
     Other Parameters
     ----------------
@@ -80,7 +83,14 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     target = ENGINES.get(engine)
     if target is None:
         raise ValueError(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
+    from ..decoding import decode_result, needed_records, resolve_decode
+    decode = resolve_decode(network, options.pop("decode", None))
     resume = options.get("resume")
+    asked = options.get("record")
+    asked = () if asked is None else ((asked,) if isinstance(asked, str) else tuple(asked))
+    extra = tuple(r for r in needed_records(decode, engine) if r not in asked)
+    if extra and resume is None:
+        options["record"] = asked + extra
     if resume is not None:
         from .state import check_resume
         given = {k: v for k, v in options.items() if k not in ("resume", "pause_us")}
@@ -93,4 +103,8 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
         if exc.name == module_name:
             raise ValueError(f"engine {engine!r} is not available in this build") from None
         raise
-    return getattr(module, func_name)(network, inputs, **options)
+    out = getattr(module, func_name)(network, inputs, **options)
+    if isinstance(out, EngineState):
+        return out
+    keep = asked if resume is None else tuple(r for r in (resume.options.get("record") or ()) if r not in extra)
+    return decode_result(network, out, decode, keep)

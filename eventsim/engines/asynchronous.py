@@ -25,7 +25,11 @@ Batch (``simultaneous="batch"``): the stepped engine, spike for spike
     layers before a population are integrated, then the population's touched neurons take one
     :func:`~eventsim.kernels.neuron.neuron_step` with ``I·g_k + b_k`` after the idle steps' leak
     ``v ← λ·v``; a neuron that would fire at the next step without input queues a wake-up. Spike
-    max-pooling passes one event per window and step. Delays must be whole steps.
+    max-pooling passes one event per window and step. Delays must be whole steps. sinabs's
+    options (``multi_spike``: ⌊u/θ⌋ spikes per step; ``v_min``: a floor after each step) take
+    :func:`~eventsim.kernels.neuron.neuron_step_multi`, as in the stepped engine. In continuous
+    time a subtract reset already fires ⌊u/θ⌋ times at the instant ``u`` exceeds θ, so
+    ``multi_spike`` needs nothing more there; a floor is a per-step clamp and is refused.
 
 Counting follows :mod:`eventsim.counting`. MACs: a weighted layer fed an analog input counts
 its dense MACs once per step in batch mode and once per distinct analog frame in continuous
@@ -51,6 +55,7 @@ mode fires at steps 2 and 4 like the stepped engine:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import chain
 from math import ceil, floor
 from typing import Any, Iterable, NamedTuple
@@ -68,7 +73,7 @@ from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
-from .stepped import neuron_params, prepare_steps
+from .stepped import membrane_floor, neuron_params, prepare_steps
 
 __all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
 
@@ -78,6 +83,8 @@ SIMULTANEOUS = ("none", "batch")
 MAX_GRID_ROWS = 1 << 22
 MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
+#: a bias that is a current per second (``bias_is_current``) is a charge per this many µs
+CURRENT_TIME_BASE_US = 1e6
 _POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
 #: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
 AsyncNet = NamedTuple("AsyncNet", [("ni", np.ndarray), ("nf", np.ndarray)])
@@ -141,7 +148,7 @@ def _classify(network: Network, event_input: bool) -> list[tuple[bool, str | Non
                     f"{layer.name}: engine='async' needs spikes or a constant input here, but it receives {what}; "
                     "put a neuron population in between, or use engine='stepped'")
         if isinstance(layer, (Conv2d, Linear)):
-            inp = (const or layer.bias is not None, "current" if ev else None)
+            inp = (const or _has_bias(layer), "current" if ev else None)
         elif isinstance(layer, Branch):
             inp = (not event_input, "spike" if event_input else None) if layer.source == -1 else out[layer.source]
         elif isinstance(layer, Add):
@@ -156,6 +163,18 @@ def _classify(network: Network, event_input: bool) -> list[tuple[bool, str | Non
     return out
 
 
+def _has_bias(layer) -> bool:
+    """A bias that is not all zero: an all-zero bias is no current (and needs no ``dt_us``)."""
+    return layer.bias is not None and bool(np.any(layer.bias))
+
+
+def bias_is_current(network: Network) -> bool:
+    """True for a network whose biases are currents per second, not charges per step (a NIR graph
+    loaded under a continuous convention such as ``"exact"`` without ``dt_us``)."""
+    return bool(network.metadata.get("bias_is_current")) and any(
+        _has_bias(layer) for layer in network.layers if isinstance(layer, (Conv2d, Linear)))
+
+
 def _constant_currents(network: Network, frame: np.ndarray | None):
     """Constant (spike-free) input current of every population and of the readout for one analog
     frame (``None``: event input, biases only), with the stepped engine's arithmetic. Returns
@@ -166,11 +185,11 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
     for i, layer in enumerate(network.layers):
         shape = network.shapes[i]
         if isinstance(layer, (Conv2d, Linear)):
-            if x is None and layer.bias is None:
+            if x is None and not _has_bias(layer):
                 out = None
             else:
                 out = np.zeros(shape)
-                if layer.bias is not None:
+                if _has_bias(layer):
                     out += layer.bias.reshape((-1,) + (1,) * (len(shape) - 1))
                 if x is not None:
                     analog.append(i)
@@ -252,7 +271,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         params, tau, model = _population_params(spec, C, dt_us, batch)
         src_i = network.input_of(i)
         drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None
-        if drive and not batch and not dt_us:
+        if drive and not batch and not dt_us and not bias_is_current(network):
             raise ValueError(f"{spec.name}: a constant current (bias or analog input) is a charge per step; "
                              "pass dt_us= to turn it into a current per µs")
         S = spec.step_count
@@ -273,7 +292,15 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
                          (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind)):
             pi[p, col] = int(val)
         pf[p, A.PF_REFR], pf[p, A.PF_ITMAX] = refr, float(inv_tau.max())
-        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]))
+        if not batch and (spec.v_min is not None or (spec.multi_spike and params.reset_zero)):
+            what = "a membrane floor v_min (a per-step clamp)" if spec.v_min is not None else \
+                "multi_spike with reset='zero' (several spikes, then 0, in one step)"
+            raise ValueError(f"{spec.name}: {what} is a step semantics: run it with engine='stepped' or "
+                             "engine='async' with simultaneous='batch' and dt_us=")
+        pi[p, A.P_STEPX] = (A.STEPX_MULTI if spec.multi_spike else
+                            (A.STEPX_FLOOR if spec.v_min is not None else 0)) if batch else 0
+        floor = membrane_floor(spec, C)
+        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau, floor]))
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C
@@ -533,6 +560,9 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError(f"dt_us must be a positive step length in µs, got {dt_us!r}")
     if batch and dt_us is None:
         raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
+    current_bias = bias_is_current(network)
+    if current_bias:
+        _check_current_bias(network, batch, inputs)
     if chunk_events < 1 or queue_limit < 16:
         raise ValueError(f"chunk_events must be >= 1 and queue_limit >= 16, got {chunk_events}, {queue_limit}")
     t_start_us, steps = check_start(t_start_us), check_steps(steps)
@@ -580,7 +610,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if cached is None:
         kinds = _classify(network, event_input)
         comp = _compile(network, kinds, event_input, synop_convention, dt_us, batch)
-        cached = compiled[key] = (kinds, comp, _net_floats(comp, dt_us))
+        # biases that are currents per second: the kernels' charge-per-step time base is 1 s
+        cached = compiled[key] = (kinds, comp, _net_floats(comp, CURRENT_TIME_BASE_US if current_bias else dt_us))
     kinds, comp, (net_nf, nf_slots) = cached
     steps, t_stop = _resolve_times(opts, events, stream)
     if windowed and pause_us is not None and pause_us > t_stop:
@@ -740,7 +771,25 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
                 queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist())
-    return _result(network, net, st, comp, record, synop_convention, info)
+    res = _result(network, net, st, comp, record, synop_convention, info)
+    return replace(res, dt_us=dt_us) if current_bias else res
+
+
+def _check_current_bias(network: Network, batch: bool, inputs: Any) -> None:
+    """What a network whose biases are currents per second (``bias_is_current``) cannot do."""
+    why = None
+    if batch:
+        why = "simultaneous='batch' runs on a step grid, where a bias is a charge per step"
+    elif network.has_readout and network.layers[-1].mode == "mean":
+        why = "a mean Readout averages over steps"
+    elif any(isinstance(l, NeuronSpec) and l.step_count is not None for l in network.layers):
+        why = "per-step gain/bias tables count steps"
+    elif not is_event_array(inputs) and isinstance(inputs, (np.ndarray, list, tuple, int, float)):
+        why = "array input is a charge per step"
+    if why:
+        raise ValueError(f"this network's biases are currents per second (a NIR graph loaded with convention "
+                         f"'exact' and no dt_us), but {why}; load the file with dt_us= to make them charges "
+                         "per step")
 
 
 def _save(st: AsyncState, k: int) -> dict:
@@ -793,6 +842,8 @@ def _result(network, net, st, comp, record, convention, info) -> SimulationResul
             rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
             rec["t_us"], rec["neuron"] = st.lt[sel], chw[st.lj[sel, 0] - off]
             times[name] = np.sort(rec, order=("t_us", "neuron"))
+            if i == len(network.layers) - 1:     # the output population, in emission order (decoding)
+                info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())
     info["row_kind"] = si[ni[A.H_SI_OKIND]:ni[A.H_SI_OKIND] + K].copy()
     if "spike_times" in record:
         info["spike_times"] = times

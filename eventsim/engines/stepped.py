@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import counting
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
-from ..kernels.neuron import population_step
+from ..kernels.neuron import population_step, population_step_multi
 from ..network import (Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
 from ..result import SimulationResult
@@ -39,6 +39,13 @@ class NeuronParams:
     integrate_first: bool
     reset_zero: bool
     compare_ge: bool
+
+
+def membrane_floor(spec: NeuronSpec, channels: int) -> np.ndarray:
+    """``v_min`` per channel ``(channels,)``; ``-inf`` where the population has no floor."""
+    if spec.v_min is None:
+        return np.full(channels, -np.inf)
+    return np.ascontiguousarray(np.broadcast_to(np.atleast_1d(spec.v_min).astype(np.float64), (channels,)))
 
 
 def neuron_params(spec: NeuronSpec, channels: int, dt_us: float | None) -> NeuronParams:
@@ -163,10 +170,15 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         k1 = steps
     layers = network.layers
     n_layers = len(layers)
+    if network.metadata.get("bias_is_current") and any(
+            getattr(l, "bias", None) is not None and np.any(l.bias) for l in layers):
+        raise ValueError("this network's biases are currents per second (a NIR graph loaded with convention "
+                         "'exact' and no dt_us), which a step cannot hold: load the file with dt_us= to run it "
+                         "stepped, or use engine='async' (continuous time)")
 
     # ------------------------------------------------------------- per-layer constants and state
     degree, dense_macs, wt = _weight_tables(network, synop_convention)
-    params, state, gain_bias = {}, {}, {}
+    params, state, gain_bias, floors = {}, {}, {}, {}
     for i, layer in enumerate(layers):
         in_shape = network.input_shape_of(i)
         if isinstance(layer, NeuronSpec):
@@ -182,6 +194,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
             v[:] = params[i].v_init[:, None] if resume is None else resume.data[f"v{i}"]
             state[i] = v
             gain_bias[i] = (layer.step_gain, layer.step_bias)
+            floors[i] = membrane_floor(layer, c)
         if getattr(layer, "delay_us", 0.0):
             raise ValueError(f"{layer.name}: delay_us is supported by engine='async' only")
 
@@ -192,10 +205,18 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
     synops = np.zeros((steps, n_layers), np.int64)
     macs = np.zeros((steps, n_layers), np.int64)
     updates = np.zeros((steps, n_layers), np.int64)
-    rasters = {layers[i].name: np.zeros((steps,) + network.shapes[i], np.uint8)
+    rasters = {layers[i].name: np.zeros((steps,) + network.shapes[i], np.int64 if layers[i].multi_spike else np.uint8)
                for i in params} if "spikes" in record else {}
     membranes = {layers[i].name: np.zeros((steps,) + network.shapes[i])
                  for i in params} if "membrane" in record else {}
+    # the output population's counts and membrane per step, for decoding (eventsim.decoding)
+    last = n_layers - 1
+    out_pop = isinstance(layers[last], NeuronSpec)
+    n_pop_out = int(np.prod(network.shapes[last])) if out_pop else 0
+    out_counts = np.zeros((steps, n_pop_out), np.int64)
+    out_membrane = np.zeros((steps, n_pop_out))
+    if resume is not None and out_pop:
+        out_counts[:k0], out_membrane[:k0] = resume.data["out_counts"], resume.data["out_membrane"]
     if resume is not None:
         readout[:] = resume.data["readout"]
         for name, arr in (("logits", logits), ("spikes", spikes), ("synops", synops), ("macs", macs),
@@ -262,10 +283,18 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                     current = current + bias[k][:, None]
                 out = np.empty(v.shape)
                 out_n = np.empty(v.shape, np.int64)
-                spikes[k, i] = population_step(v, current, p.leak, p.threshold, p.amplitude,
-                                               p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
+                if layer.multi_spike or layer.v_min is not None:   # sinabs's MultiSpike / min_v_mem
+                    spikes[k, i] = population_step_multi(v, current, p.leak, p.threshold, p.amplitude,
+                                                         p.integrate_first, p.reset_zero, p.compare_ge,
+                                                         layer.multi_spike, floors[i], out, out_n)
+                else:
+                    spikes[k, i] = population_step(v, current, p.leak, p.threshold, p.amplitude,
+                                                   p.integrate_first, p.reset_zero, p.compare_ge, out, out_n)
                 updates[k, i] = v.size
                 val, cnt = out.reshape(shape), out_n.reshape(shape)
+                if i == last:
+                    out_counts[k] = out_n.ravel()
+                    out_membrane[k] = v.ravel()
                 if rasters:
                     rasters[layer.name][k] = out_n.reshape(shape)
                 if membranes:
@@ -281,7 +310,8 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
 
     if pause_us is not None:
         data = {"k": k1, "readout": readout.copy(), "logits": logits[:k1], "spikes": spikes[:k1],
-                "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1]}
+                "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1],
+                "out_counts": out_counts[:k1], "out_membrane": out_membrane[:k1]}
         data.update({f"v{i}": v for i, v in state.items()})
         data.update({"raster:" + name: arr[:k1] for name, arr in rasters.items()})
         data.update({"membrane:" + name: arr[:k1] for name, arr in membranes.items()})
@@ -294,7 +324,8 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         engine="stepped", layer_names=tuple(l.name for l in layers), times_us=times, logits=logits,
         spikes_per_row=spikes, synops_per_row=synops, macs_per_row=macs, neuron_updates_per_row=updates,
         synop_convention=synop_convention, dt_us=dt_us, rasters=rasters, membranes=membranes,
-        info={"input_kind": "events" if is_events else "analog"})
+        info={"input_kind": "events" if is_events else "analog", "output_counts": out_counts,
+              "output_membrane": out_membrane})
 
 
 def _check_record(record) -> tuple[str, ...]:

@@ -29,7 +29,8 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C
                            yo)
 from .async_neuron import above, fire, freeze, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
-from .neuron import neuron_step
+from .async_layout import C_VMIN, P_STEPX, STEPX_MULTI
+from .neuron import neuron_step, neuron_step_multi
 
 
 # ----------------------------------------------------------------------------- indices and queue
@@ -319,6 +320,7 @@ def check_batch(net, st, p, t, k):
     ifirst, zero, ge = pget(net, p, P_IFIRST), pget(net, p, P_ZERO), pget(net, p, P_GE)
     gain, bias, drive = pget(net, p, P_GAIN), pget(net, p, P_BIAS), pget(net, p, P_DRIVE)
     refr = pfget(net, p, PF_REFR)
+    stepx = pget(net, p, P_STEPX)
     o_v, o_ru, o_acc = nfo(net, N_V) + off, nfo(net, N_RU) + off, nfo(net, N_ACC) + off
     o_ls, o_tch = nio(net, N_LS) + off, nio(net, N_TCH) + off
     o_u = U_TOUCHED * net.ni[H_N] + off
@@ -343,18 +345,29 @@ def check_batch(net, st, p, t, k):
             current = current * net.nf[tab + 2 * (jl % C)]
         if bias:
             current = current + net.nf[tab + 2 * (jl % C) + 1]
-        v, s = neuron_step(v, current, lam, theta, ifirst, zero, ge)
+        if stepx:    # sinabs's MultiSpike and min_v_mem
+            v, n_sp = neuron_step_multi(v, current, lam, theta, ifirst, zero, ge, stepx == STEPX_MULTI,
+                                        cget(net, C_VMIN, c))
+            s = n_sp > 0
+        else:
+            v, s = neuron_step(v, current, lam, theta, ifirst, zero, ge)
+            n_sp = 1
         sf[o_v + jl] = v
         si[o_ls + jl] = k
         si[ro(net, R_UPD) + layer] += 1
         k_next = k + 1
         if s:
-            emit(net, st, p, jl, np.int64(1), t, k)
+            emit(net, st, p, jl, np.int64(n_sp), t, k)
             if refr > 0.0:
                 sf[o_ru + jl] = t + refr
                 k_next = max(k_next, first_free_step(net, st, t + refr))
         if not drive and k_next < net.ni[H_STEPS]:
-            _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
+            if stepx:
+                _, n0 = neuron_step_multi(v, 0.0, lam, theta, ifirst, zero, ge, stepx == STEPX_MULTI,
+                                          cget(net, C_VMIN, c))
+                s0 = n0 > 0
+            else:
+                _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
             if s0:
                 push(net, st, step_time(net, st, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
     si[o_n] = 0

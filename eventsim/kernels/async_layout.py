@@ -53,13 +53,18 @@ F_DT = 0
 # pi columns (per population)
 (P_LAYER, P_OFF, P_N, P_C, P_H, P_W, P_COFF, P_MODEL, P_GE, P_ZERO, P_IFIRST, P_DRIVE, P_GAIN, P_BIAS, P_TAB,
  P_UNIFORM, P_SINK) = range(17)
-N_PI = 17
+#: sinabs step options of a population (batch mode): 0 none, STEPX_FLOOR a floor v_min only,
+#: STEPX_MULTI several spikes per step (and the floor, -inf where there is none)
+P_STEPX = 17
+N_PI = 18
+STEPX_FLOOR, STEPX_MULTI = 1, 2
 # pf columns (per population)
 PF_REFR, PF_ITMAX = range(2)
 N_PF = 2
 # cf rows (per channel)
 C_THETA, C_AMP, C_LEAK, C_TAU, C_ITAU = range(5)
-N_CF = 5
+C_VMIN = 5      # membrane floor per channel (-inf: none)
+N_CF = 6
 # grp, path, op columns
 G_PATH0, G_PATH1, G_STEPS = range(3)
 Q_TARGET, Q_OP0, Q_NOPS = range(3)

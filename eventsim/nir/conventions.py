@@ -26,6 +26,12 @@ snntorch    1 − Δt/τ            Δt/τ         Δt/τ          Δt        Δ
 sinabs      exp(−1/τ), τ steps  1            1             1         1           sinabs (``r = 1``)
 =========== =================== ============ ============= ========= =========== =================
 
+A convention may also set neuron options the exporter's simulator implies beyond NIR
+(``Convention.neuron_options``): ``"sinabs"`` gives every IF and LIF sinabs's ``MultiSpike``
+(``multi_spike=True``, ``compare=">="``: ``⌊v/θ⌋`` spikes per step), a subtract reset (sinabs's
+``from_nir`` ignores ``v_reset``; an explicit ``reset=`` wins) and, for IF, the floor
+``v_min = −θ`` (``IAFSqueeze(min_v_mem=−v_threshold)``), as ``sinabs.nir.from_nir`` builds them.
+
 With snnTorch's export ``τ = Δt/(1 − β)``, ``r = τ/Δt``: ``λ = β`` and ``R·k = 1``, so its Leaky
 neurons come back unchanged. :func:`register_convention` adds more.
 """
@@ -63,6 +69,9 @@ class Convention:
     continuous: bool = False
     default_dt_us: float | None = None
     unit_bias: bool = False  # c == k: a bias is charge per step, whatever the population
+    #: (NIR node type, θ in eventsim units, reset option) -> neuron fields the exporter's own
+    #: simulator implies beyond NIR (sinabs: several spikes per step, a floor, a subtract reset)
+    neuron_options: Callable[..., dict] | None = None
 
     def step(self, dt_us: float | None) -> float | None:
         """``Δt`` in the unit of ``τ``: seconds, or 1 for step-counting conventions."""
@@ -111,11 +120,26 @@ register_convention(Convention(
 register_convention(Convention(
     "snntorch", "forward Euler at snnTorch's/Lava's export step dt = 1e-4 s", **_EULER,
     default_dt_us=100.0))
+def _sinabs_neurons(node_type: str, theta, reset: str) -> dict:
+    """What sinabs's ``from_nir`` builds (sinabs 3.x): ``IAFSqueeze(spike_threshold=θ,
+    min_v_mem=−θ)`` for IF, ``LIFSqueeze(min_v_mem=None, norm_input=False)`` for LIF, both with
+    the defaults ``spike_fn=MultiSpike`` (``(v > 0)·trunc(v/θ)`` spikes, i.e. ``⌊v/θ⌋`` with
+    ``>=``) and ``reset_fn=MembraneSubtract()``, whatever the file's ``v_reset``."""
+    options = {"multi_spike": True, "compare": ">="}
+    if reset == "auto":
+        options["reset"] = "subtract"
+    if node_type == "IF":
+        options["v_min"] = -np.asarray(theta, dtype=np.float64)
+    return options
+
+
 register_convention(Convention(
-    "sinabs", "tau counted in steps, λ = exp(−1/τ), input not scaled by τ (sinabs, r = 1)",
+    "sinabs", "tau counted in steps, λ = exp(−1/τ), input not scaled by τ; neurons as sinabs's from_nir "
+    "builds them: MultiSpike (⌊v/θ⌋ spikes per step), subtract reset, IF floor v_min = −θ",
     leak=lambda tau, dt: np.exp(-1.0 / tau), tau=lambda lam, dt: -1.0 / np.log(lam),
     spike_gain=lambda tau, dt: np.ones_like(tau), const_gain=lambda tau, dt: np.ones_like(tau),
-    if_spike_gain=lambda dt: 1.0, if_const_gain=lambda dt: 1.0, tau_unit="steps", unit_bias=True))
+    if_spike_gain=lambda dt: 1.0, if_const_gain=lambda dt: 1.0, tau_unit="steps", unit_bias=True,
+    neuron_options=_sinabs_neurons))
 
 
 def get_convention(name: str | Convention) -> Convention:

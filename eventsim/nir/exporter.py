@@ -271,6 +271,7 @@ _NOT_IN_NIR = {
     "v_init": lambda l: np.any(l.v_init != 0), "compare": lambda l: l.compare != ">",
     "order": lambda l: l.order != "integrate-fire", "step_gain": lambda l: l.step_gain is not None,
     "step_bias": lambda l: l.step_bias is not None, "refractory_us": lambda l: l.refractory_us > 0,
+    "multi_spike": lambda l: l.multi_spike, "v_min": lambda l: l.v_min is not None,
 }
 
 

@@ -43,10 +43,15 @@ A *convention* (:mod:`~eventsim.nir.conventions`) fixes ``λ`` and the gains
 * ``"euler"`` / ``"snntorch"``: ``λ = 1 − Δt/τ``, ``k = c = Δt/τ`` (IF: ``Δt``), as snnTorch,
   Lava and SpikingJelly step the ODE; ``"snntorch"`` defaults ``Δt`` to the 100 µs its exporter
   assumes, so ``r = τ/Δt`` gives ``λ = β`` and unit gain.
-* ``"sinabs"``: τ counts steps, ``λ = e^{−1/τ}``, ``k = c = 1`` (sinabs writes ``r = 1``).
+* ``"sinabs"``: τ counts steps, ``λ = e^{−1/τ}``, ``k = c = 1`` (sinabs writes ``r = 1``), and the
+  neurons as sinabs's ``from_nir`` builds them: ``multi_spike`` (⌊v/θ⌋ spikes per step, ``>=``),
+  subtract reset, IF floor ``v_min = −θ`` (see ``docs/exporters.md``).
 
 The eventsim membrane is ``u = v/(R·k)``, so ``threshold = v_threshold/(R·k)`` and a bias ``b``
-(a current in NIR) becomes ``b·c/k`` per step. ``v_leak`` must be 0 and ``v_reset`` 0.
+(a current in NIR) becomes ``b·c/k`` per step. ``v_leak`` must be 0 and ``v_reset`` 0. An all-zero
+bias is no current. Under ``"exact"`` without ``dt_us`` a non-zero bias stays a current (per
+second, in membrane units): the network is marked ``metadata["bias_is_current"]`` and runs on the
+asynchronous engine in continuous time.
 
 Reset: NIR < 1.0.6 reset by subtraction (``v ← v − v_threshold``); NIR 1.0.6 added ``v_reset``
 and resets to it. ``reset="auto"`` honours the file's version: a neuron without ``v_reset`` in a

@@ -35,8 +35,9 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
     graph : nir.NIRGraph
     convention : discretisation convention (``"exact"`` by default, or the one recorded by
         eventsim's exporter); see :mod:`~eventsim.nir.conventions`.
-    dt_us : step length in µs (needed by ``"euler"``, by per-channel τ and by biases under
-        ``"exact"``, and by ``Delay`` under ``"sinabs"``).
+    dt_us : step length in µs (needed by ``"euler"``, by per-channel τ and by ``Delay`` under
+        ``"sinabs"``; under ``"exact"`` a non-zero bias without it stays a current per second,
+        which only the asynchronous engine's continuous time runs).
     reset : ``"auto"`` (NIR ≥ 1.0.6: reset to ``v_reset``, which must be 0; a file written before
         1.0.6 without ``v_reset`` subtracts θ), ``"zero"``/``"v_reset"``, or ``"subtract"``
         (for exporters that write ``v_reset = 0`` for subtractive neurons: snnTorch, sinabs).
@@ -107,6 +108,9 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
                              f"before it produce {list(ctx.nir_shape(shape))}")
     layers = [_restore(ctx, i, layer) for i, layer in enumerate(ctx.layers)]
     meta = {"format": "nir", "convention": conv.name, "dt_us": dt_us}
+    if conv.continuous and dt_us is None and any(
+            getattr(layer, "bias", None) is not None and np.any(layer.bias) for layer in layers):
+        meta["bias_is_current"] = True   # biases per second: engine='async' in continuous time
     meta.update(gmeta.get("metadata") or {})
     meta["format"] = "nir"
     if ctx.lifted:
@@ -326,6 +330,9 @@ def _map_neuron(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
     if node.amplitude is not None:
         kwargs["spike_amplitude"] = _amplitude(ctx, node, shape, theta_u)
     _rescale_inputs(ctx, node, None if ratio is None else compress(np.asarray(ratio)), None)
+    if conv.neuron_options is not None and not isinstance(node.es.get("fields"), dict):
+        # the exporter's own neuron semantics (sinabs); a file eventsim wrote restores its own values
+        kwargs.update(conv.neuron_options(node.type, theta_u, ctx.reset))
     try:
         return cls(**kwargs)
     except ValueError as exc:
@@ -390,8 +397,10 @@ def _rescale_inputs(ctx: _Ctx, node: _Node, ratio, gain) -> None:
         has_bias = layer.bias is not None and np.any(layer.bias)
         if not has_bias and unit_gain:
             continue
-        if has_bias and ratio is None:
+        if has_bias and ratio is None and not ctx.conv.continuous:
             ctx.need_dt(node, f"converting the bias of {q!r} (a current) to charge per step")
+        # a continuous convention without dt_us keeps the bias a current (per second, in the
+        # population's units, as NIR defines it): from_nir_graph marks the network "bias_is_current"
         factor = np.ones(()) if ratio is None or not has_bias else np.asarray(ratio)
         exclusive = all(ctx.succ[a] == [b] for a, b in zip(path[1:], path[:-1])) and ctx.succ[p] == [node.name]
         if has_bias and np.any(factor != 1.0) and not (exclusive and (q == p or factor.ndim == 0)):
@@ -421,7 +430,8 @@ def _close(a, b) -> bool:
         return False
 
 
-_NOT_IN_NIR = ("v_init", "compare", "order", "step_gain", "step_bias", "refractory_us", "mode")
+_NOT_IN_NIR = ("v_init", "compare", "order", "step_gain", "step_bias", "refractory_us", "mode", "multi_spike",
+               "v_min")
 
 
 def _restore(ctx: _Ctx, i: int, layer: nw.Layer) -> nw.Layer:

@@ -16,6 +16,7 @@ import importlib
 
 from .network import (IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                       NeuronSpec, Readout, SumPool2d)
+from .neurons import LI, CubaLI, CubaLIF, Recurrent, Threshold
 
 __version__ = "0.1.0"
 
@@ -35,7 +36,8 @@ _LAZY = {
 }
 
 __all__ = ["IF", "LIF", "Add", "AvgPool2d", "Branch", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d",
-           "Network", "NeuronSpec", "Readout", "SumPool2d", *_LAZY]
+           "Network", "NeuronSpec", "Readout", "SumPool2d", "CubaLIF", "Threshold", "LI", "CubaLI", "Recurrent",
+           *_LAZY]
 
 
 # submodules reachable as attributes without an explicit import (``es.events.load_demo``)

@@ -60,10 +60,11 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
-from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES
+from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES, PHASE_LATE_CHECK
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
+from ..neurons import CubaLI, CubaLIF, Recurrent, Threshold, synapse_continuous, synapse_per_step
 from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
@@ -112,6 +113,7 @@ def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dic
     slots = {slot: nf.add(f[key]) for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"),
                                                      (A.H_GDELAY, "grp_delay"), (A.H_W, "W"))}
     slots[A.H_ONE] = nf.add([1.0])
+    slots[A.H_YCF] = nf.add(f["ycf"])
     return nf.array(), slots
 
 
@@ -197,6 +199,10 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
             c = shape[0]
             pops[i] = np.zeros((c, int(np.prod(shape)) // c)) if x is None else np.asarray(x, np.float64).reshape(c, -1)
             x = None
+        elif isinstance(layer, Recurrent):   # its bias is a constant current into the population before
+            if layer.bias is not None:
+                pops[i - 1] = pops[i - 1] + layer.bias.reshape(pops[i - 1].shape)
+            x = None
         elif isinstance(layer, Readout):
             readout = np.zeros(int(np.prod(shape))) if x is None else np.asarray(x, np.float64).ravel()
         outs.append(x)
@@ -221,6 +227,53 @@ def _population_params(spec: NeuronSpec, channels: int, dt_us: float | None, bat
     with np.errstate(divide="ignore"):
         tau = np.where(lam == 1.0, np.inf, -dt_us / np.log(lam))   # λ = 1: no leak, IF arithmetic
     return params, tau, 1
+
+
+def _synapse_rows(spec: NeuronSpec, channels: int, dt_us: float | None, batch: bool):
+    """Rows ``C_SLEAK … C_QSYN`` of a :class:`~eventsim.neurons.CubaLIF` (None for other models);
+    refuses what the current-based model does not run."""
+    if isinstance(spec, Threshold) and not batch:
+        raise ValueError(f"{spec.name}: a stateless Threshold has no continuous-time form for spike inputs; "
+                         "use simultaneous='batch' (with dt_us=) or engine='stepped'")
+    if not isinstance(spec, CubaLIF):
+        return None
+    if spec.refractory_us or spec.step_gain is not None or spec.order != "integrate-fire":
+        raise ValueError(f"{spec.name}: engine='async' runs a CubaLIF without refractory period, per-step "
+                         "gain or order='fire-integrate'; use engine='stepped'")
+    def per_channel(a):
+        return np.broadcast_to(np.asarray(a, np.float64), (channels,))
+    rows = np.zeros((5, channels))
+    if batch or dt_us is not None:
+        alpha, gain = synapse_per_step(spec, dt_us)
+        rows[0], rows[1] = per_channel(alpha), per_channel(gain)
+    if not batch:
+        tau_syn, q = synapse_continuous(spec, dt_us)
+        rows[2], rows[3], rows[4] = 1.0 / per_channel(tau_syn), per_channel(q) / per_channel(tau_syn), per_channel(q)
+    return rows
+
+
+def _readout_rows(network: Network, dt_us: float | None, batch: bool) -> np.ndarray:
+    """``net.nf`` rows ``YC_LEAK, YC_ITAU`` of a leaky readout (one value per output)."""
+    if not network.has_readout:
+        return _f64([])
+    last, shape = network.layers[-1], network.output_shape
+    if isinstance(last, CubaLI):
+        raise ValueError(f"{last.name}: a CubaLI readout runs in engine='stepped' only")
+    if type(last) is Readout:
+        return _f64([])
+    per_out = lambda a: np.broadcast_to(np.asarray(a, np.float64).reshape(  # noqa: E731
+        (-1,) + (1,) * (len(shape) - 1)), shape).ravel()
+    if last.tau_s is not None:
+        lam = per_out(np.exp(-dt_us * 1e-6 / last.tau_s)) if dt_us else per_out(np.ones(1))
+        itau = per_out(1e-6 / last.tau_s)
+    else:
+        lam = per_out(last.leak)
+        if not batch and dt_us is None:
+            raise ValueError(f"{last.name}: a per-step leak needs a step length to become a time constant "
+                             "(τ = −Δt / ln λ); pass dt_us=, or give the LI as tau_s=")
+        with np.errstate(divide="ignore"):
+            itau = np.where(lam == 1.0, 0.0, -np.log(lam) / (dt_us or 1.0))
+    return _f64(np.concatenate([lam, itau]))
 
 
 class _Compiled(NamedTuple):
@@ -251,7 +304,12 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         H, W = (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
         params, tau, model = _population_params(spec, C, dt_us, batch)
         src_i = network.input_of(i)
-        drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None
+        rec = layers[i + 1] if i + 1 < L and isinstance(layers[i + 1], Recurrent) else None
+        drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None \
+            or (rec is not None and rec.bias is not None)
+        syn_rows = _synapse_rows(spec, C, dt_us, batch)
+        if syn_rows is not None:
+            model = A.MODEL_CUBA
         if drive and not batch and not dt_us:
             raise ValueError(f"{spec.name}: a constant current (bias or analog input) is a charge per step; "
                              "pass dt_us= to turn it into a current per µs")
@@ -266,20 +324,24 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         refr = float(spec.refractory_us)
         plain = not gain and refr == 0.0
         kind = (1 + model if not drive else (4 if model == 0 else (5 if np.all(np.isfinite(tau)) else 3))) if plain else 3
+        kind = 3 if model == A.MODEL_CUBA else kind   # the general path (kernels.async_cuba)
         for col, val in ((A.P_LAYER, i), (A.P_OFF, off), (A.P_N, C * H * W), (A.P_C, C), (A.P_H, H), (A.P_W, W),
                          (A.P_COFF, coff), (A.P_MODEL, model), (A.P_GE, params.compare_ge),
                          (A.P_ZERO, params.reset_zero), (A.P_IFIRST, params.integrate_first), (A.P_DRIVE, drive),
                          (A.P_GAIN, gain), (A.P_BIAS, spec.step_bias is not None), (A.P_TAB, tab_off),
-                         (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind)):
+                         (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind),
+                         (A.P_CHECKPH, PHASE_LATE_CHECK if rec is not None else 1)):
             pi[p, col] = int(val)
         pf[p, A.PF_REFR], pf[p, A.PF_ITMAX] = refr, float(inv_tau.max())
-        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]))
+        cf.append(np.concatenate([np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]),
+                                  syn_rows if syn_rows is not None else np.zeros((5, C))]))
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C
     f = dict(pi=pi, pf=pf, cf=np.ascontiguousarray(np.concatenate(cf, axis=1)) if cf else np.zeros((A.N_CF, 0)),
              tab=_f64(np.concatenate(tab)) if tab else _f64([]),
-             l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])))
+             l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])),
+             ycf=_readout_rows(network, dt_us, batch))
 
     # ---------------------------------------------------------------- ops (one per layer) and paths
     op_of: dict[int, int] = {}
@@ -322,6 +384,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
             layer = layers[j]
             if isinstance(layer, (NeuronSpec, Readout)):
                 found.append((pop_of.get(j, P), list(chain), delay))
+            elif isinstance(layer, Recurrent):   # the spikes pass on; the feedback is its own path
+                walk(j, chain, delay, found)
             elif layer.synaptic or type(layer) in _POOL_MODE:
                 walk(j, chain + [op(j)], delay + float(getattr(layer, "delay_us", 0.0)), found)
             else:
@@ -334,10 +398,17 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         found: list = []
         if source is not None:
             walk(source, [], 0.0, found)
+            if source >= 0 and source + 1 < L and isinstance(layers[source + 1], Recurrent):
+                rec = layers[source + 1]
+                d = rec.delay_us if rec.delay_us is not None else dt_us
+                if d is None:
+                    raise ValueError(f"{rec.name}: the feedback of a recurrent layer arrives one step later; "
+                                     "pass dt_us= (or give the layer delay_us=)")
+                found.append((pop_of[source], [op(source + 1)], float(d)))
         delays = sorted({0.0} | {d for _, _, d in found})
-        if len(delays) > MAX_PHASES - 2:
+        if len(delays) > MAX_PHASES - 3:
             raise ValueError(f"a source reaches {len(delays)} different synaptic delays; engine='async' "
-                             f"supports {MAX_PHASES - 2}")
+                             f"supports {MAX_PHASES - 3}")
         src.append((len(grp), len(delays)))
         for d in delays:
             if batch and d and abs(d / dt_us - round(d / dt_us)) > 1e-9:
@@ -632,7 +703,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
          A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
          A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
          A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
-         A.H_NSNAPT: snap_t.size}
+         A.H_NSNAPT: snap_t.size, A.H_YLEAKY: has_out and type(layers[-1]) is not Readout}
     for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
                       (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
         h[slot] = ni.add(f[key])

@@ -446,25 +446,40 @@ def assert_matches_reference(network: es.Network, res, ref: ReferenceResult) -> 
     assert res.synops_per_layer == ref.synops
 
 
-def cuba_fine_grid(inputs, t_stop_us, tau_us, tau_syn_us, theta, grid_us=0.01, q=1.0):
+def cuba_fine_grid(inputs, t_stop_us, tau_us, tau_syn_us, theta, grid_us=0.01, q=1.0, coupling=1.0,
+                   reset="subtract"):
     """Spike times of one current-based LIF (``di/dt = −i/τ_syn``, an input ``w`` adds ``q·w/τ_syn``;
-    ``dv/dt = −v/τ + i``; subtract reset) on a fine grid, with each grid step taken by the matrix
-    exponential of the 2×2 linear system (``scipy.linalg.expm``: independent of the closed form
-    in :mod:`eventsim.kernels.async_cuba`). ``inputs``: sorted ``(t_us, w)``. A crossing is
-    reported at the first grid point where ``v > θ``, so times are late by less than ``grid_us``."""
+    ``dv/dt = −v/τ + coupling·i``; ``reset`` subtract or zero) with each step taken by the matrix
+    exponential of the 2×2 linear system (``scipy.linalg.expm``: independent of the closed form in
+    :mod:`eventsim.kernels.async_cuba`). A grid step that ends above θ is bisected (matrix
+    exponentials of partial steps) to 1e-9 µs, and the reset applied there. ``inputs``: sorted
+    ``(t_us, w)`` on the grid. NIR's CubaLIF is ``coupling = R/τ``, ``q = w_in`` (times 1e6 when its
+    Dirac inputs are per second and the grid in µs)."""
     from scipy.linalg import expm
     a = 0.0 if np.isinf(tau_us) else 1.0 / tau_us
-    step = expm(np.array([[-a, 1.0], [0.0, -1.0 / tau_syn_us]]) * grid_us)   # state (v, i)
+    gen = np.array([[-a, coupling], [0.0, -1.0 / tau_syn_us]])
+    step = expm(gen * grid_us)   # state (v, i)
     state = np.zeros(2)
-    t, spikes, j = 0.0, [], 0
-    n = int(round(t_stop_us / grid_us))
-    for m in range(n + 1):
-        t = m * grid_us
-        while j < len(inputs) and inputs[j][0] <= t + 1e-12:
+    spikes, j, t = [], 0, 0.0
+    while t <= t_stop_us + 1e-9:
+        while j < len(inputs) and inputs[j][0] <= t + 1e-9:
             state[1] += q * inputs[j][1] / tau_syn_us
             j += 1
-        while state[0] > theta:
-            spikes.append(t)
-            state[0] -= theta
-        state = step @ state
+        new = step @ state
+        if new[0] > theta:
+            lo, hi = 0.0, grid_us
+            while hi - lo > 1e-9:
+                mid = 0.5 * (lo + hi)
+                if (expm(gen * mid) @ state)[0] > theta:
+                    hi = mid
+                else:
+                    lo = mid
+            if t + hi <= t_stop_us:
+                spikes.append(t + hi)
+            state = expm(gen * hi) @ state
+            state[0] = 0.0 if reset == "zero" else state[0] - theta
+            state = expm(gen * (grid_us - hi)) @ state   # (a second crossing in one step is not sought)
+        else:
+            state = new
+        t = round(t + grid_us, 9)
     return np.array(spikes)

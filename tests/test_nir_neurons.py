@@ -98,3 +98,32 @@ def test_conventions_for_cuba_nodes_per_step():
     np.testing.assert_allclose([layer.syn_leak, layer.leak], [math.exp(-1 / 2), math.exp(-1 / 4)], rtol=1e-12)
     net = from_nir_graph(_graph({"fc": nir.Linear(np.eye(3)), "t": nir.Threshold(np.full(3, 0.5))}, [3]))
     assert isinstance(net.layers[1], es.Threshold) and float(net.layers[1].threshold) == 0.5
+
+
+@pytest.mark.parametrize("convention,form", [("exact", "tau"), ("snntorch", "leak"), ("sinabs", "leak")])
+def test_round_trip_cuba_li_threshold_recurrent(tmp_path, convention, form):
+    rng = np.random.default_rng(4)
+    if form == "tau":
+        cuba, li = es.CubaLIF(tau_s=0.01, tau_syn_s=0.003, threshold=0.2, reset="zero"), es.LI(tau_s=0.004)
+        cubali = es.CubaLI(tau_s=0.01, tau_syn_s=0.003)
+    else:
+        cuba, li = es.CubaLIF(leak=0.9, syn_leak=0.7, threshold=0.8, reset="zero"), es.LI(leak=0.8)
+        cubali = es.CubaLI(leak=0.9, syn_leak=0.5)
+    for last in (li, cubali):
+        net = es.Network((1, 2, 3), [
+            es.Flatten(), es.Linear(rng.normal(0, 1, (5, 6)), bias=rng.normal(0, 0.1, 5)), cuba,
+            es.Recurrent(rng.normal(0, 0.5, (5, 5)), bias=rng.normal(0, 0.1, 5)),
+            es.Linear(rng.normal(0, 1, (4, 5))), es.Threshold(threshold=0.3),
+            es.Linear(rng.normal(0, 1, (3, 4)), bias=rng.normal(0, 0.1, 3)), last])
+        path = tmp_path / f"{convention}.nir"
+        es.save(net, path, convention=convention, dt_us=1000.0)
+        for meta in (True, False):      # eventsim's metadata, and NIR's fields alone
+            back = es.load(path, use_metadata=meta, dt_us=1000.0, convention=convention)
+            assert [type(layer).__name__ for layer in back.layers] == [type(layer).__name__ for layer in net.layers]
+            x = (rng.random((30, 1, 2, 3)) < 0.4).astype(np.int64)
+            a = es.simulate(net, x, dt_us=1000.0, record="spikes")
+            b = es.simulate(back, x, dt_us=1000.0, record="spikes")
+            for name, raster in a.rasters.items():
+                np.testing.assert_array_equal(b.rasters[back.layers[net.layers.index(next(
+                    l for l in net.layers if l.name == name))].name], raster)
+            np.testing.assert_allclose(b.logits, a.logits, rtol=1e-9, atol=1e-9)

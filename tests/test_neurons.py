@@ -55,7 +55,8 @@ def test_threshold_is_stateless():
         es.simulate(net, x, engine="async", dt_us=DT)
 
 
-@pytest.mark.parametrize("readout,syn_form,bias", [("li", "leak", True), ("sum", "tau", False)])
+@pytest.mark.parametrize("readout,syn_form,bias", [("li", "leak", True), ("sum", "tau", False),
+                                                   ("cubali", "tau", True)])
 def test_async_batch_equals_stepped(readout, syn_form, bias):
     rng = np.random.default_rng(5)
     net = _net(rng, readout, syn_form, rec_bias=bias)
@@ -182,8 +183,9 @@ def test_ir_errors():
     net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.eye(1)), es.CubaLIF(tau_s=0.01, tau_syn_s=0.01),
                                  es.Linear(np.eye(1)), es.CubaLI(syn_leak=0.5, leak=0.5)])
     x = np.ones((3, 1, 1, 1), np.int64)
-    with pytest.raises(ValueError, match="engine='stepped' only"):
-        es.simulate(net, x, engine="async", dt_us=DT, simultaneous="batch")
+    with pytest.raises(ValueError, match="per-step leak needs a step length"):
+        es.simulate(net, np.zeros(1, dtype=[("t", "i8"), ("x", "i2"), ("y", "i2"), ("p", "i1")]), engine="async",
+                    t_stop_us=10)
     refr = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.eye(1)),
                                   es.CubaLIF(tau_s=0.01, tau_syn_s=0.01, refractory_us=5.0)])
     with pytest.raises(ValueError, match="without refractory"):
@@ -202,3 +204,17 @@ def test_pause_resume_keeps_synapse_and_feedback():
     np.testing.assert_array_equal(whole.logits, rest.logits)
     for name in whole.rasters:
         np.testing.assert_array_equal(whole.rasters[name], rest.rasters[name])
+
+
+def test_async_cubali_readout_closed_form():
+    # one spike of weight w into a CubaLI: i jumps by w/τ_syn; Y(s) = (w/τ_syn)·(e^{−s/τ_syn} − e^{−s/τ})/(1/τ − 1/τ_syn)
+    events = np.zeros(1, dtype=[("t", "i8"), ("x", "i2"), ("y", "i2"), ("p", "i1")])
+    events["t"] = [1000]
+    w, tau, tau_syn = 2.0, 8000.0, 2000.0
+    net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.array([[1.5]])), es.IF(threshold=1.0),
+                                 es.Linear(np.array([[w]])), es.CubaLI(tau_s=tau * 1e-6, tau_syn_s=tau_syn * 1e-6)])
+    snaps = [1000.0, 2500.0, 6000.0, 20_000.0]
+    res = es.simulate(net, events, engine="async", t_stop_us=20_000, snapshot_times_us=snaps)
+    a, b = 1 / tau, 1 / tau_syn
+    y = [(w * b) * (math.exp(-b * (t - 1000)) - math.exp(-a * (t - 1000))) / (a - b) for t in snaps]
+    np.testing.assert_allclose(res.logits.ravel(), y, rtol=1e-12, atol=1e-15)

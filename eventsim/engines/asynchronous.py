@@ -257,8 +257,6 @@ def _readout_rows(network: Network, dt_us: float | None, batch: bool) -> np.ndar
     if not network.has_readout:
         return _f64([])
     last, shape = network.layers[-1], network.output_shape
-    if isinstance(last, CubaLI):
-        raise ValueError(f"{last.name}: a CubaLI readout runs in engine='stepped' only")
     if type(last) is Readout:
         return _f64([])
     per_out = lambda a: np.broadcast_to(np.asarray(a, np.float64).reshape(  # noqa: E731
@@ -273,7 +271,14 @@ def _readout_rows(network: Network, dt_us: float | None, batch: bool) -> np.ndar
                              "(τ = −Δt / ln λ); pass dt_us=, or give the LI as tau_s=")
         with np.errstate(divide="ignore"):
             itau = np.where(lam == 1.0, 0.0, -np.log(lam) / (dt_us or 1.0))
-    return _f64(np.concatenate([lam, itau]))
+    rows = [lam, itau] + [np.zeros_like(lam)] * 5
+    if isinstance(last, CubaLI):   # α, g per step; 1/τ_syn, q/τ_syn, q (see eventsim.neurons)
+        if batch or dt_us is not None:
+            rows[2:4] = [per_out(a) for a in synapse_per_step(last, dt_us)]
+        if not batch:
+            tau_syn, q = synapse_continuous(last, dt_us)
+            rows[4:7] = [per_out(1.0 / tau_syn), per_out(q / tau_syn), per_out(q)]
+    return _f64(np.concatenate(rows))
 
 
 class _Compiled(NamedTuple):
@@ -703,7 +708,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
          A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
          A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
          A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
-         A.H_NSNAPT: snap_t.size, A.H_YLEAKY: has_out and type(layers[-1]) is not Readout}
+         A.H_NSNAPT: snap_t.size,
+         A.H_YLEAKY: 0 if not has_out or type(layers[-1]) is Readout else (2 if isinstance(layers[-1], CubaLI) else 1)}
     for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
                       (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
         h[slot] = ni.add(f[key])
@@ -717,7 +723,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                              (A.H_SI_TAPS, si, 3 * max([1] + [int(r[A.O_KH] * r[A.O_KW]) for r in f["op"]])),
                              (A.H_SI_RAST, si, K * N if "spikes" in record else 0),
                              (A.H_SF_NF, sf, A.N_NF * N), (A.H_SF_PS, sf, A.N_PS * P), (A.H_SF_CS, sf, 4 * Ct),
-                             (A.H_SF_YF, sf, 4 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
+                             (A.H_SF_YF, sf, 5 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
                              (A.H_SF_OLOG, sf, K * n_out), (A.H_SF_BV, sf, 2 * B),
                              (A.H_SF_MEM, sf, K * N if "membrane" in record else 0)):
         h[slot] = pack.add(None, size)

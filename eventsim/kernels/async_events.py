@@ -30,7 +30,9 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C
                            yo)
 from .async_neuron import above, cuba_advance, fire, freeze, is_cuba, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
-from .async_layout import H_YCF, H_YLEAKY, K_YSTEP, YC_ITAU, YC_LEAK
+from .async_cuba import evolve
+from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_GSYN, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
+                           YC_SLEAK, Y_SYN)
 from .neuron import neuron_step
 
 
@@ -395,7 +397,14 @@ def readout_to(net, st, t):
         n_out = net.ni[H_NOUT]
         for o in range(n_out):
             itau = net.nf[net.ni[H_YCF] + YC_ITAU * n_out + o] if net.ni[H_YLEAKY] else 0.0
-            if itau == 0.0:
+            if net.ni[H_YLEAKY] == 2:   # CubaLI: the two-exponential evolution of a CubaLIF
+                base = net.ni[H_YCF] + o
+                o_s = yo(net, Y_SYN) + o
+                y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * net.nf[base + YC_QSYN * n_out],
+                                  itau, net.nf[base + YC_ITAUS * n_out], span)
+                st.sf[o_y + o] = y
+                st.sf[o_s] = i_syn
+            elif itau == 0.0:
                 st.sf[o_y + o] += st.sf[o_r + o] * span
             else:
                 decay = math.exp(-span * itau)
@@ -408,15 +417,31 @@ def readout_step_value(net, st, o):
     """Batch mode: the readout after the open step, ``Y + I`` (leaky: ``λ·Y + I`` once per step)."""
     y, acc = st.sf[yo(net, Y_Y) + o], st.sf[yo(net, Y_ACC) + o]
     if net.ni[H_YLEAKY] and st.si[K_TIMER] > st.si[K_YSTEP]:
-        return net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * y + acc
+        return net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * y + readout_synapse(net, st, o, acc)
     return y + acc
+
+
+@njit(inline="always", **ASYNC_JIT)
+def readout_synapse(net, st, o, acc):
+    """Batch mode: a CubaLI's synaptic current after the open step, ``α·i + g·I`` (else ``I``)."""
+    if net.ni[H_YLEAKY] != 2:
+        return acc
+    n = net.ni[H_NOUT]
+    base = net.ni[H_YCF] + o
+    return net.nf[base + YC_SLEAK * n] * st.sf[yo(net, Y_SYN) + o] + net.nf[base + YC_SGAIN * n] * acc
 
 
 @njit(**ASYNC_JIT)
 def flush_readout(net, st):
     """Batch mode: a step is over, the readout takes its input (a leaky one decays once per step)."""
     for o in range(net.ni[H_NOUT]):
-        st.sf[yo(net, Y_Y) + o] = readout_step_value(net, st, o)
+        if net.ni[H_YLEAKY] == 2 and st.si[K_TIMER] > st.si[K_YSTEP]:
+            i_syn = readout_synapse(net, st, o, st.sf[yo(net, Y_ACC) + o])
+            st.sf[yo(net, Y_Y) + o] = net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * st.sf[yo(net, Y_Y) + o] \
+                + i_syn
+            st.sf[yo(net, Y_SYN) + o] = i_syn
+        else:
+            st.sf[yo(net, Y_Y) + o] = readout_step_value(net, st, o)
         st.sf[yo(net, Y_ACC) + o] = 0.0
     st.si[K_YSTEP] = st.si[K_TIMER]
 

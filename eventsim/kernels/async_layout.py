@@ -48,9 +48,10 @@ from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import i
  H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS,
  H_YLEAKY, H_YCF) = range(59)
 N_HEADER = 59
-# readout constants (H_YCF: rows of n_out in net.nf, used when H_YLEAKY): λ per step, 1/τ (µs⁻¹)
-YC_LEAK, YC_ITAU = range(2)
-N_YC = 2
+# readout constants (H_YCF: rows of n_out in net.nf, used when H_YLEAKY: 1 LI, 2 CubaLI): λ per step,
+# 1/τ (µs⁻¹), and for CubaLI α, g per step, 1/τ_syn (µs⁻¹), q/τ_syn and q (see eventsim.neurons)
+YC_LEAK, YC_ITAU, YC_SLEAK, YC_SGAIN, YC_ITAUS, YC_GSYN, YC_QSYN = range(7)
+N_YC = 7
 # net.nf fixed slot (net.nf is the same for every run of a compiled network: t_start, t_stop and
 # the snapshot times are state, T_START, T_STOP and the H_SF_SNAPT row)
 F_DT = 0
@@ -86,7 +87,7 @@ S_CHECKT, S_T0, S_SCALET = range(3)                     # sf, per population
 N_PS = 3
 S_TCHN, S_PEND = range(2)                               # si, per population
 CS_SC, CS_THS, CS_GNOW, CS_BNOW = range(4)              # sf, per channel
-Y_Y, Y_ACC, Y_CST, Y_RATE = range(4)                    # sf, readout
+Y_Y, Y_ACC, Y_CST, Y_RATE, Y_SYN = range(5)            # sf, readout (Y_SYN: CubaLI synaptic current)
 R_SP, R_SYN, R_MAC, R_UPD = range(4)                    # si, counters per layer (open row, output rows)
 # si[0:16] cursors
 K_HEAP, K_ROW, K_SNAPT, K_SNAPB, K_LOG, K_CAND, K_SYN, K_TIMER, K_STEP, K_PEND, K_INPUT, K_HWM, K_GARBAGE, K_YSTEP = range(14)

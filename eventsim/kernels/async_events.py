@@ -31,7 +31,7 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C
 from .async_neuron import above, cuba_advance, fire, freeze, is_cuba, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
 from .async_cuba import evolve
-from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_GSYN, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
+from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
                            YC_SLEAK, Y_SYN)
 from .neuron import neuron_step
 

@@ -23,7 +23,7 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C
                            H_TAB, H_TIMES, H_YDENSE, K_HEAP, K_INPUT, K_LOG, K_SNAPB, K_SNAPT, K_STEP, K_SYN,
                            K_TIMER, N_ACC, N_CST, N_DR, N_TL, N_V, P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE,
                            P_H, P_IFIRST, P_LAYER, P_N, P_OFF, P_TAB, P_W, P_ZERO, R_MAC, S_SCALET, S_T0,
-                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, Y_Y, cget, cso, nfo, pget, pso, ro, yo)
+                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, cget, cso, nfo, pget, pso, ro, yo)
 from .async_queue import heap_pop
 from .neuron import neuron_step
 

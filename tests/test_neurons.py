@@ -218,3 +218,30 @@ def test_async_cubali_readout_closed_form():
     a, b = 1 / tau, 1 / tau_syn
     y = [(w * b) * (math.exp(-b * (t - 1000)) - math.exp(-a * (t - 1000))) / (a - b) for t in snaps]
     np.testing.assert_allclose(res.logits.ravel(), y, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_async_cuba_network_matches_event_driven_reference(recurrent):
+    from async_reference import cuba_network_reference
+    rng = np.random.default_rng(21)
+    w1 = rng.uniform(0.2, 1.0, (4, 3))
+    w2 = rng.uniform(-0.5, 1.5, (3, 4))
+    rec = rng.uniform(-0.4, 0.25, (4, 4)) if recurrent else None
+    pop1, pop2 = (15_000.0, 3000.0, 0.5), (10_000.0, 2000.0, 0.6)
+    t_in = np.sort(rng.choice(np.arange(0, 30_000, 7), 40, replace=False))
+    pix = rng.integers(0, 3, t_in.size)
+    events = np.zeros(t_in.size, dtype=[("t", "i8"), ("x", "i2"), ("y", "i2"), ("p", "i1")])
+    events["t"], events["x"] = t_in, pix
+    layers = [es.Flatten(), es.Linear(w1), es.CubaLIF(tau_s=pop1[0] * 1e-6, tau_syn_s=pop1[1] * 1e-6, threshold=pop1[2])]
+    if recurrent:
+        layers.append(es.Recurrent(rec, delay_us=1500.0))
+    layers += [es.Linear(w2), es.CubaLIF(tau_s=pop2[0] * 1e-6, tau_syn_s=pop2[1] * 1e-6, threshold=pop2[2])]
+    net = es.Network((1, 1, 3), layers)
+    res = es.simulate(net, events, engine="async", t_stop_us=35_000, record="spike_times")
+    ref = cuba_network_reference(w1, pop1, w2, pop2, list(zip(t_in, pix)), 35_000, rec=rec, rec_delay_us=1500.0)
+    for k, name in enumerate((net.layers[2].name, net.layers[-1].name)):
+        got = res.info["spike_times"][name]
+        want = sorted(ref[k])
+        assert 5 < len(want) < 500 and len(got) == len(want)
+        np.testing.assert_array_equal(got["neuron"], [j for _, j in want])
+        np.testing.assert_allclose(got["t_us"], [t for t, _ in want], rtol=0, atol=1e-6)

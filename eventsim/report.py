@@ -33,6 +33,7 @@ def describe_layer(layer) -> str:
         parts = [f"θ={_fmt_param(layer.threshold)}", f"v{layer.compare}θ", f"reset={layer.reset}"]
         if isinstance(layer, LIF):
             parts.append(f"λ={_fmt_param(layer.leak)}" if layer.leak is not None else f"τ={layer.tau_s:g}s")
+        parts += _synapse_text(layer)
         if np.any(np.asarray(layer.v_init) != 0):
             parts.append(f"v0={_fmt_param(layer.v_init)}")
         if layer.order != "integrate-fire":
@@ -45,8 +46,24 @@ def describe_layer(layer) -> str:
             parts.append(f"refractory={layer.refractory_us:g}µs")
         return " ".join(parts)
     if isinstance(layer, Readout):
+        leak = getattr(layer, "leak", None), getattr(layer, "tau_s", None)
+        if leak != (None, None):   # neurons.LI / CubaLI
+            text = f"leaky readout λ={_fmt_param(leak[0])}" if leak[0] is not None else f"leaky readout τ={leak[1]:g}s"
+            return " ".join([text] + _synapse_text(layer))
         return f"accumulate ({layer.mode})"
+    if layer.kind == "Recurrent":
+        return f"feedback {layer.weight.shape[1]}->{layer.weight.shape[0]} one step later" + (
+            " +bias" if layer.bias is not None else "")
     return ""
+
+
+def _synapse_text(layer) -> list[str]:
+    """The current-based synapse of a neurons.CubaLIF / CubaLI, if any."""
+    if getattr(layer, "syn_leak", None) is not None:
+        return [f"synapse α={_fmt_param(layer.syn_leak)}"]
+    if getattr(layer, "tau_syn_s", None) is not None:
+        return [f"synapse τ={layer.tau_syn_s:g}s"]
+    return []
 
 
 def network_table(network: Network) -> str:

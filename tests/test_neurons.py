@@ -245,3 +245,15 @@ def test_async_cuba_network_matches_event_driven_reference(recurrent):
         assert 5 < len(want) < 500 and len(got) == len(want)
         np.testing.assert_array_equal(got["neuron"], [j for _, j in want])
         np.testing.assert_allclose(got["t_us"], [t for t, _ in want], rtol=0, atol=1e-6)
+
+
+def test_native_format_and_summary(tmp_path):
+    from eventsim.native import load_native, save_native
+    rng = np.random.default_rng(1)
+    net = _net(rng, "cubali", "tau")
+    save_native(net, tmp_path / "m.eventsim")
+    back = load_native(tmp_path / "m.eventsim")
+    assert back == net and [type(layer) for layer in back.layers] == [type(layer) for layer in net.layers]
+    text = net.summary()
+    assert "synapse τ=0.004s" in text and "feedback 6->6 one step later +bias" in text
+    assert "leaky readout τ=0.01s synapse α=0.6" in text

@@ -127,3 +127,26 @@ def test_round_trip_cuba_li_threshold_recurrent(tmp_path, convention, form):
                 np.testing.assert_array_equal(b.rasters[back.layers[net.layers.index(next(
                     l for l in net.layers if l.name == name))].name], raster)
             np.testing.assert_allclose(b.logits, a.logits, rtol=1e-9, atol=1e-9)
+
+
+def test_li_readout_under_sinabs_convention_matches_sinabs(tmp_path):
+    """sinabs's own ``from_nir`` reads ``LI`` as ``ExpLeak`` (τ in steps, no input normalisation):
+    its membrane per step equals eventsim's ``LI`` readout loaded with ``convention="sinabs"``."""
+    sinabs_nir = pytest.importorskip("sinabs.nir")
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 1, (4, 5))
+    g = nir.NIRGraph(nodes={"in": nir.Input(np.array([5])), "fc": nir.Affine(w, rng.normal(0, 0.2, 4)),
+                            "li": nir.LI(tau=np.full(4, 6.0), r=np.ones(4), v_leak=np.zeros(4)),
+                            "out": nir.Output(np.array([4]))},
+                     edges=[("in", "fc"), ("fc", "li"), ("li", "out")])
+    x = (rng.random((25, 5)) < 0.4).astype(np.int64)
+    model = sinabs_nir.from_nir(g, batch_size=1)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x.astype(np.float32)))
+        theirs = (out[0] if isinstance(out, tuple) else out).numpy()        # (time, 4)
+    net = from_nir_graph(g, convention="sinabs")
+    assert isinstance(net.layers[-1], es.LI)
+    ours = es.simulate(net, x, dt_us=1000.0).logits
+    assert np.abs(theirs).max() > 1
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)

@@ -16,6 +16,7 @@ import importlib
 
 from .network import (IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Layer, Linear, MaxPool2d, Network,
                       NeuronSpec, Readout, SumPool2d)
+from .neurons import LI, CubaLI, CubaLIF, Recurrent, Threshold
 
 from . import evaluate  # the module is callable: es.evaluate(network, dataset) is evaluate.evaluate(...)
 
@@ -37,7 +38,8 @@ _LAZY = {
 }
 
 __all__ = ["IF", "LIF", "Add", "AvgPool2d", "Branch", "Conv2d", "Flatten", "Layer", "Linear", "MaxPool2d",
-           "Network", "NeuronSpec", "Readout", "SumPool2d", "evaluate", *_LAZY]
+           "Network", "NeuronSpec", "Readout", "SumPool2d", "evaluate", "CubaLIF", "Threshold", "LI", "CubaLI",
+           "Recurrent", *_LAZY]
 
 
 # submodules reachable as attributes without an explicit import (``es.events.load_demo``)

@@ -56,7 +56,7 @@ def out_degree(layer: Layer, input_shape: tuple, convention: str = "all") -> np.
     network with vectorised NumPy (no materialised connectivity matrix).
     """
     check_convention(convention)
-    if isinstance(layer, Linear):
+    if isinstance(layer, Linear) or getattr(layer, "kind", None) == "Recurrent":
         w = layer.weight
         if convention == "all":
             return np.full(input_shape, w.shape[0], dtype=np.int64)

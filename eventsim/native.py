@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from . import network as nw
+from . import neurons
 from ._io import atomic_path
 from .formats import ModelFormat, register_format
 
 FORMAT_VERSION = 1
 LAYER_TYPES = {cls.__name__: cls for cls in (
     nw.Conv2d, nw.Linear, nw.AvgPool2d, nw.SumPool2d, nw.MaxPool2d, nw.Flatten, nw.Add, nw.Branch,
-    nw.IF, nw.LIF, nw.Readout)}
+    nw.IF, nw.LIF, nw.Readout, neurons.CubaLIF, neurons.Threshold, neurons.LI, neurons.CubaLI,
+    neurons.Recurrent)}
 
 
 def _plain(value):

@@ -647,6 +647,9 @@ class Network(_FrozenValue):
                         f"no later Add(source={ended}) merges it")
                     raise ValueError(f"{layer.name}: a Branch here is not allowed; {what}")
                 shape = self.input_shape if layer.source == -1 else shapes[layer.source]
+            placement = getattr(layer, "check_placement", None)   # e.g. neurons.Recurrent
+            if placement is not None:
+                placement(named, i)
             shape = tuple(layer.output_shape(shape))
             shapes.append(shape)
         object.__setattr__(self, "layers", tuple(named))

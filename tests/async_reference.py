@@ -444,3 +444,121 @@ def assert_matches_reference(network: es.Network, res, ref: ReferenceResult) -> 
             np.testing.assert_allclose([t for t, _ in got], [t for t, _ in expected], rtol=1e-9, atol=1e-9)
     assert res.spikes_per_layer == ref.spikes
     assert res.synops_per_layer == ref.synops
+
+
+def cuba_fine_grid(inputs, t_stop_us, tau_us, tau_syn_us, theta, grid_us=0.01, q=1.0, coupling=1.0,
+                   reset="subtract"):
+    """Spike times of one current-based LIF (``di/dt = −i/τ_syn``, an input ``w`` adds ``q·w/τ_syn``;
+    ``dv/dt = −v/τ + coupling·i``; ``reset`` subtract or zero) with each step taken by the matrix
+    exponential of the 2×2 linear system (``scipy.linalg.expm``: independent of the closed form in
+    :mod:`eventsim.kernels.async_cuba`). A grid step that ends above θ is bisected (matrix
+    exponentials of partial steps) to 1e-9 µs, and the reset applied there. ``inputs``: sorted
+    ``(t_us, w)`` on the grid. NIR's CubaLIF is ``coupling = R/τ``, ``q = w_in`` (times 1e6 when its
+    Dirac inputs are per second and the grid in µs)."""
+    from scipy.linalg import expm
+    a = 0.0 if np.isinf(tau_us) else 1.0 / tau_us
+    gen = np.array([[-a, coupling], [0.0, -1.0 / tau_syn_us]])
+    step = expm(gen * grid_us)   # state (v, i)
+    state = np.zeros(2)
+    spikes, j, t = [], 0, 0.0
+    while t <= t_stop_us + 1e-9:
+        while j < len(inputs) and inputs[j][0] <= t + 1e-9:
+            state[1] += q * inputs[j][1] / tau_syn_us
+            j += 1
+        new = step @ state
+        if new[0] > theta:
+            lo, hi = 0.0, grid_us
+            while hi - lo > 1e-9:
+                mid = 0.5 * (lo + hi)
+                if (expm(gen * mid) @ state)[0] > theta:
+                    hi = mid
+                else:
+                    lo = mid
+            if t + hi <= t_stop_us:
+                spikes.append(t + hi)
+            state = expm(gen * hi) @ state
+            state[0] = 0.0 if reset == "zero" else state[0] - theta
+            state = expm(gen * (grid_us - hi)) @ state   # (a second crossing in one step is not sought)
+        else:
+            state = new
+        t = round(t + grid_us, 9)
+    return np.array(spikes)
+
+
+def cuba_network_reference(w1, pop1, w2, pop2, inputs, t_stop_us, rec=None, rec_delay_us=None, grid_us=2.0):
+    """Event-driven reference for ``input → Linear(w1) → CubaLIF → [Recurrent(rec)] → Linear(w2) → CubaLIF``
+    in continuous time (both populations ``(τ_us, τ_syn_us, θ)``, tau form: an input ``x`` adds
+    ``x/τ_syn`` to ``i``; subtract reset). Every population advances by matrix exponentials
+    (``scipy.linalg.expm``) in grid steps; a step that ends above θ in some neuron is bisected per
+    neuron to 1e-9 µs, the earliest crossing fires first (its spike reaches the next population at
+    once, its feedback ``rec_delay_us`` later) and the step restarts from there. ``inputs``: sorted
+    ``(t_us, input index)``. Returns the spike times ``[(t, neuron), ...]`` of both populations."""
+    import heapq
+
+    from scipy.linalg import expm
+
+    pops = []
+    for tau, tau_syn, theta in (pop1, pop2):
+        gen = np.array([[-1.0 / tau, 1.0], [0.0, -1.0 / tau_syn]])
+        pops.append(dict(gen=gen, tau_syn=tau_syn, theta=theta, n=None, step=expm(gen * grid_us)))
+    pops[0]["n"], pops[1]["n"] = w1.shape[0], w2.shape[0]
+    state = [np.zeros((2, p["n"])) for p in pops]          # rows v, i
+    spikes = ([], [])
+    queue = [(float(t), 0, int(j)) for t, j in inputs]     # (t, kind 0 input / 1 feedback, index)
+    heapq.heapify(queue)
+
+    def propagator(p, h):
+        return p["step"] if h == grid_us else expm(p["gen"] * h)
+
+    def advance(h):
+        for p, s in zip(pops, state):
+            s[:] = propagator(p, h) @ s
+
+    def fire(k, j, t):
+        p, s = pops[k], state[k]
+        while s[0, j] > p["theta"]:
+            s[0, j] -= p["theta"]
+            spikes[k].append((t, j))
+            if k == 0:
+                state[1][1] += w2[:, j] / pops[1]["tau_syn"]
+                if rec is not None and t + rec_delay_us <= t_stop_us:
+                    heapq.heappush(queue, (t + rec_delay_us, 1, j))
+        if k == 0:
+            for j2 in range(pops[1]["n"]):
+                fire(1, j2, t)
+
+    t = 0.0
+    while t < t_stop_us:
+        t_event = min(queue[0][0], t_stop_us) if queue else t_stop_us
+        while t < t_event - 1e-12:
+            h = min(grid_us, t_event - t)
+            best = None
+            for k, (p, s) in enumerate(zip(pops, state)):
+                end = propagator(p, h) @ s
+                for j in np.flatnonzero(end[0] > p["theta"]):
+                    lo, hi = 0.0, h
+                    while hi - lo > 1e-9:
+                        mid = 0.5 * (lo + hi)
+                        if (expm(p["gen"] * mid) @ s[:, j])[0] > p["theta"]:
+                            hi = mid
+                        else:
+                            lo = mid
+                    if best is None or hi < best[0]:
+                        best = (hi, k, j)
+            if best is None:
+                advance(h)
+                t += h
+                continue
+            advance(best[0])
+            t += best[0]
+            fire(best[1], best[2], t)
+        t = t_event
+        while queue and queue[0][0] <= t + 1e-12:
+            _, kind, j = heapq.heappop(queue)
+            if kind == 0:
+                state[0][1] += w1[:, j] / pops[0]["tau_syn"]
+            else:
+                state[0][1] += rec[:, j] / pops[0]["tau_syn"]
+        if t >= t_stop_us:
+            break
+    return spikes

@@ -177,3 +177,75 @@ def dense_forward(net: es.Network, frames: np.ndarray, is_events: bool, conventi
                 x, n = y.reshape(shape), None
             outs.append((x, n))
     return {"spikes": spikes, "synops": synops, "macs": macs, "rasters": rasters, "logits": logits}
+
+
+def neuron_model_forward(net: es.Network, frames: np.ndarray, dt_us: float):
+    """Plain-NumPy reference for the models of :mod:`eventsim.neurons` (flat networks: Linear,
+    Flatten, IF/LIF/CubaLIF/Threshold, Recurrent, Readout/LI/CubaLI), written from their docstrings:
+    ``i ← α·i + g·I``; ``v ← λ·v + i``; spike ``v > θ``; reset; a Recurrent adds ``W·s_{k−1} + b``
+    at step ``k``. Returns ``(rasters by layer index, readout per step, synops per step and layer)``."""
+    T, L = frames.shape[0], len(net.layers)
+    state, syn, fb = {}, {}, {}
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, es.NeuronSpec):
+            state[i] = np.zeros(int(np.prod(net.shapes[i]))) + np.asarray(layer.v_init, float)
+            syn[i] = np.zeros_like(state[i])
+        if isinstance(layer, es.Recurrent):
+            fb[i] = np.zeros(net.shapes[i]), np.zeros(net.shapes[i])
+    rasters = {i: np.zeros((T,) + net.shapes[i], np.int64) for i in state}
+    out = np.zeros((T, int(np.prod(net.output_shape)))) if net.has_readout else None
+    synops = np.zeros((T, L), np.int64)
+    y, y_syn = None, None
+    for k in range(T):
+        x = frames[k].astype(float).ravel()
+        for i, layer in enumerate(net.layers):
+            if isinstance(layer, es.Linear):
+                synops[k, i] = int(x.sum()) * layer.weight.shape[0]   # unit events, "all" synapses
+                x = layer.weight @ x + (0 if layer.bias is None else layer.bias)
+            elif isinstance(layer, es.Flatten):
+                x = x.ravel()
+            elif isinstance(layer, es.NeuronSpec):
+                cur = x.copy()
+                if isinstance(net.layers[i + 1] if i + 1 < L else None, es.Recurrent):
+                    w = net.layers[i + 1].weight
+                    prev = fb[i + 1][1]
+                    cur = cur + w @ prev + (0 if net.layers[i + 1].bias is None else net.layers[i + 1].bias)
+                    synops[k, i + 1] = int(prev.sum()) * w.shape[0]
+                theta = float(np.asarray(layer.threshold).ravel()[0])
+                if isinstance(layer, es.Threshold):
+                    lam = 0.0
+                elif isinstance(layer, es.LIF):
+                    lam = float(np.ravel(layer.leak)[0]) if layer.leak is not None else np.exp(-dt_us * 1e-6 / layer.tau_s)
+                else:
+                    lam = 1.0
+                if isinstance(layer, es.CubaLIF):
+                    if layer.syn_leak is not None:
+                        a, g = float(np.ravel(layer.syn_leak)[0]), 1.0
+                    else:
+                        a = np.exp(-dt_us * 1e-6 / layer.tau_syn_s)
+                        g = 1 - a
+                    syn[i] = a * syn[i] + g * cur
+                    cur = syn[i]
+                v = lam * state[i] + cur
+                s = v > theta
+                v = np.where(s, 0.0, v) if layer.reset == "zero" else np.where(s, v - theta, v)
+                state[i] = v
+                rasters[i][k] = s
+                x = s.astype(float)
+            elif isinstance(layer, es.Recurrent):
+                fb[i] = (None, x.copy())
+            elif isinstance(layer, es.Readout):
+                if y is None:
+                    y, y_syn = np.zeros_like(x), np.zeros_like(x)
+                inp = x
+                if isinstance(layer, es.CubaLI):
+                    a = float(np.ravel(layer.syn_leak)[0]) if layer.syn_leak is not None else np.exp(-dt_us * 1e-6 / layer.tau_syn_s)
+                    y_syn = a * y_syn + (1.0 if layer.syn_leak is not None else 1 - a) * inp
+                    inp = y_syn
+                if isinstance(layer, es.LI):
+                    lam = float(np.ravel(layer.leak)[0]) if layer.leak is not None else np.exp(-dt_us * 1e-6 / layer.tau_s)
+                    y = lam * y + inp
+                else:
+                    y = y + inp
+                out[k] = y
+    return rasters, out, synops

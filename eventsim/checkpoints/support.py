@@ -64,6 +64,10 @@ IMPORTS = [
      "tests/test_convert.py::test_numpy_ann_forward_equals_pytorch"),
     ("any of the above", "as `.safetensors`", "safetensors' NumPy API, no torch", "as above (or `pool` in its "
      "metadata)", "as above", "as above", "tests/test_safetensors.py::test_every_resnet_layout"),
+    ("ONNX conversion (`onnx`)", "any ReLU/ReLU6/Clip CNN from `torch.onnx.export`, VGG or ResNet",
+     "your own `nn.Module`", "avg; max refused unless `max_pool=\"spike\"`", "analog image every step",
+     "`calibration=` for plain ReLU, `input_shape=` for a dynamic input",
+     "tests/test_onnx.py::test_snn_agrees_with_ann_at_large_T"),
     ("refused, named", "torchvision-style ResNet (`downsample`), LSTM, attention", "—", "—", "—",
      "error names the feature and module", "tests/test_import_unsupported.py::test_detection_names_the_feature"),
     ("refused, named", "Bottleneck ResNet-50+, ImageNet 7×7 stem", "QCFS, snncutoff", "—", "—",
@@ -90,6 +94,9 @@ OPTIONS = [
      "tests/test_convert.py::test_architecture_errors_name_the_problem"),
     ("`architecture=`", "ann", "the state dict carries no eventsim architecture list",
      "tests/test_convert.py::test_architecture_errors_name_the_problem"),
+    ("`max_pool=\"spike\"`", "onnx", "the model max-pools: refused by default, naming the node; with the option a "
+     "window spikes when any of its inputs spikes (rate ≥ the largest input's)",
+     "tests/test_onnx.py::test_max_pool_is_refused_by_name_or_converted_by_the_spike_rule"),
     ("`format=`", "pt", "the keys match several layouts",
      "tests/test_checkpoint_reader.py::test_ambiguous_layout_asks_for_format"),
 ]

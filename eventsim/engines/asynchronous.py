@@ -65,12 +65,14 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
-from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES
+from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES, PHASE_LATE_CHECK
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
+from ..neurons import CubaLI, Recurrent
 from ..result import SimulationResult
 from .cache import cache_for
+from .model_tables import readout_rows as _readout_rows, synapse_rows as _synapse_rows
 from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
 from .stepped import membrane_floor, neuron_params, prepare_steps
@@ -119,6 +121,7 @@ def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dic
     slots = {slot: nf.add(f[key]) for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"),
                                                      (A.H_GDELAY, "grp_delay"), (A.H_W, "W"))}
     slots[A.H_ONE] = nf.add([1.0])
+    slots[A.H_YCF] = nf.add(f["ycf"])
     return nf.array(), slots
 
 
@@ -216,6 +219,10 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
             c = shape[0]
             pops[i] = np.zeros((c, int(np.prod(shape)) // c)) if x is None else np.asarray(x, np.float64).reshape(c, -1)
             x = None
+        elif isinstance(layer, Recurrent):   # its bias is a constant current into the population before
+            if layer.bias is not None:
+                pops[i - 1] = pops[i - 1] + layer.bias.reshape(pops[i - 1].shape)
+            x = None
         elif isinstance(layer, Readout):
             readout = np.zeros(int(np.prod(shape))) if x is None else np.asarray(x, np.float64).ravel()
         outs.append(x)
@@ -270,7 +277,12 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         H, W = (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
         params, tau, model = _population_params(spec, C, dt_us, batch)
         src_i = network.input_of(i)
-        drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None
+        rec = layers[i + 1] if i + 1 < L and isinstance(layers[i + 1], Recurrent) else None
+        drive = bool(kinds[src_i][0] if src_i >= 0 else not event_input) or spec.step_bias is not None \
+            or (rec is not None and rec.bias is not None)
+        syn_rows = _synapse_rows(spec, C, dt_us, batch)
+        if syn_rows is not None:
+            model = A.MODEL_CUBA
         if drive and not batch and not dt_us and not bias_is_current(network):
             raise ValueError(f"{spec.name}: a constant current (bias or analog input) is a charge per step; "
                              "pass dt_us= to turn it into a current per µs")
@@ -285,11 +297,13 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         refr = float(spec.refractory_us)
         plain = not gain and refr == 0.0
         kind = (1 + model if not drive else (4 if model == 0 else (5 if np.all(np.isfinite(tau)) else 3))) if plain else 3
+        kind = 3 if model == A.MODEL_CUBA else kind   # the general path (kernels.async_cuba)
         for col, val in ((A.P_LAYER, i), (A.P_OFF, off), (A.P_N, C * H * W), (A.P_C, C), (A.P_H, H), (A.P_W, W),
                          (A.P_COFF, coff), (A.P_MODEL, model), (A.P_GE, params.compare_ge),
                          (A.P_ZERO, params.reset_zero), (A.P_IFIRST, params.integrate_first), (A.P_DRIVE, drive),
                          (A.P_GAIN, gain), (A.P_BIAS, spec.step_bias is not None), (A.P_TAB, tab_off),
-                         (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind)):
+                         (A.P_UNIFORM, np.all(tau == tau[0])), (A.P_SINK, kind),
+                         (A.P_CHECKPH, PHASE_LATE_CHECK if rec is not None else 1)):
             pi[p, col] = int(val)
         pf[p, A.PF_REFR], pf[p, A.PF_ITMAX] = refr, float(inv_tau.max())
         if not batch and (spec.v_min is not None or (spec.multi_spike and params.reset_zero)):
@@ -300,13 +314,15 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         pi[p, A.P_STEPX] = (A.STEPX_MULTI if spec.multi_spike else
                             (A.STEPX_FLOOR if spec.v_min is not None else 0)) if batch else 0
         floor = membrane_floor(spec, C)
-        cf.append(np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau, floor]))
+        cf.append(np.concatenate([np.stack([params.threshold, params.amplitude, params.leak, tau, inv_tau]),
+                                  syn_rows if syn_rows is not None else np.zeros((5, C)), floor[None]]))
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C
     f = dict(pi=pi, pf=pf, cf=np.ascontiguousarray(np.concatenate(cf, axis=1)) if cf else np.zeros((A.N_CF, 0)),
              tab=_f64(np.concatenate(tab)) if tab else _f64([]),
-             l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])))
+             l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])),
+             ycf=_readout_rows(network, dt_us, batch))
 
     # ---------------------------------------------------------------- ops (one per layer) and paths
     op_of: dict[int, int] = {}
@@ -349,6 +365,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
             layer = layers[j]
             if isinstance(layer, (NeuronSpec, Readout)):
                 found.append((pop_of.get(j, P), list(chain), delay))
+            elif isinstance(layer, Recurrent):   # the spikes pass on; the feedback is its own path
+                walk(j, chain, delay, found)
             elif layer.synaptic or type(layer) in _POOL_MODE:
                 walk(j, chain + [op(j)], delay + float(getattr(layer, "delay_us", 0.0)), found)
             else:
@@ -361,10 +379,17 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         found: list = []
         if source is not None:
             walk(source, [], 0.0, found)
+            if source >= 0 and source + 1 < L and isinstance(layers[source + 1], Recurrent):
+                rec = layers[source + 1]
+                d = rec.delay_us if rec.delay_us is not None else dt_us
+                if d is None:
+                    raise ValueError(f"{rec.name}: the feedback of a recurrent layer arrives one step later; "
+                                     "pass dt_us= (or give the layer delay_us=)")
+                found.append((pop_of[source], [op(source + 1)], float(d)))
         delays = sorted({0.0} | {d for _, _, d in found})
-        if len(delays) > MAX_PHASES - 2:
+        if len(delays) > MAX_PHASES - 3:
             raise ValueError(f"a source reaches {len(delays)} different synaptic delays; engine='async' "
-                             f"supports {MAX_PHASES - 2}")
+                             f"supports {MAX_PHASES - 3}")
         src.append((len(grp), len(delays)))
         for d in delays:
             if batch and d and abs(d / dt_us - round(d / dt_us)) > 1e-9:
@@ -663,7 +688,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
          A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
          A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
          A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
-         A.H_NSNAPT: snap_t.size}
+         A.H_NSNAPT: snap_t.size,
+         A.H_YLEAKY: 0 if not has_out or type(layers[-1]) is Readout else (2 if isinstance(layers[-1], CubaLI) else 1)}
     for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
                       (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
         h[slot] = ni.add(f[key])
@@ -677,7 +703,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                              (A.H_SI_TAPS, si, 3 * max([1] + [int(r[A.O_KH] * r[A.O_KW]) for r in f["op"]])),
                              (A.H_SI_RAST, si, K * N if "spikes" in record else 0),
                              (A.H_SF_NF, sf, A.N_NF * N), (A.H_SF_PS, sf, A.N_PS * P), (A.H_SF_CS, sf, 4 * Ct),
-                             (A.H_SF_YF, sf, 4 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
+                             (A.H_SF_YF, sf, 5 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
                              (A.H_SF_OLOG, sf, K * n_out), (A.H_SF_BV, sf, 2 * B),
                              (A.H_SF_MEM, sf, K * N if "membrane" in record else 0)):
         h[slot] = pack.add(None, size)

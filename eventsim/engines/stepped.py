@@ -14,9 +14,10 @@ import numpy as np
 
 from .. import counting
 from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
-from ..kernels.neuron import population_step, population_step_multi
+from ..kernels.neuron import cuba_population_step, population_step, population_step_multi
 from ..network import (Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
                        Readout, SumPool2d)
+from ..neurons import CubaLI, CubaLIF, Recurrent, readout_leak, synapse_per_step
 from ..result import SimulationResult
 from .cache import cache_for
 from .inputs import check_start, check_steps, events_to_steps, is_event_array
@@ -132,7 +133,7 @@ def _weight_tables(network: Network, synop_convention: str) -> tuple[dict, dict,
                 in_shape = network.input_shape_of(i)
                 degree[i] = np.ascontiguousarray(counting.out_degree(layer, in_shape, synop_convention).ravel())
                 dense_macs[i] = int(degree[i].sum())
-                if isinstance(layer, Linear):
+                if isinstance(layer, (Linear, Recurrent)):
                     wt[i] = np.ascontiguousarray(layer.weight.T)
         cache[key] = (degree, dense_macs, wt)
     return cache[key]
@@ -178,7 +179,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
 
     # ------------------------------------------------------------- per-layer constants and state
     degree, dense_macs, wt = _weight_tables(network, synop_convention)
-    params, state, gain_bias, floors = {}, {}, {}, {}
+    params, state, gain_bias, floors, syn, feedback = {}, {}, {}, {}, {}, {}
     for i, layer in enumerate(layers):
         in_shape = network.input_shape_of(i)
         if isinstance(layer, NeuronSpec):
@@ -195,11 +196,31 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
             state[i] = v
             gain_bias[i] = (layer.step_gain, layer.step_bias)
             floors[i] = membrane_floor(layer, c)
+            if isinstance(layer, CubaLIF):   # synaptic current, α and g per channel
+                alpha, g = (np.ascontiguousarray(np.broadcast_to(a, (c,)), dtype=np.float64)
+                            for a in synapse_per_step(layer, dt_us))
+                syn[i] = (np.zeros_like(v) if resume is None else resume.data[f"i{i}"].copy(), alpha, g)
+        if isinstance(layer, Recurrent):
+            # feedback current waiting for the next step, and the spike counts that cause it
+            # (at the first step: the bias alone, the feedback of no spikes)
+            feedback[i] = (np.zeros(network.shapes[i]) if layer.bias is None else layer.bias.copy(),
+                           np.zeros(network.shapes[i], np.int64)) if resume is None else (resume.data[f"fb{i}"].copy(), resume.data[f"fbn{i}"].copy())
         if getattr(layer, "delay_us", 0.0):
             raise ValueError(f"{layer.name}: delay_us is supported by engine='async' only")
 
     out_dim = int(np.prod(network.output_shape)) if network.has_readout else 0
     readout = np.zeros(out_dim)
+    y_leak = y_syn = None
+    if network.has_readout:   # leaky readouts (LI, CubaLI): per-output λ, α, g
+        last = layers[-1]
+        per_out = lambda a: np.ascontiguousarray(np.broadcast_to(  # noqa: E731
+            np.asarray(a, np.float64).reshape((-1,) + (1,) * (len(network.output_shape) - 1)),
+            network.output_shape).ravel())
+        lam = readout_leak(last, dt_us)
+        y_leak = per_out(lam) if np.any(lam != 1.0) or type(last) is not Readout else None
+        if isinstance(last, CubaLI):
+            y_syn = [np.zeros(out_dim) if resume is None else resume.data["readout_syn"].copy(),
+                     *(per_out(a) for a in synapse_per_step(last, dt_us))]
     logits = np.zeros((steps, out_dim))
     spikes = np.zeros((steps, n_layers), np.int64)
     synops = np.zeros((steps, n_layers), np.int64)
@@ -281,9 +302,18 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                     current = current * gain[k][:, None]
                 if bias is not None:
                     current = current + bias[k][:, None]
+                if i + 1 in feedback:   # a Recurrent layer after it: last step's weighted spikes
+                    fb, fb_n = feedback[i + 1]
+                    current = current + fb.reshape(v.shape)
+                    synops[k, i + 1] = weighted_events(fb_n, degree[i + 1])
                 out = np.empty(v.shape)
                 out_n = np.empty(v.shape, np.int64)
-                if layer.multi_spike or layer.v_min is not None:   # sinabs's MultiSpike / min_v_mem
+                if i in syn:
+                    i_syn, alpha, g = syn[i]
+                    spikes[k, i] = cuba_population_step(v, i_syn, np.ascontiguousarray(current), alpha, g, p.leak,
+                                                        p.threshold, p.amplitude, p.integrate_first, p.reset_zero,
+                                                        p.compare_ge, out, out_n)
+                elif layer.multi_spike or layer.v_min is not None:   # sinabs's MultiSpike / min_v_mem
                     spikes[k, i] = population_step_multi(v, current, p.leak, p.threshold, p.amplitude,
                                                          p.integrate_first, p.reset_zero, p.compare_ge,
                                                          layer.multi_spike, floors[i], out, out_n)
@@ -299,6 +329,19 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                     rasters[layer.name][k] = out_n.reshape(shape)
                 if membranes:
                     membranes[layer.name][k] = v.reshape(shape)
+            elif isinstance(layer, Recurrent):   # feedback for the next step; the spikes pass on
+                fb = np.zeros(shape) if layer.bias is None else layer.bias.copy()
+                linear_scatter(np.ascontiguousarray(val, dtype=np.float64).ravel(), wt[i], fb)
+                feedback[i] = (fb, np.ascontiguousarray(cnt).ravel().copy())
+            elif isinstance(layer, Readout) and y_leak is not None:   # LI: Y ← λ·Y + I; CubaLI: through i
+                inp = np.asarray(val, dtype=np.float64).ravel()
+                if y_syn is not None:
+                    y_syn[0] = y_syn[1] * y_syn[0] + y_syn[2] * inp
+                    inp = y_syn[0]
+                readout[:] = y_leak * readout + inp
+                updates[k, i] = out_dim
+                logits[k] = readout
+                val, cnt = readout.reshape(shape), None
             elif isinstance(layer, Readout):
                 readout += np.asarray(val, dtype=np.float64).ravel()
                 updates[k, i] = out_dim
@@ -313,6 +356,11 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
                 "synops": synops[:k1], "macs": macs[:k1], "updates": updates[:k1],
                 "out_counts": out_counts[:k1], "out_membrane": out_membrane[:k1]}
         data.update({f"v{i}": v for i, v in state.items()})
+        data.update({f"i{i}": s[0] for i, s in syn.items()})
+        data.update({f"fb{i}": f[0] for i, f in feedback.items()})
+        data.update({f"fbn{i}": f[1] for i, f in feedback.items()})
+        if y_syn is not None:
+            data["readout_syn"] = y_syn[0]
         data.update({"raster:" + name: arr[:k1] for name, arr in rasters.items()})
         data.update({"membrane:" + name: arr[:k1] for name, arr in membranes.items()})
         options = dict(steps=steps, dt_us=dt_us, record=record, synop_convention=synop_convention,

@@ -17,7 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_TAU, C_THETA, F_DT,
+from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_QSYN, C_SGAIN,
+                           C_SLEAK, C_TAU, C_THETA, F_DT, N_SYN, P_CHECKPH,
                            G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
                            H_K, H_L, H_LPOP, H_MEM, H_N, H_NOUT, H_NPOP, H_OUTMEAN, H_RASTER, H_SF_MEM,
                            H_SF_OLOG, H_SF_OT, H_SI_OCNT, H_SI_OKIND, H_SI_RAST, H_SRC, H_STEPS, H_TAB,
@@ -27,9 +28,12 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C
                            P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_START, T_STOP, T_YT,
                            U_CAND, U_TOUCHED, Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro,
                            yo)
-from .async_neuron import above, fire, freeze, predict, release, set_value, value_at
+from .async_neuron import above, cuba_advance, fire, freeze, is_cuba, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
+from .async_cuba import evolve
 from .async_layout import C_VMIN, P_STEPX, STEPX_MULTI
+from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
+                           YC_SLEAK, Y_SYN)
 from .neuron import neuron_step, neuron_step_multi
 
 
@@ -179,7 +183,7 @@ def check_continuous(net, st, p, g, t):
                              "check the weights and thresholds (a subtract reset removes only θ per spike)")
     if n_sp:
         emit(net, st, p, jl, n_sp, t, np.int64(0))
-    if pget(net, p, P_DRIVE) and not frozen:
+    if (pget(net, p, P_DRIVE) or is_cuba(net, p)) and not frozen:   # a synaptic current charges on
         predict_and_queue(net, st, p, g, c, t)
 
 
@@ -276,6 +280,9 @@ def wake_continuous(net, st, p, n, aux, t):
     if st.si[nio(net, N_VER) + g] != aux:  # the neuron changed since: predict again from its state
         predict_and_queue(net, st, p, g, c, t)
         return
+    if is_cuba(net, p):   # the bracketed search stopped where the same evaluation is above θ
+        check_continuous(net, st, p, g, t)
+        return
     # the drive carried v exactly to θ: spike, and reset to 0 (= θ − θ for a subtract reset)
     set_value(net, st, p, g, c, t, 0.0)
     st.si[ro(net, R_UPD) + pget(net, p, P_LAYER)] += 1
@@ -321,6 +328,8 @@ def check_batch(net, st, p, t, k):
     gain, bias, drive = pget(net, p, P_GAIN), pget(net, p, P_BIAS), pget(net, p, P_DRIVE)
     refr = pfget(net, p, PF_REFR)
     stepx = pget(net, p, P_STEPX)
+    cuba = is_cuba(net, p)
+    o_syn = nfo(net, N_SYN) + off
     o_v, o_ru, o_acc = nfo(net, N_V) + off, nfo(net, N_RU) + off, nfo(net, N_ACC) + off
     o_ls, o_tch = nio(net, N_LS) + off, nio(net, N_TCH) + off
     o_u = U_TOUCHED * net.ni[H_N] + off
@@ -345,6 +354,11 @@ def check_batch(net, st, p, t, k):
             current = current * net.nf[tab + 2 * (jl % C)]
         if bias:
             current = current + net.nf[tab + 2 * (jl % C) + 1]
+        i_syn = 0.0
+        if cuba:   # i ← α·i + g·I, the membrane's input (kernels.neuron.synapse_step)
+            i_syn = cget(net, C_SLEAK, c) * sf[o_syn + jl] + cget(net, C_SGAIN, c) * current
+            sf[o_syn + jl] = i_syn
+            current = i_syn
         if stepx:    # sinabs's MultiSpike and min_v_mem
             v, n_sp = neuron_step_multi(v, current, lam, theta, ifirst, zero, ge, stepx == STEPX_MULTI,
                                         cget(net, C_VMIN, c))
@@ -368,7 +382,7 @@ def check_batch(net, st, p, t, k):
                 s0 = n0 > 0
             else:
                 _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
-            if s0:
+            if s0 or i_syn != 0.0:   # a synaptic current keeps charging: step it every step
                 push(net, st, step_time(net, st, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
     si[o_n] = 0
 
@@ -379,7 +393,7 @@ def push_checks(net, st, t):
     o_pend = pno(net, S_PEND)
     for i in range(st.si[K_PEND]):
         p = st.si[o_pend + i]
-        push(net, st, t, pget(net, p, P_LAYER), np.int64(1), np.int64(0), np.int64(0))
+        push(net, st, t, pget(net, p, P_LAYER), pget(net, p, P_CHECKPH), np.int64(0), np.int64(0))
     st.si[K_PEND] = 0
 
 
@@ -388,12 +402,61 @@ def push_checks(net, st, t):
 
 @njit(**ASYNC_JIT)
 def readout_to(net, st, t):
-    """Integrate the readout's constant input up to ``t`` (continuous mode)."""
+    """Integrate the readout's constant input up to ``t`` (continuous mode); a leaky readout
+    (:class:`~eventsim.neurons.LI`) decays exactly: ``Y ← Y·e^{−Δ/τ} + r·τ·(1 − e^{−Δ/τ})``."""
     if not net.ni[H_BATCH] and t > st.sf[T_YT]:
         o_y, o_r = yo(net, Y_Y), yo(net, Y_RATE)
-        for o in range(net.ni[H_NOUT]):
-            st.sf[o_y + o] += st.sf[o_r + o] * (t - st.sf[T_YT])
+        span = t - st.sf[T_YT]
+        n_out = net.ni[H_NOUT]
+        for o in range(n_out):
+            itau = net.nf[net.ni[H_YCF] + YC_ITAU * n_out + o] if net.ni[H_YLEAKY] else 0.0
+            if net.ni[H_YLEAKY] == 2:   # CubaLI: the two-exponential evolution of a CubaLIF
+                base = net.ni[H_YCF] + o
+                o_s = yo(net, Y_SYN) + o
+                y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * net.nf[base + YC_QSYN * n_out],
+                                  itau, net.nf[base + YC_ITAUS * n_out], span)
+                st.sf[o_y + o] = y
+                st.sf[o_s] = i_syn
+            elif itau == 0.0:
+                st.sf[o_y + o] += st.sf[o_r + o] * span
+            else:
+                decay = math.exp(-span * itau)
+                st.sf[o_y + o] = st.sf[o_y + o] * decay - st.sf[o_r + o] * math.expm1(-span * itau) / itau
         st.sf[T_YT] = t
+
+
+@njit(inline="always", **ASYNC_JIT)
+def readout_step_value(net, st, o):
+    """Batch mode: the readout after the open step, ``Y + I`` (leaky: ``λ·Y + I`` once per step)."""
+    y, acc = st.sf[yo(net, Y_Y) + o], st.sf[yo(net, Y_ACC) + o]
+    if net.ni[H_YLEAKY] and st.si[K_TIMER] > st.si[K_YSTEP]:
+        return net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * y + readout_synapse(net, st, o, acc)
+    return y + acc
+
+
+@njit(inline="always", **ASYNC_JIT)
+def readout_synapse(net, st, o, acc):
+    """Batch mode: a CubaLI's synaptic current after the open step, ``α·i + g·I`` (else ``I``)."""
+    if net.ni[H_YLEAKY] != 2:
+        return acc
+    n = net.ni[H_NOUT]
+    base = net.ni[H_YCF] + o
+    return net.nf[base + YC_SLEAK * n] * st.sf[yo(net, Y_SYN) + o] + net.nf[base + YC_SGAIN * n] * acc
+
+
+@njit(**ASYNC_JIT)
+def flush_readout(net, st):
+    """Batch mode: a step is over, the readout takes its input (a leaky one decays once per step)."""
+    for o in range(net.ni[H_NOUT]):
+        if net.ni[H_YLEAKY] == 2 and st.si[K_TIMER] > st.si[K_YSTEP]:
+            i_syn = readout_synapse(net, st, o, st.sf[yo(net, Y_ACC) + o])
+            st.sf[yo(net, Y_Y) + o] = net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * st.sf[yo(net, Y_Y) + o] \
+                + i_syn
+            st.sf[yo(net, Y_SYN) + o] = i_syn
+        else:
+            st.sf[yo(net, Y_Y) + o] = readout_step_value(net, st, o)
+        st.sf[yo(net, Y_ACC) + o] = 0.0
+    st.si[K_YSTEP] = st.si[K_TIMER]
 
 
 @njit(**ASYNC_JIT)
@@ -424,6 +487,13 @@ def set_drive(net, st, t, rebase):
             if gain:
                 cur = cur * sf[o_g + c]
             rate = (cur + sf[o_b + c]) / dt
+            if is_cuba(net, p):   # the synaptic current's asymptote; the state moves on under the old one
+                if rebase:
+                    cuba_advance(net, st, g, c, t)
+                sf[nfo(net, N_DR) + g] = rate * cget(net, C_QSYN, c)
+                if rebase:
+                    check_continuous(net, st, p, g, t)
+                continue
             new = rate * cget(net, C_TAU, c) if cget(net, C_ITAU, c) != 0.0 else rate
             if rebase and sf[nfo(net, N_RU) + g] == -np.inf:
                 v = value_at(net, st, p, g, c, t)
@@ -453,7 +523,7 @@ def record_row(net, st, t, kind):
     n_out = ni[H_NOUT]
     o_y, o_acc = yo(net, Y_Y), yo(net, Y_ACC)
     for o in range(n_out):
-        y = sf[o_y + o] + sf[o_acc + o]
+        y = readout_step_value(net, st, o) if batch else sf[o_y + o] + sf[o_acc + o]
         if ni[H_OUTMEAN]:
             y = y / n_steps if n_steps > 0 else 0.0
         sf[ni[H_SF_OLOG] + r * n_out + o] = y

@@ -26,6 +26,8 @@ from .async_layout import (ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, 
                            O_WOFF, P_C, P_COFF, P_GE, P_H, P_LAYER, P_OFF, P_SINK, P_W, Q_NOPS, Q_OP0,
                            Q_TARGET, R_SYN, R_UPD, S_CHECKT, S_PEND, S_TCHN, U_CAND, U_TOUCHED, Y_ACC, Y_Y,
                            cso, nfo, nio, opget, pget, pno, pso, ro, yo)
+from .async_events import readout_to
+from .async_layout import H_YCF, H_YLEAKY, YC_GSYN, Y_SYN
 from .async_neuron import impulse, lif_refresh
 
 
@@ -82,7 +84,18 @@ def sink(net, st, tp, n_taps, width, a, t):
     o_taps = ni[H_SI_TAPS]
     batch = ni[H_BATCH]
     if tp == ni[H_NPOP]:
+        if not batch and ni[H_YLEAKY]:
+            readout_to(net, st, t)
         o_y = yo(net, Y_ACC if batch else Y_Y)
+        if not batch and ni[H_YLEAKY] == 2:   # CubaLI: into its synaptic current, i += a·w·q/τ_syn
+            o_y = yo(net, Y_SYN)
+            o_g = ni[H_YCF] + YC_GSYN * ni[H_NOUT]
+            for i in range(n_taps):
+                base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
+                for c in range(c0, c0 + width):
+                    sf[o_y + base + c] += a * nf[wb + c] * nf[o_g + base + c]
+            si[ro(net, R_UPD) + ni[H_OUTLAYER]] += n_taps * width
+            return
         for i in range(n_taps):
             base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
             for c in range(c0, c0 + width):

@@ -45,26 +45,36 @@ from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import i
  H_PI, H_LPOP, H_GPOP, H_SRC, H_GRP, H_PATH, H_PATHOPS, H_OP, H_D, H_MAC, H_NMAC, H_SNAPB, H_NSNAPB,
  H_PF, H_CF, H_TAB, H_GDELAY, H_W, H_ONE, H_SF_SNAPT, H_NSNAPT,
  H_SI_NI, H_SI_PN, H_SI_MP, H_SI_ROW, H_SI_OCNT, H_SI_OKIND, H_SI_BP, H_SI_BC, H_SI_RAST,
- H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS) = range(57)
-N_HEADER = 57
+ H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS,
+ H_YLEAKY, H_YCF) = range(59)
+N_HEADER = 59
+# readout constants (H_YCF: rows of n_out in net.nf, used when H_YLEAKY: 1 LI, 2 CubaLI): λ per step,
+# 1/τ (µs⁻¹), and for CubaLI α, g per step, 1/τ_syn (µs⁻¹), q/τ_syn and q (see eventsim.neurons)
+YC_LEAK, YC_ITAU, YC_SLEAK, YC_SGAIN, YC_ITAUS, YC_GSYN, YC_QSYN = range(7)
+N_YC = 7
 # net.nf fixed slot (net.nf is the same for every run of a compiled network: t_start, t_stop and
 # the snapshot times are state, T_START, T_STOP and the H_SF_SNAPT row)
 F_DT = 0
 # pi columns (per population)
 (P_LAYER, P_OFF, P_N, P_C, P_H, P_W, P_COFF, P_MODEL, P_GE, P_ZERO, P_IFIRST, P_DRIVE, P_GAIN, P_BIAS, P_TAB,
- P_UNIFORM, P_SINK) = range(17)
+ P_UNIFORM, P_SINK, P_CHECKPH) = range(18)
 #: sinabs step options of a population (batch mode): 0 none, STEPX_FLOOR a floor v_min only,
 #: STEPX_MULTI several spikes per step (and the floor, -inf where there is none)
-P_STEPX = 17
-N_PI = 18
+P_STEPX = 18
+N_PI = 19
 STEPX_FLOOR, STEPX_MULTI = 1, 2
+#: P_MODEL of a current-based LIF (0 IF, 1 LIF): see eventsim.kernels.async_cuba
+MODEL_CUBA = 2
 # pf columns (per population)
 PF_REFR, PF_ITMAX = range(2)
 N_PF = 2
 # cf rows (per channel)
 C_THETA, C_AMP, C_LEAK, C_TAU, C_ITAU = range(5)
-C_VMIN = 5      # membrane floor per channel (-inf: none)
-N_CF = 6
+# current-based synapse (zero for other models): α and g per step, 1/τ_syn (µs⁻¹), the impulse gain
+# q/τ_syn and q (see eventsim.neurons)
+C_SLEAK, C_SGAIN, C_ITAUS, C_GSYN, C_QSYN = range(5, 10)
+C_VMIN = 10     # membrane floor per channel (-inf: none)
+N_CF = 11
 # grp, path, op columns
 G_PATH0, G_PATH1, G_STEPS = range(3)
 Q_TARGET, Q_OP0, Q_NOPS = range(3)
@@ -73,8 +83,8 @@ Q_TARGET, Q_OP0, Q_NOPS = range(3)
 N_OP = 19
 
 # ----------------------------------------------------------------------------- state rows
-N_V, N_TL, N_RU, N_CST, N_DR, N_ACC, N_PT = range(7)    # sf, per neuron
-N_NF = 7
+N_V, N_TL, N_RU, N_CST, N_DR, N_ACC, N_PT, N_SYN = range(8)    # sf, per neuron (N_SYN: synaptic current)
+N_NF = 8
 N_VER, N_LS, N_TCH, N_CAND, N_PV = range(5)             # si, per neuron
 N_NI = 5
 U_TOUCHED, U_CAND = range(2)                            # su, per neuron
@@ -82,10 +92,10 @@ S_CHECKT, S_T0, S_SCALET = range(3)                     # sf, per population
 N_PS = 3
 S_TCHN, S_PEND = range(2)                               # si, per population
 CS_SC, CS_THS, CS_GNOW, CS_BNOW = range(4)              # sf, per channel
-Y_Y, Y_ACC, Y_CST, Y_RATE = range(4)                    # sf, readout
+Y_Y, Y_ACC, Y_CST, Y_RATE, Y_SYN = range(5)            # sf, readout (Y_SYN: CubaLI synaptic current)
 R_SP, R_SYN, R_MAC, R_UPD = range(4)                    # si, counters per layer (open row, output rows)
 # si[0:16] cursors
-K_HEAP, K_ROW, K_SNAPT, K_SNAPB, K_LOG, K_CAND, K_SYN, K_TIMER, K_STEP, K_PEND, K_INPUT, K_HWM, K_GARBAGE = range(13)
+K_HEAP, K_ROW, K_SNAPT, K_SNAPB, K_LOG, K_CAND, K_SYN, K_TIMER, K_STEP, K_PEND, K_INPUT, K_HWM, K_GARBAGE, K_YSTEP = range(14)
 N_ISCAL = 16
 # sf[0:4] cursors
 T_CUR, T_YT, T_START, T_STOP = range(4)

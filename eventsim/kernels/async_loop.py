@@ -12,8 +12,10 @@ returns early.
 import numpy as np
 from numba import njit
 
-from .async_events import (check_batch, check_continuous, process_candidates, push, push_checks, queue_groups,
-                           record_row, set_drive, step_time, to_local, wake_continuous)
+from .async_events import (check_batch, check_continuous, flush_readout, process_candidates, push, push_checks,
+                           queue_groups, record_row, set_drive, step_time, to_local, wake_continuous)
+from .async_neuron import is_cuba
+from .async_queue import PHASE_LATE_CHECK
 from .async_fanout import deliver, touch
 from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT,
                            G_PATH0, G_PATH1, H_BATCH, H_GRP, H_LPOP, H_MAC, H_N,
@@ -21,7 +23,7 @@ from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C
                            H_TAB, H_TIMES, H_YDENSE, K_HEAP, K_INPUT, K_LOG, K_SNAPB, K_SNAPT, K_STEP, K_SYN,
                            K_TIMER, N_ACC, N_CST, N_DR, N_TL, N_V, P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE,
                            P_H, P_IFIRST, P_LAYER, P_N, P_OFF, P_TAB, P_W, P_ZERO, R_MAC, S_SCALET, S_T0,
-                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, Y_Y, cget, cso, nfo, pget, pso, ro, yo)
+                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, cget, cso, nfo, pget, pso, ro, yo)
 from .async_queue import heap_pop
 from .neuron import neuron_step
 
@@ -53,7 +55,7 @@ def start(net, st):
         for jl in range(pget(net, p, P_N)):
             g = pget(net, p, P_OFF) + jl
             sf[nfo(net, N_TL) + g] = t
-            if cget(net, C_ITAU, pget(net, p, P_COFF) + jl % pget(net, p, P_C)) != 0.0:
+            if cget(net, C_ITAU, pget(net, p, P_COFF) + jl % pget(net, p, P_C)) != 0.0 and not is_cuba(net, p):
                 sf[nfo(net, N_V) + g] -= sf[nfo(net, N_DR) + g]  # v -> q = (v − v∞)·s, s = 1 at t0
     for p in range(net.ni[H_NPOP]):   # v_init above θ fires at t_start; a drive needs a prediction
         drive = pget(net, p, P_DRIVE)
@@ -147,7 +149,7 @@ def _queue_entry(net, st, t, layer, phase, n, aux):
             push_checks(net, st, t)
         else:
             wake_continuous(net, st, p, n, aux, t)
-    elif phase == 1:
+    elif phase == 1 or phase == PHASE_LATE_CHECK:
         check_batch(net, st, net.ni[net.ni[H_LPOP] + layer], t, st.si[K_STEP])
     else:
         p = net.ni[net.ni[H_LPOP] + layer] if layer >= 0 else -1
@@ -191,9 +193,7 @@ def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
         if not final and (t > horizon or (strict and t == horizon)):
             return True
         if ni[H_BATCH] and t > sf[T_CUR]:  # a batch step is over: the readout takes its input
-            for o in range(ni[H_NOUT]):
-                sf[yo(net, Y_Y) + o] += sf[yo(net, Y_ACC) + o]
-                sf[yo(net, Y_ACC) + o] = 0.0
+            flush_readout(net, st)
         sf[T_CUR] = t
         if tk == t:
             _timer(net, st, ks)
@@ -208,8 +208,6 @@ def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
             _queue_entry(net, st, t, layer, phase, n, aux)
         else:
             if ni[H_BATCH]:
-                for o in range(ni[H_NOUT]):
-                    sf[yo(net, Y_Y) + o] += sf[yo(net, Y_ACC) + o]
-                    sf[yo(net, Y_ACC) + o] = 0.0
+                flush_readout(net, st)
             record_row(net, st, t, np.int64(0))
             si[K_SNAPT] += 1

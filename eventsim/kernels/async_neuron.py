@@ -25,12 +25,53 @@ import math
 import numpy as np
 from numba import njit
 
-from .async_layout import (ASYNC_JIT, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_TAU, C_THETA, N_DR, N_RU, N_TL, N_V,
-                           N_VER, PF_ITMAX, PF_REFR, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE, P_N, P_OFF,
-                           P_UNIFORM, P_ZERO, S_SCALET, S_T0, cget, cso, nfo, nio, pfget, pget, pso)
+from .async_cuba import crossing, evolve
+from .async_layout import (ASYNC_JIT, CS_GNOW, CS_SC, CS_THS, C_GSYN, C_ITAU, C_ITAUS, C_TAU, C_THETA,
+                           MODEL_CUBA, N_DR, N_RU, N_SYN, N_TL, N_V, N_VER, PF_ITMAX, PF_REFR, P_C, P_COFF,
+                           P_DRIVE, P_GAIN, P_GE, P_MODEL, P_N, P_OFF, P_UNIFORM, P_ZERO, S_SCALET, S_T0,
+                           T_STOP, cget, cso, nfo, nio, pfget, pget, pso)
 
 #: renormalise a LIF population when ``(t − t₀)/τ`` exceeds this (``e^200 ≈ 7e86``)
 RENORM_EXPONENT = 200.0
+
+
+# ----------------------------------------------------------------------------- current-based LIF
+# Row N_V holds v and N_SYN the synaptic current i at time N_TL; N_DR the drive's i∞
+# (see eventsim.kernels.async_cuba). The state is advanced explicitly at each change.
+
+
+@njit(inline="always", **ASYNC_JIT)
+def is_cuba(net, p):
+    return pget(net, p, P_MODEL) == MODEL_CUBA
+
+
+@njit(inline="always", **ASYNC_JIT)
+def cuba_state(net, st, g, c, t):
+    """``(v, i)`` of current-based neuron ``g`` at ``t`` (state unchanged)."""
+    sf = st.sf
+    s = t - sf[nfo(net, N_TL) + g]
+    v0, i0 = sf[nfo(net, N_V) + g], sf[nfo(net, N_SYN) + g]
+    if s == 0.0:
+        return v0, i0
+    return evolve(v0, i0, sf[nfo(net, N_DR) + g], cget(net, C_ITAU, c), cget(net, C_ITAUS, c), s)
+
+
+@njit(inline="always", **ASYNC_JIT)
+def cuba_advance(net, st, g, c, t):
+    """Write neuron ``g``'s state at ``t``."""
+    v, i = cuba_state(net, st, g, c, t)
+    st.sf[nfo(net, N_V) + g] = v
+    st.sf[nfo(net, N_SYN) + g] = i
+    st.sf[nfo(net, N_TL) + g] = t
+
+
+@njit(**ASYNC_JIT)
+def cuba_predict(net, st, p, g, c, t):
+    """Next crossing after ``t`` (before ``t_stop``) from the stored state: bracketed search."""
+    sf = st.sf
+    return crossing(sf[nfo(net, N_V) + g], sf[nfo(net, N_SYN) + g], sf[nfo(net, N_DR) + g],
+                    cget(net, C_ITAU, c), cget(net, C_ITAUS, c), sf[nfo(net, N_TL) + g], t, sf[T_STOP],
+                    cget(net, C_THETA, c), pget(net, p, P_GE))
 
 
 @njit(**ASYNC_JIT)
@@ -73,6 +114,8 @@ def value_at(net, st, p, g, c, t):
     v = sf[nfo(net, N_V) + g]
     if sf[nfo(net, N_RU) + g] != -np.inf:
         return v
+    if is_cuba(net, p):
+        return cuba_state(net, st, g, c, t)[0]
     if cget(net, C_ITAU, c) == 0.0:
         return v + sf[nfo(net, N_DR) + g] * (t - sf[nfo(net, N_TL) + g])
     lif_refresh(net, st, p, t)   # may renormalise q: read it afterwards
@@ -83,7 +126,10 @@ def value_at(net, st, p, g, c, t):
 def set_value(net, st, p, g, c, t, value):
     """Set the membrane of a non-refractory neuron to ``value`` at time ``t``."""
     sf = st.sf
-    if cget(net, C_ITAU, c) == 0.0:
+    if is_cuba(net, p):
+        cuba_advance(net, st, g, c, t)
+        sf[nfo(net, N_V) + g] = value
+    elif cget(net, C_ITAU, c) == 0.0:
         sf[nfo(net, N_V) + g] = value
         sf[nfo(net, N_TL) + g] = t
     else:
@@ -95,7 +141,10 @@ def set_value(net, st, p, g, c, t, value):
 def above(net, st, p, g, c, t):
     """Threshold test ``v(t) > θ`` (``>=`` when the population compares with ``>=``)."""
     sf = st.sf
-    if cget(net, C_ITAU, c) == 0.0:
+    if is_cuba(net, p):
+        u = cuba_state(net, st, g, c, t)[0]
+        lim = cget(net, C_THETA, c)
+    elif cget(net, C_ITAU, c) == 0.0:
         u = sf[nfo(net, N_V) + g] + sf[nfo(net, N_DR) + g] * (t - sf[nfo(net, N_TL) + g])
         lim = cget(net, C_THETA, c)
     else:
@@ -132,7 +181,10 @@ def impulse(net, st, p, g, c, x, t):
     if pget(net, p, P_GAIN):
         x = x * sf[cso(net, CS_GNOW) + c]
     o_v = nfo(net, N_V) + g
-    if cget(net, C_ITAU, c) == 0.0:
+    if is_cuba(net, p):   # into the synaptic current: i += x·q/τ_syn
+        cuba_advance(net, st, g, c, t)
+        sf[nfo(net, N_SYN) + g] += x * cget(net, C_GSYN, c)
+    elif cget(net, C_ITAU, c) == 0.0:
         if pget(net, p, P_DRIVE):
             o_tl = nfo(net, N_TL) + g
             sf[o_v] = sf[o_v] + sf[nfo(net, N_DR) + g] * (t - sf[o_tl])
@@ -152,6 +204,9 @@ def fire(net, st, p, g, c, t):
     o_v = nfo(net, N_V) + g
     if pget(net, p, P_ZERO):
         set_value(net, st, p, g, c, t, 0.0)
+    elif is_cuba(net, p):
+        cuba_advance(net, st, g, c, t)
+        sf[o_v] -= cget(net, C_THETA, c)
     elif cget(net, C_ITAU, c) == 0.0:
         o_tl = nfo(net, N_TL) + g
         sf[o_v] = sf[o_v] + sf[nfo(net, N_DR) + g] * (t - sf[o_tl]) - cget(net, C_THETA, c)
@@ -175,6 +230,8 @@ def freeze(net, st, p, g, c, t):
 def predict(net, st, p, g, c, t):
     """Time of the next threshold crossing under the constant drive alone (``inf`` if none)."""
     sf = st.sf
+    if is_cuba(net, p):
+        return cuba_predict(net, st, p, g, c, t)
     theta = cget(net, C_THETA, c)
     dr = sf[nfo(net, N_DR) + g]
     if cget(net, C_ITAU, c) == 0.0:  # from the stored (v, t₁): the same value whenever it is asked

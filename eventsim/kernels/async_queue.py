@@ -27,6 +27,9 @@ PHASE_SHIFT = 47
 NEURON_MASK = (1 << 47) - 1
 #: limits of the packed key: layers + 1 < 1024, phases < 64, neurons < 2**47
 MAX_LAYERS, MAX_PHASES = 1022, 64
+#: batch check of a population with a recurrent projection: after the deliveries of its own layer
+#: (its feedback from the step before), where ordinary populations use phase 1
+PHASE_LATE_CHECK = MAX_PHASES - 1
 
 
 @njit(inline="always", **ASYNC_JIT)

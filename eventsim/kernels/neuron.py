@@ -121,3 +121,36 @@ def population_step_multi(v, current, leak, theta, amplitude, integrate_first, r
             out_count[c, m] = n
             n_spikes += n
     return n_spikes
+
+
+# ----------------------------------------------------------------------------- current-based synapse
+
+
+@njit(inline="always", **JIT)
+def synapse_step(i_syn, current, alpha, gain):
+    """Current-based synapse, one step: ``i ← α·i + g·I`` (see :mod:`eventsim.neurons`)."""
+    return alpha * i_syn + gain * current
+
+
+@njit(**JIT)
+def cuba_population_step(v, i_syn, current, alpha, syn_gain, leak, theta, amplitude, integrate_first,
+                         reset_zero, compare_ge, out_value, out_count):
+    """:func:`population_step` for a :class:`~eventsim.neurons.CubaLIF` population: the synaptic
+    current ``i_syn[C, M]`` takes the step's input first (``α``, ``g`` per channel), then the
+    membrane takes ``i_syn`` as its input through :func:`neuron_step`."""
+    n_spikes = 0
+    C, M = v.shape
+    for c in range(C):
+        for m in range(M):
+            i_new = synapse_step(i_syn[c, m], current[c, m], alpha[c], syn_gain[c])
+            i_syn[c, m] = i_new
+            u, s = neuron_step(v[c, m], i_new, leak[c], theta[c], integrate_first, reset_zero, compare_ge)
+            v[c, m] = u
+            if s:
+                out_value[c, m] = amplitude[c]
+                out_count[c, m] = 1
+                n_spikes += 1
+            else:
+                out_value[c, m] = 0.0
+                out_count[c, m] = 0
+    return n_spikes

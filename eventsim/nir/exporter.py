@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import network as nw
+from .. import neurons as nn
 from .conventions import Convention, full, get_convention
 from .meta import GRAPH_KEY, NODE_KEY, encode_json, require_nir
 
@@ -90,6 +91,13 @@ class _Exporter:
         current, adds, branch = [in_name], [], None
         order = []
         for i, layer in enumerate(net.layers):
+            if isinstance(layer, nn.Recurrent):   # a cycle population → rec → population
+                node = _export_recurrent(self, i, layer)
+                pop = current[0]
+                self.nodes[layer.name] = node
+                self.edges += [(pop, layer.name), (layer.name, pop)]
+                producers[i] = current
+                continue
             if isinstance(layer, nw.Add):
                 current = current + producers[layer.source]
                 adds.append(layer.name)
@@ -175,6 +183,11 @@ class _Exporter:
         if layer.bias is None or not np.any(layer.bias):
             return layer.bias
         target, reused = self.population_fed_by(i)
+        if isinstance(target, (nn.CubaLIF, nn.CubaLI, nn.LI)) and not reused:
+            ratio = self.cuba_ratio(target)
+            if ratio is None:
+                self.need_dt(layer, "converting a bias (charge per step) to NIR's current")
+            return layer.bias / ratio
         if isinstance(target, (nw.NeuronSpec, nw.Readout)) and not reused:
             _, ratio = self.gains(target, self.dynamics(target) if isinstance(target, nw.NeuronSpec) else None)
             if ratio is None:
@@ -200,6 +213,31 @@ class _Exporter:
             j = targets[0]
             if not isinstance(net.layers[j], nw.Add):
                 return net.layers[j], reused
+
+    def cuba_ratio(self, layer) -> Any:
+        """Bias ratio (charge per step per unit NIR current) of a CubaLIF/CubaLI/LI, as the importer's
+        ``_cuba_params`` (None when it needs an unknown Δt)."""
+        conv, dt = self.conv, self.dt
+        if conv.continuous:
+            if isinstance(layer, (nn.CubaLIF, nn.CubaLI)):
+                return dt
+            return None if dt is None else conv.const_gain(layer.tau_s, dt) * layer.tau_s
+        tau_m = self.leaky_tau(layer, "leak", "tau_s")
+        if isinstance(layer, (nn.CubaLIF, nn.CubaLI)):
+            tau_s = self.leaky_tau(layer, "syn_leak", "tau_syn_s")
+            return np.asarray(conv.const_gain(tau_s, dt)) / np.asarray(conv.spike_gain(tau_s, dt))
+        return np.asarray(conv.const_gain(tau_m, dt)) / np.asarray(conv.spike_gain(tau_m, dt))
+
+    def leaky_tau(self, layer, leak_attr: str, tau_attr: str) -> np.ndarray:
+        """τ of a per-step leak under a per-step convention (tau forms refused: their per-step input
+        gain differs from the importer's)."""
+        if getattr(layer, leak_attr) is None:
+            raise ValueError(f"{layer.name}: {tau_attr}= exports under convention='exact' only; give "
+                             f"{leak_attr}= (per step) for convention {self.conv.name!r}")
+        lam = np.asarray(getattr(layer, leak_attr), dtype=np.float64)
+        if np.any(lam == 1.0):
+            raise ValueError(f"{layer.name}.{leak_attr}: λ = 1 has no finite NIR time constant")
+        return self.conv.tau(lam, self.need_dt(layer, "converting a per-step leak to τ"))
 
     def delay_node(self, layer: nw.Layer, shape) -> list[tuple[str, Any]]:
         if not layer.delay_us:
@@ -308,7 +346,87 @@ def _export_readout(ex: _Exporter, i: int, layer: nw.Readout):
     return [(layer.name, node)]
 
 
+def _cuba_fields(ex: _Exporter, layer, shape) -> dict:
+    """NIR ``tau_mem``/``tau`` (``tau_syn``), ``r`` and ``w_in`` with unit gain ``K = 1`` (see the
+    importer): ``exact`` from ``tau_s``/``tau_syn_s``, the others from per-step leaks."""
+    cuba = isinstance(layer, (nn.CubaLIF, nn.CubaLI))
+    out: dict[str, Any] = {}
+    if ex.conv.continuous:
+        if layer.tau_s is None or (cuba and layer.tau_syn_s is None):
+            raise ValueError(f"{layer.name}: a per-step leak exports under a per-step convention "
+                             "(e.g. convention='snntorch' or 'euler' with dt_us=); 'exact' needs tau_s/tau_syn_s")
+        tau_m = np.array(float(layer.tau_s))
+        out["r"] = full(tau_m, shape)
+        if cuba:
+            out["tau_syn"] = full(layer.tau_syn_s, shape)
+    else:
+        tau_m = ex.leaky_tau(layer, "leak", "tau_s")
+        k = np.asarray(ex.conv.spike_gain(tau_m, ex.dt), dtype=np.float64)
+        if cuba:
+            tau_s = ex.leaky_tau(layer, "syn_leak", "tau_syn_s")
+            k = k * np.asarray(ex.conv.spike_gain(tau_s, ex.dt), dtype=np.float64)
+            out["tau_syn"] = full(tau_s, shape)
+        out["r"] = full(1.0 / k, shape)
+    out["tau_mem" if cuba else "tau"] = full(tau_m, shape)
+    if cuba:
+        out["w_in"] = np.ones(shape)
+    out["v_leak"] = np.zeros(shape)
+    return out
+
+
+def _export_cuba(ex: _Exporter, i: int, layer: nn.CubaLIF):
+    shape = ex.net.input_shape_of(i)
+    theta = full(layer.threshold, shape)
+    if layer.reset == "subtract":
+        ex.issues.append((layer.name, "reset='subtract' (NIR >= 1.0.6 only resets to v_reset; "
+                                      "load with reset='subtract' in other tools)"))
+    ex.issues += [(layer.name, f"{name}={_short(getattr(layer, name))}")
+                  for name, test in _NOT_IN_NIR.items() if test(layer)]
+    node = ex.nir.CubaLIF(v_threshold=theta, v_reset=np.zeros(shape), metadata=_layer_meta(layer),
+                          **_cuba_fields(ex, layer, shape))
+    chain = [(layer.name, node)]
+    amp = theta if layer.spike_amplitude == "threshold" else layer.spike_amplitude
+    if np.any(np.asarray(amp) != 1.0):
+        chain.append((f"{layer.name}.amplitude", ex.nir.Scale(scale=full(amp, shape))))
+    return chain
+
+
+def _export_leaky_readout(ex: _Exporter, i: int, layer: nn.LI):
+    shape = ex.net.shapes[i]
+    cls = ex.nir.CubaLI if isinstance(layer, nn.CubaLI) else ex.nir.LI
+    return [(layer.name, cls(metadata=_layer_meta(layer), **_cuba_fields(ex, layer, shape)))]
+
+
+def _export_threshold(ex: _Exporter, i: int, layer: nn.Threshold):
+    shape = ex.net.input_shape_of(i)
+    ex.issues += [(layer.name, f"{name}={_short(getattr(layer, name))}")
+                  for name, test in _NOT_IN_NIR.items() if name != "order" and test(layer)]
+    chain = [(layer.name, ex.nir.Threshold(threshold=full(layer.threshold, shape), metadata=_layer_meta(layer)))]
+    amp = full(layer.threshold, shape) if layer.spike_amplitude == "threshold" else layer.spike_amplitude
+    if np.any(np.asarray(amp) != 1.0):
+        chain.append((f"{layer.name}.amplitude", ex.nir.Scale(scale=full(amp, shape))))
+    return chain
+
+
+def _export_recurrent(ex: _Exporter, i: int, layer: nn.Recurrent):
+    pop = ex.net.layers[i - 1]
+    bias = layer.bias
+    if bias is not None and np.any(bias):
+        if isinstance(pop, nn.CubaLIF):
+            ratio = ex.cuba_ratio(pop)
+        else:
+            _, ratio = ex.gains(pop, ex.dynamics(pop))
+        if ratio is None:
+            ex.need_dt(layer, "converting a bias (charge per step) to NIR's current")
+        bias = bias / ratio
+    meta = _layer_meta(layer)
+    return (ex.nir.Linear(weight=layer.weight, metadata=meta) if bias is None
+            else ex.nir.Affine(weight=layer.weight, bias=bias, metadata=meta))
+
+
 _EXPORTERS = {
+    nn.CubaLIF: _export_cuba, nn.LI: _export_leaky_readout, nn.CubaLI: _export_leaky_readout,
+    nn.Threshold: _export_threshold,
     nw.Conv2d: _export_conv, nw.Linear: _export_linear, nw.SumPool2d: _export_pool,
     nw.AvgPool2d: _export_pool, nw.Flatten: _export_flatten, nw.IF: _export_neuron,
     nw.LIF: _export_neuron, nw.Readout: _export_readout,

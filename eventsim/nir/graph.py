@@ -18,19 +18,14 @@ __all__ = ["Node", "Ctx", "UNSUPPORTED", "collect", "adjacency", "ends", "resolv
 
 WEIGHTED = ("Affine", "Linear", "Conv2d", "Conv1d")
 ROUTING = ("Flatten", "SumPool2d", "AvgPool2d")
-NEURONS = ("IF", "LIF")
+NEURONS = ("IF", "LIF", "CubaLIF", "Threshold")
+#: populations that can carry a recurrent projection (a cycle population → Affine/Linear → population)
+RECURRENT_NEURONS = ("IF", "LIF", "CubaLIF")
 
 #: NIR primitives eventsim cannot run, with the IR addition each would need.
 UNSUPPORTED = {
-    "LI": "a leaky, non-spiking integrator; eventsim's Readout does not leak "
-          "(IR addition needed: Readout(leak=λ or tau_s=τ))",
-    "CubaLIF": "a LIF neuron with a synaptic-current state (τ_syn, w_in); eventsim neurons have one "
-               "state (IR addition needed: a synaptic current per population, e.g. LIF(tau_syn_s=...))",
-    "CubaLI": "a current-based leaky integrator (synaptic current and leaky readout; IR additions "
-              "needed: synaptic current state and Readout(leak=...))",
-    "Threshold": "a stateless threshold z = H(v − θ) (IR addition needed: a Threshold layer, "
-                 "i.e. a neuron with leak 0)",
-    "NIRGraph": "a nested subgraph (eventsim networks are flat; recurrent subgraphs have no IR form)",
+    "NIRGraph": "a nested subgraph (eventsim networks are flat: flatten it first, as nirtorch does "
+                "for snnTorch's RLeaky/RSynaptic)",
 }
 
 
@@ -65,6 +60,8 @@ class Ctx:
     pred: dict
     succ: dict
     lifted: bool = False
+    recurrent: dict = field(default_factory=dict)   # population node -> its recurrent weighted Node
+    ratios: dict = field(default_factory=dict)      # population node -> bias ratio (charge per step)
     input_shape: tuple = ()
     layers: list = field(default_factory=list)
     index: dict = field(default_factory=dict)
@@ -174,6 +171,26 @@ def resolve_input_shape(ctx: Ctx, node: Node, override) -> tuple:
     return shape
 
 
+def recurrent_edges(ctx: Ctx) -> None:
+    """Take the cycles ``population → w → population`` (``w`` an Affine or Linear with no other
+    edge, as snnTorch's RLeaky/RSynaptic export) out of the graph into ``ctx.recurrent``; the
+    importer adds them back as a :class:`~eventsim.neurons.Recurrent` after the population."""
+    for name in list(ctx.nodes):
+        node = ctx.nodes[name]
+        if node.type not in ("Affine", "Linear") or len(ctx.pred[name]) != 1 or ctx.pred[name] != ctx.succ[name]:
+            continue
+        (pop,) = ctx.pred[name]
+        if ctx.nodes[pop].type not in RECURRENT_NEURONS:
+            raise ValueError(f"{node.where()}: a recurrent cycle through a {ctx.nodes[pop].type} node "
+                             f"{pop!r}; eventsim's Recurrent feeds back into IF, LIF or CubaLIF populations")
+        if pop in ctx.recurrent:
+            raise ValueError(f"node {pop!r}: two recurrent projections onto one population")
+        ctx.recurrent[pop] = node
+        ctx.succ[pop].remove(name)
+        ctx.pred[pop].remove(name)
+        del ctx.pred[name], ctx.succ[name], ctx.nodes[name]
+
+
 def topological(ctx: Ctx) -> list[str]:
     indeg = {n: len(p) for n, p in ctx.pred.items()}
     ready = [n for n in ctx.nodes if indeg[n] == 0]
@@ -189,7 +206,8 @@ def topological(ctx: Ctx) -> list[str]:
         stuck = [n for n in ctx.nodes if indeg[n] > 0]
         back = next((p, n) for n in stuck for p in ctx.pred[n] if p in stuck)
         raise ValueError(f"graph has a cycle (e.g. edge {back[0]!r} → {back[1]!r}); eventsim networks "
-                         "are feed-forward (recurrent connections have no IR form)")
+                         "are feed-forward except for a population's own recurrent projection (population → Affine → "
+                         "the same population)")
     return order
 
 

@@ -15,10 +15,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import network as nw
+from .. import neurons as nn
 from ..graph import plan
 from .conventions import as_numbers, compress, get_convention, per_channel
 from .graph import (ROUTING, UNSUPPORTED, WEIGHTED, Ctx as _Ctx, Node as _Node, adjacency,
-                    array_field, collect, ends, fold, resolve_input_shape, topological)
+                    array_field, collect, ends, fold, recurrent_edges, resolve_input_shape, topological)
 
 __all__ = ["from_nir_graph", "MAPPERS", "UNSUPPORTED", "RESETS"]
 
@@ -61,6 +62,7 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
                nodes, pred, succ)
     in_name, out_name = ends(ctx)
     shape = resolve_input_shape(ctx, nodes[in_name], input_shape)
+    recurrent_edges(ctx)
     order = topological(ctx)
     fold(ctx, order)
     order = [n for n in order if n in nodes]
@@ -85,7 +87,7 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
         mapper = MAPPERS.get(node.type)
         if mapper is None:
             raise ValueError(_unsupported(node))
-        if node.type == "I" and node.name != sink and ctx.succ[node.name] != [out_name]:
+        if node.type in READOUTS and node.name != sink and ctx.succ[node.name] != [out_name]:
             raise ValueError(f"{node.where()}: a non-spiking integrator is supported only as the "
                              "network's readout, right before the Output (IR addition needed: a "
                              "hidden non-spiking layer)")
@@ -97,6 +99,8 @@ def from_nir_graph(graph, *, convention=None, dt_us: float | None = None, reset:
         _emit(ctx, layer, out, node.es)
         ctx.index[node.name] = len(ctx.layers) - 1
         shape = out
+        if node.name in ctx.recurrent:
+            _append_recurrent(ctx, node, shape)
     if out_name is not None:
         out = nodes[out_name]
         recorded = out.f.get("shape")
@@ -157,6 +161,31 @@ def _add(ctx: _Ctx, node: _Node, src: str, name, shape: tuple) -> None:
         raise ValueError(f"{node.where()}: merges {src!r} of shape {ctx.nir_shape(other)} with "
                          f"shape {ctx.nir_shape(shape)}; merged inputs must have equal shapes")
     _emit(ctx, nw.Add(source=i, name=name), shape)
+
+
+READOUTS = ("I", "LI", "CubaLI")
+
+
+def _append_recurrent(ctx: _Ctx, node: _Node, shape: tuple) -> None:
+    """The cycle ``node → rec → node`` as a :class:`~eventsim.neurons.Recurrent` after the population;
+    its bias is a current into the population, converted as the population's other biases."""
+    rec = ctx.recurrent[node.name]
+    w = array_field(rec, "weight", ndim=2)
+    bias = None if rec.type == "Linear" else array_field(rec, "bias")
+    if bias is not None and np.any(bias):
+        ratio = ctx.ratios.get(node.name)
+        if ratio is None:
+            ctx.need_dt(rec, f"converting the bias of {rec.name!r} (a current) to charge per step")
+        bias = bias * np.broadcast_to(np.asarray(ratio, dtype=np.float64), bias.shape)
+    try:
+        layer = nn.Recurrent(w, bias, name=rec.name)
+        out = tuple(layer.output_shape(shape))
+    except ValueError as exc:
+        raise ValueError(f"{rec.where()}: {exc}") from None
+    ctx.layers.append(layer)
+    ctx.shapes.append(out)
+    ctx.index[node.name] = len(ctx.layers) - 1
+    ctx.metas[len(ctx.layers) - 1] = rec.es
 
 
 def _unsupported(node: _Node) -> str:
@@ -333,6 +362,7 @@ def _map_neuron(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
     if conv.neuron_options is not None and not isinstance(node.es.get("fields"), dict):
         # the exporter's own neuron semantics (sinabs); a file eventsim wrote restores its own values
         kwargs.update(conv.neuron_options(node.type, theta_u, ctx.reset))
+    ctx.ratios[node.name] = None if ratio is None else compress(np.asarray(ratio))
     try:
         return cls(**kwargs)
     except ValueError as exc:
@@ -412,10 +442,102 @@ def _rescale_inputs(ctx: _Ctx, node: _Node, ratio, gain) -> None:
         ctx.layers[i] = replace(layer, weight=weight, bias=bias)
 
 
+def _cuba_params(ctx: _Ctx, node: _Node, shape: tuple, tau_field: str) -> tuple[dict, np.ndarray, Any]:
+    """Membrane and synapse of a CubaLIF/CubaLI/LI node under the convention: IR keyword arguments,
+    the gain ``K`` (eventsim's state is ``v / K``, so that an input enters with its weight) and the
+    bias ratio (charge per step per unit of NIR current).
+
+    * continuous conventions (``exact``): ``K = R·w_in/τ_mem`` with the synapse in tau form
+      (``tau_syn_s``, ``tau_s``); per-channel τ take the per-step form with ``K·(1 − α)``;
+    * the others: ``α, λ = leak(τ_syn), leak(τ_mem)``, ``K = R·k(τ_mem)·w_in·k(τ_syn)``.
+    """
+    conv, dt = ctx.conv, ctx.dt
+    r = _param(ctx, node, "r", shape, positive=True)
+    tau_m = _param(ctx, node, tau_field, shape, positive=True)
+    v_leak = _param(ctx, node, "v_leak", shape) if node.f.get("v_leak") is not None else np.zeros(())
+    if np.any(v_leak != 0):
+        raise ValueError(f"{node.where('v_leak')}: {v_leak.tolist()}; eventsim neurons rest at 0 "
+                         "(IR addition needed: a resting potential)")
+    if dt is None and not conv.continuous:
+        ctx.need_dt(node, f"convention {conv.name!r}")
+    cuba = node.type in ("CubaLIF", "CubaLI")
+    tau_s = _param(ctx, node, "tau_syn", shape, positive=True) if cuba else None
+    w_in = (_param(ctx, node, "w_in", shape, positive=True) if node.f.get("w_in") is not None
+            else np.ones(())) if cuba else np.ones(())
+    kw: dict[str, Any] = {}
+    if conv.continuous:
+        gain = r * w_in / tau_m if cuba else r / tau_m
+        ratio = dt if cuba else (None if dt is None else conv.const_gain(tau_m, dt) * tau_m)
+        if tau_m.ndim == 0 and (tau_s is None or tau_s.ndim == 0):
+            kw["tau_s"] = float(tau_m)
+            if cuba:
+                kw["tau_syn_s"] = float(tau_s)
+            return kw, gain, ratio
+        step = ctx.need_dt(node, "a per-channel τ")
+        kw["leak"] = compress(np.asarray(conv.leak(tau_m, step), dtype=np.float64))
+        if cuba:
+            alpha = np.asarray(conv.leak(tau_s, step), dtype=np.float64)
+            kw["syn_leak"] = compress(alpha)
+            gain = gain * (1.0 - alpha)
+            ratio = step / (1.0 - alpha)
+        return kw, gain, ratio
+    lam = np.asarray(conv.leak(tau_m, dt), dtype=np.float64)
+    gain = r * np.asarray(conv.spike_gain(tau_m, dt), dtype=np.float64)
+    ratio = np.asarray(conv.const_gain(tau_m, dt), dtype=np.float64) / np.asarray(conv.spike_gain(tau_m, dt))
+    if cuba:
+        alpha = np.asarray(conv.leak(tau_s, dt), dtype=np.float64)
+        if np.any(alpha <= 0) or np.any(alpha >= 1):
+            raise ValueError(f"{node.where('tau_syn')}: τ_syn = {tau_s.tolist()} gives a synaptic leak per "
+                             f"step {alpha.tolist()} outside (0, 1) at dt_us={ctx.dt_us}")
+        kw["syn_leak"] = compress(alpha)
+        k_s = np.asarray(conv.spike_gain(tau_s, dt), dtype=np.float64)
+        gain = gain * w_in * k_s
+        ratio = np.asarray(conv.const_gain(tau_s, dt), dtype=np.float64) / k_s
+    if np.any(lam <= 0) or np.any(lam > 1):
+        raise ValueError(f"{node.where(tau_field)}: τ = {tau_m.tolist()} gives a leak per step "
+                         f"{lam.tolist()} outside (0, 1] at dt_us={ctx.dt_us}; use a shorter step or "
+                         "convention='exact'")
+    kw["leak"] = compress(lam)
+    return kw, gain, compress(ratio)
+
+
+def _map_cuba_lif(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
+    theta = _param(ctx, node, "v_threshold", shape, positive=True)
+    kw, gain, ratio = _cuba_params(ctx, node, shape, "tau_mem")
+    theta_u = compress(np.broadcast_to(theta / _snap(gain), np.broadcast(theta, gain).shape))
+    kw.update(threshold=theta_u, reset=_reset(ctx, node, shape), name=node.name)
+    if node.amplitude is not None:
+        kw["spike_amplitude"] = _amplitude(ctx, node, shape, theta_u)
+    _rescale_inputs(ctx, node, ratio, None)
+    ctx.ratios[node.name] = ratio
+    try:
+        return nn.CubaLIF(**kw)
+    except ValueError as exc:
+        raise ValueError(f"{node.where()}: {exc}") from None
+
+
+def _map_leaky_readout(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
+    kw, gain, ratio = _cuba_params(ctx, node, shape, "tau_mem" if node.type == "CubaLI" else "tau")
+    _rescale_inputs(ctx, node, ratio, compress(_snap(gain)))
+    try:
+        return (nn.CubaLI if node.type == "CubaLI" else nn.LI)(name=node.name, **kw)
+    except ValueError as exc:
+        raise ValueError(f"{node.where()}: {exc}") from None
+
+
+def _map_threshold(ctx: _Ctx, node: _Node, shape: tuple) -> nw.Layer:
+    theta = _param(ctx, node, "threshold", shape, positive=True)
+    kw: dict[str, Any] = {"threshold": theta, "name": node.name}
+    if node.amplitude is not None:
+        kw["spike_amplitude"] = _amplitude(ctx, node, shape, theta)
+    return nn.Threshold(**kw)
+
+
 MAPPERS: dict[str, Callable[[_Ctx, _Node, tuple], nw.Layer]] = {
     "Affine": _map_linear, "Linear": _map_linear, "Conv2d": _map_conv, "Conv1d": _map_conv,
     "SumPool2d": _map_pool, "AvgPool2d": _map_pool, "Flatten": _map_flatten,
     "IF": _map_neuron, "LIF": _map_neuron, "I": _map_readout,
+    "CubaLIF": _map_cuba_lif, "LI": _map_leaky_readout, "CubaLI": _map_leaky_readout, "Threshold": _map_threshold,
 }
 
 
@@ -459,7 +581,7 @@ def _restore(ctx: _Ctx, i: int, layer: nw.Layer) -> nw.Layer:
         if isinstance(amp, (int, float)) and not isinstance(layer.spike_amplitude, str) \
                 and _close(layer.spike_amplitude, amp):
             kw["spike_amplitude"] = float(amp)
-        leak_kw = _restore_leak(ctx, layer, saved)
+        leak_kw = None if isinstance(layer, nn.CubaLIF) else _restore_leak(ctx, layer, saved)
         if leak_kw is not None:
             fields_now = {k: getattr(layer, k) for k in layer.__dataclass_fields__ if k in
                           nw.NeuronSpec.__dataclass_fields__ and layer.__dataclass_fields__[k].init}

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .events.validate import time_decrease_error
 from .network import Network
 
 __all__ = ["SampleTrace", "Continuation", "start_sample", "continue_sample", "trace_sample",
@@ -149,10 +150,11 @@ def start_sample(network: Network, events: np.ndarray, label: int, index: int = 
             and float(enc.dt_us).is_integer()):
         res = simulate(network, enc.inputs, engine=engine, decode=decode, **options)
         return _to_trace(res, enc.times_us, index, label, n_events, duration_us)
-    decreasing = np.flatnonzero(np.diff(np.asarray(enc.inputs["t"])) < 0)
+    t_in = np.asarray(enc.inputs["t"])
+    decreasing = np.flatnonzero(np.diff(t_in) < 0)
     if decreasing.size:
         i = int(decreasing[0]) + 1
-        raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
+        raise time_decrease_error(f"event {i}", t_in[i], t_in[i - 1])
     pause = window_steps * enc.dt_us
     state = simulate(network, _window(enc.inputs, 0, pause), engine=engine, pause_us=pause, decode=decode, **options)
     return Continuation(index, int(label), engine, options, window_steps, enc.steps, enc.dt_us, enc.times_us, shift,

@@ -317,13 +317,13 @@ def test_input_errors():
     net = es.Network((2, 4, 4), [es.Conv2d(np.ones((1, 2, 1, 1))), es.IF(), es.Flatten(),
                                  es.Linear(np.ones((1, 16))), es.Readout()])
     ev = _one([5, 3])
-    with pytest.raises(ValueError, match="event 1: timestamps decrease"):
+    with pytest.raises(ValueError, match="timestamps decrease at event 1: t = "):
         es.simulate(net, ev, engine="async")
-    with pytest.raises(ValueError, match="event 1: timestamps decrease"):
+    with pytest.raises(ValueError, match="timestamps decrease at event 1: t = "):
         es.simulate(net, iter([_one([5]), _one([3])]), engine="async", t_stop_us=10)
-    with pytest.raises(ValueError, match="event 0: x=9 outside"):
+    with pytest.raises(ValueError, match=r"event 0: x=9 lies outside the sensor \(0..3 for network input"):
         es.simulate(net, _one([1], x=9), engine="async")
-    with pytest.raises(ValueError, match="event 0: p=2 outside"):
+    with pytest.raises(ValueError, match="event 0: polarity p=2, expected 0 or 1"):
         es.simulate(net, _one([1], p=2), engine="async")
     with pytest.raises(ValueError, match="needs an end"):
         es.simulate(net, iter([_one([1])]), engine="async")

@@ -99,3 +99,13 @@ def test_cycle_finder_finds_a_planted_cycle():
 def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_no_engine_imports_the_other():
+    """The engines share parameters, input checks and the per-layer forward through their own
+    modules (engines/params.py, inputs.py, forward.py), never through each other."""
+    graph = import_graph()
+    assert "eventsim.engines.stepped" not in graph["eventsim.engines.asynchronous"]
+    assert "eventsim.engines.asynchronous" not in graph["eventsim.engines.stepped"]
+    for engine in ("eventsim.engines.stepped", "eventsim.engines.asynchronous"):
+        assert {"eventsim.engines.params", "eventsim.engines.forward", "eventsim.engines.inputs"} <= graph[engine]

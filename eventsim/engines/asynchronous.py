@@ -66,16 +66,15 @@ from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
 from ..kernels.async_queue import MAX_LAYERS, MAX_PHASES, PHASE_LATE_CHECK
-from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
-from ..network import (LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
-                       SumPool2d)
+from ..network import LIF, Add, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout
 from ..neurons import CubaLI, Recurrent
 from ..result import SimulationResult
 from .cache import cache_for
 from .model_tables import readout_rows as _readout_rows, synapse_rows as _synapse_rows
-from .inputs import _integer_times, check_start, check_steps, is_event_array
+from .forward import POOL_MODE, pool_forward, weighted_forward
+from .inputs import _integer_times, check_events, check_start, check_steps, is_event_array, prepare_steps
+from .params import check_dt, check_record, membrane_floor, neuron_params
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
-from .stepped import membrane_floor, neuron_params, prepare_steps
 
 __all__ = ["simulate_async", "SIMULTANEOUS", "RECORDABLE"]
 
@@ -87,7 +86,6 @@ MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
 #: a bias that is a current per second (``bias_is_current``) is a charge per this many µs
 CURRENT_TIME_BASE_US = 1e6
-_POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
 #: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
 AsyncNet = NamedTuple("AsyncNet", [("ni", np.ndarray), ("nf", np.ndarray)])
 #: Mutable state: flat buffers, the event heap and the spike-time log.
@@ -191,23 +189,12 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
             if x is None and not _has_bias(layer):
                 out = None
             else:
-                out = np.zeros(shape)
-                if _has_bias(layer):
-                    out += layer.bias.reshape((-1,) + (1,) * (len(shape) - 1))
                 if x is not None:
                     analog.append(i)
-                    if isinstance(layer, Conv2d):
-                        conv2d_scatter(np.ascontiguousarray(x), layer.weight, layer.stride[0], layer.stride[1],
-                                       layer.padding[0], layer.padding[1], layer.groups, out)
-                    else:
-                        linear_scatter(np.ascontiguousarray(x), np.ascontiguousarray(layer.weight.T), out)
+                out = weighted_forward(layer, x, shape, bias=_has_bias(layer))
             x = out
-        elif type(layer) in _POOL_MODE and x is not None:
-            out, out_n = np.empty(shape), np.empty(shape, np.int64)
-            pool2d(np.ascontiguousarray(x), np.zeros(x.shape, np.int64), layer.kernel_size[0], layer.kernel_size[1],
-                   layer.stride[0], layer.stride[1], layer.padding[0], layer.padding[1], _POOL_MODE[type(layer)],
-                   out, out_n)
-            x = out
+        elif type(layer) in POOL_MODE and x is not None:
+            x, _ = pool_forward(layer, x, None, shape)
         elif isinstance(layer, Flatten) and x is not None:
             x = x.reshape(shape)
         elif isinstance(layer, Branch):
@@ -351,7 +338,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
             doff += Dl[-1].size
         else:
             row[[A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_PH, A.O_PW, A.O_MODE, A.O_MOFF]] = (
-                *layer.kernel_size, *layer.stride, *layer.padding, _POOL_MODE[type(layer)], moff)
+                *layer.kernel_size, *layer.stride, *layer.padding, POOL_MODE[type(layer)], moff)
             if isinstance(layer, MaxPool2d):
                 moff += int(np.prod(out_shape))
         op_rows.append(row)
@@ -367,7 +354,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
                 found.append((pop_of.get(j, P), list(chain), delay))
             elif isinstance(layer, Recurrent):   # the spikes pass on; the feedback is its own path
                 walk(j, chain, delay, found)
-            elif layer.synaptic or type(layer) in _POOL_MODE:
+            elif layer.synaptic or type(layer) in POOL_MODE:
                 walk(j, chain + [op(j)], delay + float(getattr(layer, "delay_us", 0.0)), found)
             else:
                 walk(j, chain, delay, found)
@@ -435,27 +422,10 @@ def _event_chunks(source, input_shape, t_start: float, t_stop: float, dt: float 
         if part is not None:
             if not is_event_array(part):
                 raise ValueError(f"event chunk {type(part).__name__} has no fields t, x, y, p")
-            if np.ndim(part) != 1:
-                raise ValueError(f"events must be a 1-D structured array (one record per event), got shape "
-                                 f"{np.shape(part)}")
-            t = _integer_times(np.asarray(part["t"]), seen)
-            x, y, p = (np.asarray(part[k]).astype(np.int64) for k in ("x", "y", "p"))
-            first = np.flatnonzero(np.diff(t) < 0)
-            if t.size and last_t is not None and t[0] < last_t:
-                first = np.array([-1])
-            if first.size:
-                i = seen + int(first[0]) + 1
-                raise ValueError(f"event {i}: timestamps decrease there; sort the events by t first")
-            for name, arr, hi in (("x", x, w), ("y", y, h), ("p", p, 2)):
-                bad = np.flatnonzero((arr < 0) | (arr >= hi))
-                if bad.size:
-                    i = int(bad[0])
-                    raise ValueError(f"event {seen + i}: {name}={int(arr[i])} outside 0..{hi - 1} "
-                                     f"(network input {input_shape}, polarity 0 or 1)")
+            t, c, y, x = check_events(part, input_shape, seen, last_t)
             seen += t.size
             if t.size:
                 last_t = t[-1]
-            c = p if c_in == 2 else np.zeros_like(p)
             if batch:
                 grp = np.floor((t - t_start) / dt).astype(np.int64)
                 keep = (grp >= 0) & (grp < steps)
@@ -577,12 +547,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if simultaneous not in SIMULTANEOUS:
         raise ValueError(f"simultaneous={simultaneous!r}: choose 'none' (continuous time) or 'batch' (step grid)")
     batch = simultaneous == "batch"
-    record = (record,) if isinstance(record, str) else tuple(record or ())
-    for item in record:
-        if item not in RECORDABLE:
-            raise ValueError(f"record={item!r}: choose from {RECORDABLE}")
-    if dt_us is not None and not (np.isfinite(dt_us) and dt_us > 0):
-        raise ValueError(f"dt_us must be a positive step length in µs, got {dt_us!r}")
+    record = check_record(record, RECORDABLE)
+    check_dt(dt_us)
     if batch and dt_us is None:
         raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
     current_bias = bias_is_current(network)

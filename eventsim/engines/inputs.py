@@ -1,7 +1,13 @@
 """Input preparation shared by the engines: validation of event arrays and binning to steps."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ..events.validate import time_decrease_error
+from ..network import Network
+from .params import check_dt
 
 EVENT_FIELDS = ("t", "x", "y", "p")
 #: Most values (steps x C x H x W) :func:`events_to_steps` bins densely: 2**28, 2 GiB as float64.
@@ -16,11 +22,13 @@ def is_event_array(obj) -> bool:
     return names is not None and all(f in names for f in EVENT_FIELDS)
 
 
-def check_events(events: np.ndarray, input_shape: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def check_events(events: np.ndarray, input_shape: tuple, first_index: int = 0,
+                 t_before: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validate an event array against a ``(C, H, W)`` input and return ``(t, c, y, x)`` int64 arrays.
 
     ``C`` must be 2 (one channel per polarity) or 1 (polarities merged). Raises ValueError naming
-    the first offending event index.
+    the first offending event index. For one chunk of a stream, ``first_index`` is the index of its
+    first event and ``t_before`` the time of the event before it.
     """
     if len(input_shape) != 3 or input_shape[0] not in (1, 2):
         raise ValueError(f"events need a network input of shape (2, H, W) or (1, H, W), got {input_shape}")
@@ -28,26 +36,27 @@ def check_events(events: np.ndarray, input_shape: tuple) -> tuple[np.ndarray, np
     if np.ndim(events) != 1:
         raise ValueError(f"events must be a 1-D structured array (one record per event), got shape "
                          f"{np.shape(events)}")
-    t = _integer_times(np.asarray(events["t"]))
+    t = _integer_times(np.asarray(events["t"]), first_index)
     x = np.asarray(events["x"]).astype(np.int64)
     y = np.asarray(events["y"]).astype(np.int64)
     p = np.asarray(events["p"]).astype(np.int64)
     if t.size:
+        if t_before is not None and t[0] < t_before:
+            raise time_decrease_error(f"event {first_index}", t[0], t_before)
         bad = np.flatnonzero(np.diff(t) < 0)
         if bad.size:
             i = int(bad[0]) + 1
-            raise ValueError(f"event {i}: timestamp {int(t[i])} µs is earlier than event {i - 1} "
-                             f"({int(t[i - 1])} µs); sort the events by t first")
+            raise time_decrease_error(f"event {first_index + i}", t[i], t[i - 1])
         for name, arr, hi in (("x", x, w), ("y", y, h)):
             bad = np.flatnonzero((arr < 0) | (arr >= hi))
             if bad.size:
                 i = int(bad[0])
-                raise ValueError(f"event {i}: {name}={int(arr[i])} lies outside the sensor "
+                raise ValueError(f"event {first_index + i}: {name}={int(arr[i])} lies outside the sensor "
                                  f"(0..{hi - 1} for network input {input_shape})")
         bad = np.flatnonzero((p < 0) | (p > 1))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"event {i}: polarity p={int(p[i])}, expected 0 or 1")
+            raise ValueError(f"event {first_index + i}: polarity p={int(p[i])}, expected 0 or 1")
     c = p if c_in == 2 else np.zeros_like(p)
     return t, c, y, x
 
@@ -126,3 +135,59 @@ def events_to_steps(events: np.ndarray, input_shape: tuple, dt_us: float, steps:
     flat = ((k[keep] * c_in + c[keep]) * h + y[keep]) * w + x[keep]
     counts = np.bincount(flat, minlength=steps * c_in * h * w)
     return counts.reshape(steps, c_in, h, w).astype(np.int64)
+
+
+def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float | None,
+                  input_kind: str, t_start_us: int = 0):
+    """Turn user input into ``(frames, is_events, steps)``.
+
+    * an event array (fields t, x, y, p) with ``dt_us``: event counts per step (``is_events``);
+    * an array of ``network.input_shape``: an analog input repeated for ``steps`` steps;
+    * an array ``(T, *input_shape)``: one input per step; integer/bool dtype means event counts,
+      float means analog, unless ``input_kind`` says otherwise; with ``"auto"``, integers with negative
+      values (signed spikes of a normalised image) are analog frames.
+
+    ``frames`` is either ``(T, *input_shape)`` or ``(1, *input_shape)`` (repeated).
+    """
+    if input_kind not in ("auto", "analog", "events"):
+        raise ValueError(f"input_kind={input_kind!r}: choose 'auto', 'analog' or 'events'")
+    check_dt(dt_us)
+    shape = network.input_shape
+    if is_event_array(inputs):
+        if dt_us is None:
+            raise ValueError("event input to the stepped engine needs a step length: pass dt_us=")
+        frames = events_to_steps(inputs, shape, dt_us, steps, t_start_us).astype(np.float64)
+        return frames, input_kind != "analog", frames.shape[0]
+    arr = np.asarray(inputs)
+    if arr.dtype.names is not None:
+        raise ValueError(f"structured input with fields {arr.dtype.names}; events need fields t, x, y, p")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"inputs: expected a numeric array, got dtype {arr.dtype}")
+    integral = arr.dtype == bool or np.issubdtype(arr.dtype, np.integer)
+    is_events = integral if input_kind == "auto" else input_kind == "events"
+    if tuple(arr.shape) == shape:
+        if steps is None:
+            raise ValueError(f"a single analog input of shape {shape} is repeated each step: pass steps=")
+        frames = arr[None]
+    elif arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
+        frames = arr
+        if steps is None:
+            steps = arr.shape[0]
+        elif steps > arr.shape[0]:
+            raise ValueError(f"steps={steps} but the input has only {arr.shape[0]} steps")
+    else:
+        raise ValueError(f"inputs: shape {arr.shape}, expected {shape} (repeated) or (T, {', '.join(map(str, shape))})")
+    frames = np.ascontiguousarray(frames, dtype=np.float64)
+    if not np.all(np.isfinite(frames)):
+        raise ValueError("inputs contain NaN or infinite values")
+    if is_events and input_kind == "auto" and np.any(frames < 0):
+        is_events = False           # signed spikes (poisson_encode of a normalised image): analog frames
+    if is_events and (np.any(frames < 0) or np.any(frames != np.round(frames))):
+        what = ("negative values: signed spikes such as poisson_encode() of a normalised image (BNTT on CIFAR) "
+                "are not event counts" if np.any(frames < 0) else "non-integer values")
+        raise ValueError(f"input_kind='events' needs non-negative integer event counts per step, but the input has "
+                         f"{what}; pass input_kind='analog' (or 'auto') to feed it as one analog frame per step "
+                         "(the same input currents; the first layer's work is then counted as dense MACs)")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return frames, is_events, int(steps)

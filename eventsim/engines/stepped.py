@@ -7,118 +7,25 @@ tensor (``None`` for analog signals) so that synops are exact: ``Σ_i n_i · d_i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
 from .. import counting
-from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d, weighted_events
+from ..kernels.layers import linear_scatter, weighted_events
 from ..kernels.neuron import cuba_population_step, population_step, population_step_multi
-from ..network import (Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec,
-                       Readout, SumPool2d)
+from ..network import Add, Branch, Conv2d, Flatten, Linear, Network, NeuronSpec, Readout
 from ..neurons import CubaLI, CubaLIF, Recurrent, readout_leak, synapse_per_step
 from ..result import SimulationResult
 from .cache import cache_for
-from .inputs import check_start, check_steps, events_to_steps, is_event_array
+from .forward import POOL_MODE, pool_forward, weighted_forward
+from .inputs import check_start, check_steps, prepare_steps
+from .params import check_record, membrane_floor, neuron_params
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
 
-__all__ = ["simulate_stepped", "prepare_steps", "neuron_params"]
+__all__ = ["simulate_stepped", "RECORDABLE"]
 
-_POOL_MODE = {SumPool2d: 0, AvgPool2d: 1, MaxPool2d: 2}
 RECORDABLE = ("spikes", "membrane")
-
-
-@dataclass(frozen=True)
-class NeuronParams:
-    """Per-channel parameters of one population, as arrays ready for the kernels."""
-
-    leak: np.ndarray
-    threshold: np.ndarray
-    amplitude: np.ndarray
-    v_init: np.ndarray
-    integrate_first: bool
-    reset_zero: bool
-    compare_ge: bool
-
-
-def membrane_floor(spec: NeuronSpec, channels: int) -> np.ndarray:
-    """``v_min`` per channel ``(channels,)``; ``-inf`` where the population has no floor."""
-    if spec.v_min is None:
-        return np.full(channels, -np.inf)
-    return np.ascontiguousarray(np.broadcast_to(np.atleast_1d(spec.v_min).astype(np.float64), (channels,)))
-
-
-def neuron_params(spec: NeuronSpec, channels: int, dt_us: float | None) -> NeuronParams:
-    """Broadcast a neuron spec's scalar-or-per-channel parameters to ``(channels,)`` arrays."""
-    def per_channel(value):
-        return np.ascontiguousarray(np.broadcast_to(np.atleast_1d(value).astype(np.float64), (channels,)))
-
-    theta = per_channel(spec.threshold)
-    amp = theta.copy() if spec.spike_amplitude == "threshold" else per_channel(spec.spike_amplitude)
-    return NeuronParams(
-        leak=per_channel(spec.leak_per_step(dt_us)), threshold=theta, amplitude=amp,
-        v_init=per_channel(spec.v_init), integrate_first=spec.order == "integrate-fire",
-        reset_zero=spec.reset == "zero", compare_ge=spec.compare == ">=")
-
-
-def prepare_steps(network: Network, inputs: Any, steps: int | None, dt_us: float | None,
-                  input_kind: str, t_start_us: int = 0):
-    """Turn user input into ``(frames, is_events, steps)``.
-
-    * an event array (fields t, x, y, p) with ``dt_us``: event counts per step (``is_events``);
-    * an array of ``network.input_shape``: an analog input repeated for ``steps`` steps;
-    * an array ``(T, *input_shape)``: one input per step; integer/bool dtype means event counts,
-      float means analog, unless ``input_kind`` says otherwise; with ``"auto"``, integers with negative
-      values (signed spikes of a normalised image) are analog frames.
-
-    ``frames`` is either ``(T, *input_shape)`` or ``(1, *input_shape)`` (repeated).
-    """
-    if input_kind not in ("auto", "analog", "events"):
-        raise ValueError(f"input_kind={input_kind!r}: choose 'auto', 'analog' or 'events'")
-    if dt_us is not None and not (isinstance(dt_us, (int, float, np.integer, np.floating))
-                                  and np.isfinite(dt_us) and dt_us > 0):
-        # a NaN step would make every LIF leak NaN and silently silence the network
-        raise ValueError(f"dt_us must be a positive, finite step length in µs, got {dt_us!r}")
-    shape = network.input_shape
-    if is_event_array(inputs):
-        if dt_us is None:
-            raise ValueError("event input to the stepped engine needs a step length: pass dt_us=")
-        frames = events_to_steps(inputs, shape, dt_us, steps, t_start_us).astype(np.float64)
-        return frames, input_kind != "analog", frames.shape[0]
-    arr = np.asarray(inputs)
-    if arr.dtype.names is not None:
-        raise ValueError(f"structured input with fields {arr.dtype.names}; events need fields t, x, y, p")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise ValueError(f"inputs: expected a numeric array, got dtype {arr.dtype}")
-    integral = arr.dtype == bool or np.issubdtype(arr.dtype, np.integer)
-    is_events = integral if input_kind == "auto" else input_kind == "events"
-    if tuple(arr.shape) == shape:
-        if steps is None:
-            raise ValueError(f"a single analog input of shape {shape} is repeated each step: pass steps=")
-        frames = arr[None]
-    elif arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
-        frames = arr
-        if steps is None:
-            steps = arr.shape[0]
-        elif steps > arr.shape[0]:
-            raise ValueError(f"steps={steps} but the input has only {arr.shape[0]} steps")
-    else:
-        raise ValueError(f"inputs: shape {arr.shape}, expected {shape} (repeated) or (T, {', '.join(map(str, shape))})")
-    frames = np.ascontiguousarray(frames, dtype=np.float64)
-    if not np.all(np.isfinite(frames)):
-        raise ValueError("inputs contain NaN or infinite values")
-    if is_events and input_kind == "auto" and np.any(frames < 0):
-        is_events = False           # signed spikes (poisson_encode of a normalised image): analog frames
-    if is_events and (np.any(frames < 0) or np.any(frames != np.round(frames))):
-        what = ("negative values: signed spikes such as poisson_encode() of a normalised image (BNTT on CIFAR) "
-                "are not event counts" if np.any(frames < 0) else "non-integer values")
-        raise ValueError(f"input_kind='events' needs non-negative integer event counts per step, but the input has "
-                         f"{what}; pass input_kind='analog' (or 'auto') to feed it as one analog frame per step "
-                         "(the same input currents; the first layer's work is then counted as dense MACs)")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    return frames, is_events, int(steps)
 
 
 def _weight_tables(network: Network, synop_convention: str) -> tuple[dict, dict, dict]:
@@ -150,7 +57,7 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
     far); ``resume=`` continues it with the events of the next window (see :mod:`eventsim.engines.state`).
     """
     counting.check_convention(synop_convention)
-    record = _check_record(record)
+    record = check_record(record, RECORDABLE)
     t_start_us, steps = check_start(t_start_us), check_steps(steps)
     if float(t_start_us).is_integer():
         t_start_us = int(t_start_us)
@@ -255,26 +162,14 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         for i, layer in enumerate(layers):
             shape = network.shapes[i]
             if isinstance(layer, (Conv2d, Linear)):
-                out = np.zeros(shape)
-                if layer.bias is not None:
-                    out += layer.bias.reshape((-1,) + (1,) * (len(shape) - 1))
-                if isinstance(layer, Conv2d):
-                    conv2d_scatter(val, layer.weight, layer.stride[0], layer.stride[1],
-                                   layer.padding[0], layer.padding[1], layer.groups, out)
-                else:
-                    linear_scatter(val, wt[i], out)
+                out = weighted_forward(layer, val, shape, wt.get(i))
                 if cnt is not None:
                     synops[k, i] = weighted_events(cnt.ravel(), degree[i])
                 else:
                     macs[k, i] = dense_macs[i]
                 val, cnt = out, None
-            elif type(layer) in _POOL_MODE:
-                out = np.empty(shape)
-                out_n = np.empty(shape, np.int64)
-                src_n = cnt if cnt is not None else np.zeros(val.shape, np.int64)
-                pool2d(val, src_n, layer.kernel_size[0], layer.kernel_size[1], layer.stride[0],
-                       layer.stride[1], layer.padding[0], layer.padding[1], _POOL_MODE[type(layer)],
-                       out, out_n)
+            elif type(layer) in POOL_MODE:
+                out, out_n = pool_forward(layer, val, cnt, shape)
                 val, cnt = out, (out_n if cnt is not None else None)
             elif isinstance(layer, Flatten):
                 val = val.reshape(shape)
@@ -374,13 +269,3 @@ def simulate_stepped(network: Network, inputs: Any, steps: int | None = None, dt
         synop_convention=synop_convention, dt_us=dt_us, rasters=rasters, membranes=membranes,
         info={"input_kind": "events" if is_events else "analog", "output_counts": out_counts,
               "output_membrane": out_membrane})
-
-
-def _check_record(record) -> tuple[str, ...]:
-    if record is None:
-        return ()
-    items = (record,) if isinstance(record, str) else tuple(record)
-    for item in items:
-        if item not in RECORDABLE:
-            raise ValueError(f"record={item!r}: choose from {RECORDABLE}")
-    return items

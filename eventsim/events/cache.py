@@ -33,7 +33,7 @@ import numpy as np
 
 from ._core import EVENT_DTYPE
 from .._io import check_global_heaps
-from .validate import normalize_sensor_size, validate_events
+from .validate import normalize_sensor_size, time_decrease_error, validate_events
 
 __all__ = ["build_cache", "open_cache", "EventCache", "CACHE_FORMAT", "CACHE_VERSION"]
 
@@ -342,8 +342,8 @@ class EventCache:
             nxt = min(hi, pos + block_events)
             block = self._read(pos, nxt)
             if last_t is not None and block.size and block["t"][0] < last_t:
-                raise ValueError(f"{self.path} [{self.split}]: timestamps decrease at event {pos} of the split: "
-                                 f"t = {int(block['t'][0])} µs after {last_t} µs")
+                raise time_decrease_error(f"event {pos} of the split ({self.path} [{self.split}])",
+                                          block["t"][0], last_t, "rebuild the cache from sorted recordings")
             last_t = int(block["t"][-1]) if block.size else last_t
             buf = np.concatenate([buf, block])
             pos = nxt

@@ -13,7 +13,13 @@ import numpy as np
 
 from ._core import as_events
 
-__all__ = ["validate_events", "normalize_sensor_size"]
+__all__ = ["validate_events", "normalize_sensor_size", "time_decrease_error"]
+
+
+def time_decrease_error(where: str, t: int, t_prev: int, fix: str = "sort the events by t first") -> ValueError:
+    """The one message for events out of time order, wherever they are found (a reader, a cache,
+    an engine's input): ``where`` names the event (and file), ``fix`` says what to do."""
+    return ValueError(f"timestamps decrease at {where}: t = {int(t)} µs after {int(t_prev)} µs; {fix}")
 
 
 def normalize_sensor_size(sensor_size: Any) -> tuple[int, int] | None:
@@ -99,9 +105,8 @@ def validate_events(events: Any, sensor_size: Sequence[int] | None = None, *, so
             ev = ev[np.argsort(t, kind="stable")]
         else:
             i = int(np.flatnonzero(t[1:] < t[:-1])[0]) + 1
-            raise ValueError(
-                f"{prefix}timestamps decrease at {where(i)}: t = {int(t[i])} µs after {int(t[i - 1])} µs "
-                "(pass sort=True to sort events by time)")
+            exc = time_decrease_error(where(i), t[i], t[i - 1], "pass sort=True to sort events by time")
+            raise ValueError(prefix + str(exc))
     p = ev["p"]
     if p.min() < 0 or p.max() > 1:
         i = int(np.flatnonzero((p != 0) & (p != 1))[0])

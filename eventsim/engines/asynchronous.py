@@ -283,8 +283,14 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         gain = spec.step_gain is not None
         refr = float(spec.refractory_us)
         plain = not gain and refr == 0.0
-        kind = (1 + model if not drive else (4 if model == 0 else (5 if np.all(np.isfinite(tau)) else 3))) if plain else 3
-        kind = 3 if model == A.MODEL_CUBA else kind   # the general path (kernels.async_cuba)
+        if not plain or model == A.MODEL_CUBA:   # the general sink (kernels.async_neuron, async_cuba)
+            kind = A.SINK_GENERAL
+        elif not drive:
+            kind = A.SINK_IF if model == 0 else A.SINK_LIF
+        elif model == 0:
+            kind = A.SINK_DRIVEN_IF
+        else:
+            kind = A.SINK_DRIVEN_LIF if np.all(np.isfinite(tau)) else A.SINK_GENERAL
         for col, val in ((A.P_LAYER, i), (A.P_OFF, off), (A.P_N, C * H * W), (A.P_C, C), (A.P_H, H), (A.P_W, W),
                          (A.P_COFF, coff), (A.P_MODEL, model), (A.P_GE, params.compare_ge),
                          (A.P_ZERO, params.reset_zero), (A.P_IFIRST, params.integrate_first), (A.P_DRIVE, drive),
@@ -325,7 +331,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         row[[A.O_OUTC, A.O_OUTH, A.O_OUTW]] = (tuple(out_shape) + (1, 1))[:3]
         row[[A.O_LAYER, A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_GROUPS]] = (j, 1, 1, 1, 1, 1)
         if layer.synaptic:
-            row[[A.O_KIND, A.O_WOFF, A.O_DOFF]] = (1 if isinstance(layer, Conv2d) else 2, woff, doff)
+            row[[A.O_KIND, A.O_WOFF, A.O_DOFF]] = (A.OP_CONV if isinstance(layer, Conv2d) else A.OP_LINEAR, woff, doff)
             if isinstance(layer, Conv2d):
                 row[[A.O_KH, A.O_KW, A.O_SH, A.O_SW, A.O_PH, A.O_PW, A.O_GROUPS]] = (
                     *layer.weight.shape[2:], *layer.stride, *layer.padding, layer.groups)
@@ -391,7 +397,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
                     for o in ops_on_path[:-1]:
                         r = op_rows[o]
                         fan = ceil(r[A.O_KH] / r[A.O_SH]) * ceil(r[A.O_KW] / r[A.O_SW])
-                        size *= {0: fan, 1: fan * (r[A.O_OUTC] // r[A.O_GROUPS]), 2: r[A.O_OUTC]}[int(r[A.O_KIND])]
+                        size *= {A.OP_POOL: fan, A.OP_CONV: fan * (r[A.O_OUTC] // r[A.O_GROUPS]),
+                                 A.OP_LINEAR: r[A.O_OUTC]}[int(r[A.O_KIND])]
                     buffer = max(buffer, size)
             grp.append((start, len(path), int(round(d / dt_us)) if dt_us else 0))
             gdelay.append(d)
@@ -655,7 +662,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
          A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
          A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
          A.H_NSNAPT: snap_t.size,
-         A.H_YLEAKY: 0 if not has_out or type(layers[-1]) is Readout else (2 if isinstance(layers[-1], CubaLI) else 1)}
+         A.H_YLEAKY: A.YLEAKY_NONE if not has_out or type(layers[-1]) is Readout else (
+             A.YLEAKY_CUBA if isinstance(layers[-1], CubaLI) else A.YLEAKY_LI)}
     for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
                       (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
         h[slot] = ni.add(f[key])

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_QSYN, C_SGAIN,
+from .async_layout import (SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF, SINK_LIF, YLEAKY_CUBA, ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_QSYN, C_SGAIN,
                            C_SLEAK, C_TAU, C_THETA, F_DT, N_SYN, P_CHECKPH,
                            G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
                            H_K, H_L, H_LPOP, H_MEM, H_N, H_NOUT, H_NPOP, H_OUTMEAN, H_RASTER, H_SF_MEM,
@@ -207,12 +207,12 @@ def process_candidates(net, st, t):
             lo = pget(net, p, P_OFF)
             hi = lo + pget(net, p, P_N)
         kind = pget(net, p, P_SINK)
-        if kind == 4 or kind == 5:   # IF / LIF with a drive only
+        if kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:   # IF / LIF with a drive only
             jl = g - pget(net, p, P_OFF)
             c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
             th = cget(net, C_THETA, c)
             r = sf[o_dr + g]
-            if kind == 4:   # the sink just set t₁ = t
+            if kind == SINK_DRIVEN_IF:   # the sink just set t₁ = t
                 u, lim = sf[o_v + g], th
             else:           # q against (θ − v∞)·s; the sink refreshed s at t
                 s_c = sf[cso(net, CS_SC) + c]
@@ -220,9 +220,9 @@ def process_candidates(net, st, t):
             if not (u >= lim if pget(net, p, P_GE) else u > lim):
                 si[o_ver + g] += 1
                 ts = np.inf   # as predict(): IF t₁ + (θ − v)/r, LIF t + τ·ln(1 + (θ − v)/(v∞ − θ))
-                if kind == 4 and r > 0.0:
+                if kind == SINK_DRIVEN_IF and r > 0.0:
                     ts = max(sf[o_tl + g] + (th - u) / r, t)
-                elif kind == 5 and r > th:
+                elif kind == SINK_DRIVEN_LIF and r > th:
                     ts = max(t + cget(net, C_TAU, c) * math.log1p((th - (u / s_c + r)) / (r - th)), t)
                 if ts != np.inf:
                     if ts <= st.sf[T_STOP] and ts < sf[o_pt + g]:
@@ -232,12 +232,12 @@ def process_candidates(net, st, t):
                         si[o_pv + g] = si[o_ver + g]
                         push(net, st, ts, pget(net, p, P_LAYER), np.int64(0), to_flat(net, p, jl), si[o_ver + g])
                 continue
-        elif kind == 1 or kind == 2:   # plain IF / LIF: fire while above θ (as fire() does), no drive
+        elif kind == SINK_IF or kind == SINK_LIF:   # plain IF / LIF: fire while above θ (as fire() does), no drive
             jl = g - pget(net, p, P_OFF)
             c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
             th = cget(net, C_THETA, c)
-            scale = sf[cso(net, CS_SC) + c] if kind == 2 else 1.0   # s, refreshed at t by the sink
-            lim = sf[cso(net, CS_THS) + c] if kind == 2 else th
+            scale = sf[cso(net, CS_SC) + c] if kind == SINK_LIF else 1.0   # s, refreshed at t by the sink
+            lim = sf[cso(net, CS_THS) + c] if kind == SINK_LIF else th
             ge = pget(net, p, P_GE)
             u = sf[o_v + g]
             n_sp = 0
@@ -247,7 +247,7 @@ def process_candidates(net, st, t):
                     u = 0.0
                     sf[o_tl + g] = t
                     break
-                u = u - th if kind == 1 else u - th * scale
+                u = u - th if kind == SINK_IF else u - th * scale
                 if n_sp >= 1048576:
                     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; "
                                      "check the weights and thresholds (a subtract reset removes only θ per spike)")
@@ -410,7 +410,7 @@ def readout_to(net, st, t):
         n_out = net.ni[H_NOUT]
         for o in range(n_out):
             itau = net.nf[net.ni[H_YCF] + YC_ITAU * n_out + o] if net.ni[H_YLEAKY] else 0.0
-            if net.ni[H_YLEAKY] == 2:   # CubaLI: the two-exponential evolution of a CubaLIF
+            if net.ni[H_YLEAKY] == YLEAKY_CUBA:   # CubaLI: the two-exponential evolution of a CubaLIF
                 base = net.ni[H_YCF] + o
                 o_s = yo(net, Y_SYN) + o
                 y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * net.nf[base + YC_QSYN * n_out],
@@ -448,7 +448,7 @@ def readout_synapse(net, st, o, acc):
 def flush_readout(net, st):
     """Batch mode: a step is over, the readout takes its input (a leaky one decays once per step)."""
     for o in range(net.ni[H_NOUT]):
-        if net.ni[H_YLEAKY] == 2 and st.si[K_TIMER] > st.si[K_YSTEP]:
+        if net.ni[H_YLEAKY] == YLEAKY_CUBA and st.si[K_TIMER] > st.si[K_YSTEP]:
             i_syn = readout_synapse(net, st, o, st.sf[yo(net, Y_ACC) + o])
             st.sf[yo(net, Y_Y) + o] = net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * st.sf[yo(net, Y_Y) + o] \
                 + i_syn

@@ -18,7 +18,8 @@ mode applies the impulse and lists the neuron as a threshold candidate when it m
 import numpy as np
 from numba import njit
 
-from .async_layout import (ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, H_B, H_BATCH, H_CF, H_CT, H_D,
+from .async_layout import (OP_CONV, OP_POOL, POOL_AVG, POOL_MAX, SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF,
+                           SINK_LIF, YLEAKY_CUBA, ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, H_B, H_BATCH, H_CF, H_CT, H_D,
                            H_GRP, H_N, H_NOUT, H_NPOP, H_ONE, H_OUTLAYER, H_PATH, H_PATHOPS, H_SF_BV, H_SF_MP,
                            H_SI_BC, H_SI_BP, H_SI_MP, H_SI_TAPS, H_W, K_CAND, K_PEND, K_SYN, N_ACC, N_CAND,
                            N_DR, N_TCH, N_TL, N_V, N_VER, O_DOFF, O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND,
@@ -71,9 +72,9 @@ def sink(net, st, tp, n_taps, width, a, t):
     """Integrate ``a·w`` into target ``tp`` (a population, or the number of populations for the
     readout) along the ``n_taps`` taps of one event (see :func:`tap`), ``width`` channels each.
 
-    Population kinds (``P_SINK``): 1 IF and 2 LIF without drive, gain or refractory period
-    (``v += a·w``, ``q += a·w·s``, tested against θ or θ·s); 4 IF and 5 LIF with a drive only;
-    3 anything else (:func:`~eventsim.kernels.async_neuron.impulse`). One call per event keeps
+    Population kinds (``P_SINK``): ``SINK_IF`` and ``SINK_LIF`` without drive, gain or refractory
+    period (``v += a·w``, ``q += a·w·s``, tested against θ or θ·s); ``SINK_DRIVEN_IF`` and
+    ``SINK_DRIVEN_LIF`` with a drive only; ``SINK_GENERAL`` anything else (:func:`~eventsim.kernels.async_neuron.impulse`). One call per event keeps
     Numba's per-call cost (it passes the state tuple by value) off the per-synapse path.
 
     The per-synapse loops index with ``np.uint64`` (offsets here are never negative): a signed
@@ -87,7 +88,7 @@ def sink(net, st, tp, n_taps, width, a, t):
         if not batch and ni[H_YLEAKY]:
             readout_to(net, st, t)
         o_y = yo(net, Y_ACC if batch else Y_Y)
-        if not batch and ni[H_YLEAKY] == 2:   # CubaLI: into its synaptic current, i += a·w·q/τ_syn
+        if not batch and ni[H_YLEAKY] == YLEAKY_CUBA:   # CubaLI: into its synaptic current, i += a·w·q/τ_syn
             o_y = yo(net, Y_SYN)
             o_g = ni[H_YCF] + YC_GSYN * ni[H_NOUT]
             for i in range(n_taps):
@@ -124,7 +125,7 @@ def sink(net, st, tp, n_taps, width, a, t):
     ge = pget(net, tp, P_GE)
     o_cand = nio(net, N_CAND)
     n_upd = n_taps * width
-    if kind == 2 or kind == 5:
+    if kind == SINK_LIF or kind == SINK_DRIVEN_LIF:
         lif_refresh(net, st, tp, t)
     o_s = cso(net, CS_SC) + coff
     o_ths = cso(net, CS_THS) + coff
@@ -134,13 +135,13 @@ def sink(net, st, tp, n_taps, width, a, t):
         off = p_off + base
         o_v = nfo(net, N_V) + off
         o_flag = U_CAND * N + off
-        if kind == 1 or kind == 2:
+        if kind == SINK_IF or kind == SINK_LIF:
             # IF: v += a·w, tested against θ; LIF: q += a·w·s, tested against θ·s. The update loop
             # vectorises (no branch, unsigned indices) and ORs ``u >= limit`` (a superset of both
             # comparisons); only when some neuron reached its limit does the candidate loop run.
-            o_lim = o_th if kind == 1 else o_ths
+            o_lim = o_th if kind == SINK_IF else o_ths
             hit = False
-            if kind == 1:
+            if kind == SINK_IF:
                 for c in range(c0, c0 + width):
                     iv = np.uint64(o_v + c)
                     u = sf[iv] + a * nf[np.uint64(wb + c)]
@@ -153,7 +154,7 @@ def sink(net, st, tp, n_taps, width, a, t):
                     sf[iv] = u
                     hit |= u >= sf[np.uint64(o_lim + c)]
             if hit:
-                lims = nf if kind == 1 else sf
+                lims = nf if kind == SINK_IF else sf
                 for c in range(c0, c0 + width):
                     u = sf[np.uint64(o_v + c)]
                     th = lims[np.uint64(o_lim + c)]
@@ -161,10 +162,10 @@ def sink(net, st, tp, n_taps, width, a, t):
                         su[o_flag + c] = 1
                         si[o_cand + si[K_CAND]] = off + c
                         si[K_CAND] += 1
-        elif kind == 4 or kind == 5:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
+        elif kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
             o_tl, o_dr, o_ver = nfo(net, N_TL) + off, nfo(net, N_DR) + off, nio(net, N_VER) + off
             for c in range(c0, c0 + width):
-                if kind == 4:
+                if kind == SINK_DRIVEN_IF:
                     sf[o_v + c] = sf[o_v + c] + sf[o_dr + c] * (t - sf[o_tl + c]) + a * nf[wb + c]
                     sf[o_tl + c] = t
                 else:
@@ -234,7 +235,7 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
     x = pos % W
     y = (pos // W) % H
     c = pos // (W * H)
-    val = a / float(kh * kw) if mode == 1 else a
+    val = a / float(kh * kw) if mode == POOL_AVG else a
     flat = tp >= 0 and _flat_target(net, tp, C)
     n_taps = 0
     oy0, oy1 = _out_range(y, ph, kh, sh, OH)
@@ -244,7 +245,7 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
             v_out = val
             n_out = cnt
             q = (c * OH + oy) * OW + ox
-            if mode == 2:
+            if mode == POOL_MAX:
                 n_out = 1
                 if net.ni[H_BATCH]:
                     i_step = net.ni[H_SI_MP] + opget(net, o, O_MOFF) + q
@@ -346,9 +347,9 @@ def _apply(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
         _identity(net, st, pos, a, t, tp)
         return nb
     kind = opget(net, o, O_KIND)
-    if kind == 0:
+    if kind == OP_POOL:
         return _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb)
-    if kind == 1:
+    if kind == OP_CONV:
         return _conv(net, st, o, pos, a, cnt, t, tp, bo, nb)
     return _linear(net, st, o, pos, a, cnt, t, tp, bo, nb)
 

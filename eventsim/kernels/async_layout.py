@@ -65,6 +65,10 @@ N_PI = 19
 STEPX_FLOOR, STEPX_MULTI = 1, 2
 #: P_MODEL of a current-based LIF (0 IF, 1 LIF): see eventsim.kernels.async_cuba
 MODEL_CUBA = 2
+#: P_SINK: how a spike's charge reaches a population (kernels.async_fanout.sink). The fast sinks
+#: need no drive, gain or refractory period (SINK_IF, SINK_LIF: v += a·w, q += a·w·s) or a drive
+#: only (SINK_DRIVEN_IF, SINK_DRIVEN_LIF); SINK_GENERAL takes kernels.async_neuron.impulse
+SINK_IF, SINK_LIF, SINK_GENERAL, SINK_DRIVEN_IF, SINK_DRIVEN_LIF = 1, 2, 3, 4, 5
 # pf columns (per population)
 PF_REFR, PF_ITMAX = range(2)
 N_PF = 2
@@ -81,6 +85,12 @@ Q_TARGET, Q_OP0, Q_NOPS = range(3)
 (O_KIND, O_MODE, O_LAYER, O_INC, O_INH, O_INW, O_OUTC, O_OUTH, O_OUTW, O_KH, O_KW, O_SH, O_SW, O_PH, O_PW,
  O_GROUPS, O_WOFF, O_DOFF, O_MOFF) = range(19)
 N_OP = 19
+#: O_KIND of an op (one per weighted or pooling layer)
+OP_POOL, OP_CONV, OP_LINEAR = 0, 1, 2
+#: O_MODE of a pooling op (the mode of kernels.layers.pool2d and engines.forward.POOL_MODE)
+POOL_SUM, POOL_AVG, POOL_MAX = 0, 1, 2
+#: H_YLEAKY: the readout accumulates (0), or leaks as NIR LI (1) or CubaLI (2)
+YLEAKY_NONE, YLEAKY_LI, YLEAKY_CUBA = 0, 1, 2
 
 # ----------------------------------------------------------------------------- state rows
 N_V, N_TL, N_RU, N_CST, N_DR, N_ACC, N_PT, N_SYN = range(8)    # sf, per neuron (N_SYN: synaptic current)

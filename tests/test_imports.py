@@ -109,3 +109,22 @@ def test_no_engine_imports_the_other():
     assert "eventsim.engines.asynchronous" not in graph["eventsim.engines.stepped"]
     for engine in ("eventsim.engines.stepped", "eventsim.engines.asynchronous"):
         assert {"eventsim.engines.params", "eventsim.engines.forward", "eventsim.engines.inputs"} <= graph[engine]
+
+
+def test_kernel_cache_follows_every_kernel_source(tmp_path):
+    """Numba keys a cached kernel by its own file only; eventsim's cache folder is named by a hash
+    of every kernel module, so an edit in a callee's file (or a layout constant) starts afresh."""
+    import shutil
+
+    import numba
+
+    from eventsim import config
+    assert numba.config.CACHE_DIR == str(config.kernel_cache_dir())
+    assert config.kernel_cache_dir().name == f"eventsim-{config.kernel_source_hash()}"
+    copy = tmp_path / "kernels"
+    shutil.copytree(config.KERNELS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = config.kernel_source_hash(copy)
+    assert before == config.kernel_source_hash()
+    layout = copy / "async_layout.py"
+    layout.write_text(layout.read_text() + "\n# an edit in a file other kernels import\n")
+    assert config.kernel_source_hash(copy) != before

@@ -206,14 +206,7 @@ def convert_ann(state: Mapping[str, np.ndarray], architecture: Sequence[Mapping]
     thresholds: dict[int, float] = {s.index: s.clip for s in acts if s.clip is not None}
     how = {s.index: "clip" for s in acts if s.clip is not None}
     if len(thresholds) < len(acts):
-        if calibration is None:
-            raise CheckpointError(f"{source}: plain ReLU layers need data-based thresholds: pass calibration= "
-                                  f"(an array of inputs of shape (N, {', '.join(map(str, input_shape))}))")
-        calib = np.asarray(calibration, dtype=np.float64)
-        if calib.shape[1:] != input_shape or calib.shape[0] < 1:
-            raise CheckpointError(f"calibration: shape {calib.shape}, expected (N, {', '.join(map(str, input_shape))})")
-        if not 0 < percentile <= 100:
-            raise CheckpointError(f"percentile={percentile}: must lie in (0, 100]")
+        calib = check_calibration(calibration, input_shape, percentile, f"{source}: plain ReLU layers")
         for s, a in zip(stages, ann_forward(stages, calib)):
             if s.kind == "act" and s.clip is None:
                 positive = a[a > 0]
@@ -291,3 +284,18 @@ def load_ann(path: str | os.PathLike, *, architecture: Sequence[Mapping] | None 
                               "(or pass architecture= and input_shape=)")
     net = convert_ann(state, architecture, input_shape, source=Path(source).name, **options)
     return net
+
+
+def check_calibration(calibration: Any, input_shape: tuple, percentile: float, who: str) -> np.ndarray:
+    """Calibration inputs ``(N, *input_shape)`` as float64, for the percentile thresholds of plain
+    ReLUs (``who`` names them in the error when ``calibration`` is missing)."""
+    shape = ", ".join(map(str, input_shape))
+    if calibration is None:
+        raise CheckpointError(f"{who} need data-based thresholds: pass calibration= (an array of inputs of "
+                              f"shape (N, {shape}))")
+    calib = np.asarray(calibration, dtype=np.float64)
+    if calib.shape[1:] != tuple(input_shape) or calib.shape[0] < 1:
+        raise CheckpointError(f"calibration: shape {calib.shape}, expected (N, {shape})")
+    if not 0 < percentile <= 100:
+        raise CheckpointError(f"percentile={percentile}: must lie in (0, 100]")
+    return calib

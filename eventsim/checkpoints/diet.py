@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import network as nw
 from .common import KeyReader, infer_input_shape, read_tree, split_state_dict, strip_prefix, unsupported_feature
-from .diet_resnet import detect_diet_resnet, load_diet_resnet
+from .diet_resnet import detect_diet_resnet, diet_neuron, load_diet_resnet
 from .torchfile import CheckpointError
 
 __all__ = ["load_diet", "detect_diet", "VGG_CONFIGS"]
@@ -192,12 +192,7 @@ def load_diet(path: str | os.PathLike, *, cfg: Any = None, input_shape: Sequence
         leaks = _per_layer(extras.get("leak"), len(spiking), "the 'leak' list", source)
 
     def neuron(k: int, n: int, name: str) -> nw.LIF:
-        th = thresholds[k] if thresholds is not None else keys.scalar(f"threshold.t{n}")
-        lk = leaks[k] if leaks is not None else keys.scalar(f"leak.l{n}")
-        try:
-            return nw.LIF(threshold=th, leak=lk, compare=">", reset="subtract", v_init=0.0, order=order, name=name)
-        except ValueError as exc:
-            raise CheckpointError(f"{source}: layer {name}: {exc}") from None
+        return diet_neuron(keys, thresholds, leaks, k, n, order, name, source)
 
     layers: list[nw.Layer] = []
     k = 0

@@ -74,12 +74,7 @@ def load_diet_resnet(state: dict, extras: dict, source: str, *, input_shape: Seq
         count[0] += 1
         if thresholds is not None and k >= len(thresholds) or leaks is not None and k >= len(leaks):
             raise CheckpointError(f"{source}: {sites} spiking layers but fewer thresholds/leaks given")
-        th = thresholds[k] if thresholds is not None else keys.scalar(f"threshold.t{n}")
-        lk = leaks[k] if leaks is not None else keys.scalar(f"leak.l{n}")
-        try:
-            return nw.LIF(threshold=th, leak=lk, compare=">", reset="subtract", v_init=0.0, order=order, name=name)
-        except ValueError as exc:
-            raise CheckpointError(f"{source}: layer {name}: {exc}") from None
+        return diet_neuron(keys, thresholds, leaks, k, n, order, name, source)
 
     net = ResNetBuilder(source)
     for i in (0, 3, 6):
@@ -137,3 +132,14 @@ def _listed(values: Any, n: int, what: str, source: str) -> list[float] | None:
         raise CheckpointError(f"{source}: the checkpoint's {what!r} list has {len(out)} entries, expected {n} "
                               "(one per spiking layer)")
     return out
+
+
+def diet_neuron(keys, thresholds, leaks, k: int, n: int, order: str, name: str, source: str) -> nw.LIF:
+    """DIET-SNN's spiking site ``k`` (``threshold.t<n>``/``leak.l<n>`` keys, or the checkpoint's
+    ``thresholds``/``leak`` lists): ``LIF(leak=λ, threshold=θ)``, ``>``, subtract reset, ``u₀ = 0``."""
+    th = thresholds[k] if thresholds is not None else keys.scalar(f"threshold.t{n}")
+    lk = leaks[k] if leaks is not None else keys.scalar(f"leak.l{n}")
+    try:
+        return nw.LIF(threshold=th, leak=lk, compare=">", reset="subtract", v_init=0.0, order=order, name=name)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: layer {name}: {exc}") from None

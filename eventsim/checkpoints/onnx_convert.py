@@ -48,6 +48,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .. import network as nw
 from ..formats import ModelFormat, register_format
 from ..graph import plan
+from .convert import check_calibration
 from .onnx_graph import INPUT, Act, OnnxGraph, read_onnx
 from .torchfile import CheckpointError
 
@@ -170,15 +171,9 @@ def convert_onnx(graph: OnnxGraph, *, calibration: np.ndarray | None = None, per
     how = {i: "clip" for i in thresholds}
     plain = [i for i in acts if i not in thresholds]
     if plain:
-        if calibration is None:
-            raise CheckpointError(f"{source}: ReLU nodes ({', '.join(layers[i].name for i in plain[:4])}"
-                                  f"{', …' if len(plain) > 4 else ''}) need data-based thresholds: pass "
-                                  f"calibration= (an array of inputs of shape (N, {', '.join(map(str, shape))}))")
-        calib = np.asarray(calibration, dtype=np.float64)
-        if calib.shape[1:] != shape or calib.shape[0] < 1:
-            raise CheckpointError(f"calibration: shape {calib.shape}, expected (N, {', '.join(map(str, shape))})")
-        if not 0 < percentile <= 100:
-            raise CheckpointError(f"percentile={percentile}: must lie in (0, 100]")
+        calib = check_calibration(calibration, shape, percentile,
+                                  f"{source}: ReLU nodes ({', '.join(layers[i].name for i in plain[:4])}"
+                                  f"{', …' if len(plain) > 4 else ''})")
         outs = onnx_forward(layers, calib)
         for i in plain:
             positive = outs[i][outs[i] > 0]

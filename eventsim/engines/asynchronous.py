@@ -65,6 +65,7 @@ from ..kernels.layers import conv2d_scatter, linear_scatter, pool2d
 from ..network import (LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Network, NeuronSpec, Readout,
                        SumPool2d)
 from ..result import SimulationResult
+from . import fastpath
 from .cache import cache_for
 from .inputs import _integer_times, check_start, check_steps, is_event_array
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
@@ -618,6 +619,17 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if snap_b.size and snap_b[0] < 1:
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 
+    # ---------------------------------------------------------------- fast path (see .fastpath)
+    why = fastpath.unsupported(network, comp, batch, frames, record, windowed)
+    if why is None:
+        if "fastpath_readout" not in compiled:   # the readout's constant current (its bias), per step
+            compiled["fastpath_readout"] = _constant_currents(network, None)[1] if network.has_readout else None
+        y_const = compiled["fastpath_readout"]
+        info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
+        return fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
+                                                                        steps, batch, chunk_events),
+                                 record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info)
+
     # ---------------------------------------------------------------- settings and state
     layers, pops, f = network.layers, comp.pops, comp.fields
     pi = f["pi"]
@@ -739,7 +751,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
-                queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist())
+                queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist(),
+                path="general", fast_path_unsupported=why)
     return _result(network, net, st, comp, record, synop_convention, info)
 
 

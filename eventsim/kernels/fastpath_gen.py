@@ -130,7 +130,7 @@ def generate(spec: FastSpec) -> str:
     w('# no reference counting (NRT): these kernels never allocate, and with NRT every call between them')
     w('# would increment and decrement the count of each of its array arguments')
     w('JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)')
-    w(f'INLINE = {spec.inline!r}  # Numba-level inlining of the per-layer functions ("never": LLVM decides)')
+    w(f'INLINE = {spec.inline!r}  # Numba-level inlining of the per-layer functions: one compiled unit, compiled once')
     w("")
     w(f"N_NEURONS = {N}")
     w(f"N_LAYERS = {L}")
@@ -283,7 +283,7 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
     I[I_CNT + g] += n_sp
 
 
-@njit(**JIT)
+@njit(inline=INLINE, **JIT)
 def fire_{p}(t, {STATE}):
     """Fire every candidate of population {p} while v {cmp} theta ({pop['reset']} reset)."""
     for i in range(I[I_CN + {p}]):
@@ -337,6 +337,40 @@ def _sink_lines(spec, target: int, v_idx: str, val: str, c_expr: str, ind: int) 
             f"    I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = {v_idx}",
             f"    I[I_CN + {p}] += 1"]
     return out
+
+
+def _channel_loop(spec, target: int, base: str, lo: str, hi: str) -> list[str]:
+    """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < hi``, of ``target``.
+
+    Two loops, as the general path's sink: the first (no branch, unsigned indices: it vectorises)
+    updates the membranes and ORs the threshold tests; only when one passed does the second list
+    the candidates."""
+    if target == len(spec.pops):
+        return [f"for co in range({lo}, {hi}):",
+                f"    S[np.uint64(S_Y + {base} + co)] += a * W[np.uint64(wb + co)]"]
+    pop = spec.pops[target]
+    p = target
+    cmp = ">=" if pop["ge"] else ">"
+    if pop["lif"]:
+        upd = f"u = V[k] + (a * W[np.uint64(wb + co)]) * S[np.uint64(S_SC_{p} + co)]"
+        lim = f"S[np.uint64(S_THS_{p} + co)]"
+    else:
+        upd = "u = V[k] + a * W[np.uint64(wb + co)]"
+        th = pop["theta"]
+        lim = _f(th[0]) if np.all(th == th[0]) else f"PRM[np.uint64(PRM_{p} + co)]"
+    return ["hit = False",
+            f"for co in range({lo}, {hi}):",
+            f"    k = np.uint64(P{p}_OFF + {base} + co)",
+            f"    {upd}",
+            "    V[k] = u",
+            f"    hit |= u {cmp} {lim}",
+            "if hit:",
+            f"    for co in range({lo}, {hi}):",
+            f"        j = {base} + co",
+            f"        if V[P{p}_OFF + j] {cmp} {lim} and U[P{p}_OFF + j] == 0:",
+            f"            U[P{p}_OFF + j] = 1",
+            f"            I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = j",
+            f"            I[I_CN + {p}] += 1"]
 
 
 def _target_layer(spec, target):
@@ -428,9 +462,8 @@ def {names[i]}(pos, a, t, {STATE}):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
-                    w(f"for co in range(co0, co0 + {cout_g}):", 3)
-                    for line in _sink_lines(spec, target, "base + co", "a * W[wb + co]", "co", 4):
-                        w(line, 4)
+                    for line in _channel_loop(spec, target, "base", "co0", f"co0 + {cout_g}"):
+                        w(line, 3)
                 w(f"I[I_UP + {tlayer}] += n", 1)
         elif kind == 2:
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
@@ -446,9 +479,8 @@ def {names[i]}(pos, a, t, {STATE}):
     wb = {woff} + pos * {Cout}''')
             if refresh:
                 w(refresh, 1)
-            w(f"for o in range({Cout}):", 1)
-            for line in _sink_lines(spec, target, "o", "a * W[wb + o]", "o", 2):
-                w(line, 2)
+            for line in _channel_loop(spec, target, "0", "0", str(Cout)):
+                w(line, 1)
             w(f"I[I_UP + {tlayer}] += {Cout}", 1)
         else:
             mode = int(r[O_MODE])
@@ -488,7 +520,7 @@ def {names[i]}(pos, a, t, {STATE}):
 def _deliver(w: _Writer, spec, s: int, paths: list) -> None:
     what = "the network input" if s == 0 else f"population {s - 1} ({spec.pops[s - 1]['name']})"
     w(f'''
-@njit(**JIT)
+@njit(inline=INLINE, **JIT)
 def deliver_{s}(pos, a, t, {STATE}):
     """One unit event of {what} at flat position pos with value a: every path, then the
     threshold tests of the touched populations."""''')
@@ -533,7 +565,7 @@ def record_row(t, kind, {STATE}):
     I[I_ROW] = r + 1
 
 
-@njit(**JIT)
+@njit(inline=INLINE, **JIT)
 def budgets(t, {STATE}):
     """A row for every synop budget the cumulative count has reached."""
     while I[I_SNAPB] < SNAP_B.shape[0] and I[I_SYN] >= SNAP_B[I[I_SNAPB]]:

@@ -43,10 +43,10 @@ def fast_eligible(net: es.Network) -> es.Network:
 
 
 @contextlib.contextmanager
-def general_path():
-    """Force the general path inside the block."""
+def path_mode(mode: str):
+    """EVENTSIM_FASTPATH=mode inside the block ("1": fast path whenever supported, "0": never)."""
     old = os.environ.get("EVENTSIM_FASTPATH")
-    os.environ["EVENTSIM_FASTPATH"] = "0"
+    os.environ["EVENTSIM_FASTPATH"] = mode
     try:
         yield
     finally:
@@ -58,8 +58,9 @@ def general_path():
 
 def both(net, events, **kw):
     """(fast, general) results of one call."""
-    fast = es.simulate(net, events, engine="async", **kw)
-    with general_path():
+    with path_mode("1"):
+        fast = es.simulate(net, events, engine="async", **kw)
+    with path_mode("0"):
         general = es.simulate(net, events, engine="async", **kw)
     assert fast.info["path"] == "fast", fast.info.get("fast_path_unsupported")
     assert general.info["path"] == "general"
@@ -81,7 +82,7 @@ def assert_same(fast, general) -> None:
             np.testing.assert_array_equal(fast.info["spike_times"][name], rec)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=continuous_network(), seed=st.integers(0, 10_000), n=st.integers(0, 120),
        budgets=st.lists(st.integers(1, 400), max_size=3))
 def test_fast_equals_general_equals_reference(net, seed, n, budgets):
@@ -134,8 +135,9 @@ def test_lif_renormalisation_chunks_and_log_growth():
     chunks = [events[i:i + 7] for i in range(0, len(events), 7)]
     kw = dict(dt_us=500.0, t_stop_us=20_000, record=("spike_times", "spikes"),
               snapshot_times_us=[0.0, 3333.3, 10_000, 20_000], snapshot_synops=[100, 20_000])
-    fast = es.simulate(net, iter(chunks), engine="async", **kw)
-    with general_path():
+    with path_mode("1"):
+        fast = es.simulate(net, iter(chunks), engine="async", **kw)
+    with path_mode("0"):
         general = es.simulate(net, events, engine="async", **kw)
     assert fast.info["path"] == "fast" and general.info["path"] == "general"
     assert_same(fast, general)
@@ -218,6 +220,7 @@ def test_cache_key_follows_generator_source(monkeypatch, tmp_path):
     """An edit of the generator (or driver) gives a new module name, so Numba's per-file cache of
     the old one can never run; a file whose text does not match its name is rewritten."""
     monkeypatch.setenv("EVENTSIM_FASTPATH_DIR", str(tmp_path))
+    monkeypatch.setenv("EVENTSIM_FASTPATH", "1")
     ev = random_events(30, (1, 2, 2), 3000, np.random.default_rng(1))
     res = es.simulate(_tiny(), ev, engine="async", dt_us=DT)
     assert res.info["path"] == "fast"
@@ -239,6 +242,21 @@ def test_cache_key_follows_generator_source(monkeypatch, tmp_path):
     again = es.simulate(_tiny(), ev, engine="async", dt_us=DT)
     assert first.read_text() == source
     assert_same(again, res)
+
+
+def test_automatic_choice(monkeypatch, tmp_path):
+    """By default a Network object's first calls run on the general path, the AUTO_CALLS-th on the
+    fast path (then every call); a kernel already on disk is used at once; results agree."""
+    monkeypatch.setenv("EVENTSIM_FASTPATH_DIR", str(tmp_path))
+    monkeypatch.delenv("EVENTSIM_FASTPATH", raising=False)
+    monkeypatch.setattr(fastpath, "_MODULES", {})   # nothing compiled in this process either
+    ev = random_events(40, (1, 2, 2), 3000, np.random.default_rng(2))
+    net = _tiny()
+    paths = [es.simulate(net, ev, engine="async", dt_us=DT) for _ in range(fastpath.AUTO_CALLS + 1)]
+    assert [r.info["path"] for r in paths] == ["general"] * (fastpath.AUTO_CALLS - 1) + ["fast", "fast"]
+    assert "auto" in paths[0].info["fast_path_unsupported"]
+    assert_same(paths[-1], paths[0])
+    assert es.simulate(_tiny(), ev, engine="async", dt_us=DT).info["path"] == "fast"   # on disk now
 
 
 def test_generated_source_is_readable():

@@ -620,7 +620,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 
     # ---------------------------------------------------------------- fast path (see .fastpath)
-    why = fastpath.unsupported(network, comp, batch, frames, record, windowed)
+    why = fastpath.unsupported(network, comp, batch, frames, record, windowed, compiled,
+                               len(inputs) if events is not None else 0)
     if why is None:
         if "fastpath_readout" not in compiled:   # the readout's constant current (its bias), per step
             compiled["fastpath_readout"] = _constant_currents(network, None)[1] if network.has_readout else None

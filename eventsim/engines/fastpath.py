@@ -3,7 +3,10 @@
 :func:`eventsim.engines.asynchronous.simulate_async` calls :func:`unsupported` once it has
 validated a call; when that returns None the call runs here, else on the general path, and
 ``result.info["path"]`` says which (``"fast"`` or ``"general"``; ``info["fast_path_unsupported"]``
-gives the reason of a fallback).
+gives the reason of a fallback). ``EVENTSIM_FASTPATH=0`` turns the fast path off, ``=1`` uses it
+for every supported call; by default (``auto``) a Network object's first calls run on the
+general path until its kernel is worth compiling (:data:`AUTO_CALLS`), unless it is compiled
+already (in this process, or on disk from an earlier one).
 
 Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterable of event
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
@@ -62,9 +65,21 @@ _MODULES: dict = {}
 INLINE = os.environ.get("EVENTSIM_FASTPATH_INLINE", "always")
 
 
-def unsupported(network, comp, batch: bool, frames, record, windowed: bool) -> str | None:
-    """Why this call cannot run on the fast path (None: it can)."""
-    if os.environ.get("EVENTSIM_FASTPATH", "1") == "0":
+#: automatic choice (``EVENTSIM_FASTPATH`` unset or ``auto``): the first calls on a Network object run
+#: on the general path, unless its kernel is already compiled (this process or on disk) or the
+#: input is large; from the AUTO_CALLS-th call on (a dataset loop) the kernel is compiled and used
+AUTO_CALLS = 3
+AUTO_EVENTS = 1_000_000
+
+
+def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cache: dict,
+                n_events: int) -> str | None:
+    """Why this call does not run on the fast path (None: it does).
+
+    ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported, ``auto``
+    (default) as :data:`AUTO_CALLS` says."""
+    mode = os.environ.get("EVENTSIM_FASTPATH", "auto")
+    if mode == "0":
         return "disabled by EVENTSIM_FASTPATH=0"
     if batch:
         return "simultaneous='batch'"
@@ -74,6 +89,22 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool) -> s
         return "pause_us/resume"
     if "membrane" in record:
         return "record='membrane'"
+    if "fastpath_layers" not in comp.fields:   # per compiled network, once
+        comp.fields["fastpath_layers"] = _unsupported_layers(network, comp)
+    why = comp.fields["fastpath_layers"]
+    if why is not None or mode == "1":
+        return why
+    name = _source(network, comp, record, cache)[1]
+    if name in _MODULES or (kernel_dir() / f"{name}.py").exists():
+        return None
+    calls = cache["fastpath_calls"] = cache.get("fastpath_calls", 0) + 1
+    if calls >= AUTO_CALLS or n_events >= AUTO_EVENTS:
+        return None
+    return (f"auto: this network's kernel is not compiled yet (call {calls}); it is compiled on the "
+            f"{AUTO_CALLS}rd call or for {AUTO_EVENTS:,} events or more (EVENTSIM_FASTPATH=1: always)")
+
+
+def _unsupported_layers(network, comp) -> str | None:
     for layer in network.layers:
         known = _KNOWN.get(type(layer))
         if known is None:
@@ -168,12 +199,21 @@ def kernel_module(source: str):
     return mod
 
 
+def _source(network, comp, record, cache: dict):
+    """``(source, module name, spec)`` of this network's kernel (generated once per network and record)."""
+    key = ("fastpath_source", "spikes" in record, "spike_times" in record)
+    if key not in cache:
+        spec = _spec(network, comp, record)
+        source = fastpath_gen.generate(spec)
+        cache[key] = (source, "eventsim_fp_" + source_hash(source), spec)
+    return cache[key]
+
+
 def _prepared(network, comp, record, cache: dict):
     key = ("fastpath", "spikes" in record, "spike_times" in record)
     entry = cache.get(key)
     if entry is None:
-        spec = _spec(network, comp, record)
-        source = fastpath_gen.generate(spec)
+        source, _, spec = _source(network, comp, record, cache)
         prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops]) \
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)

@@ -427,6 +427,8 @@ def {names[0]}(pos, a, t, {STATE}):
             cin_g, cout_g = Cin // G, Cout // G
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
             flat = last and tC != Cout
+            groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
+                      f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
             w(f'''
 @njit(inline=INLINE, **JIT)
 def {names[i]}(pos, a, t, {STATE}):
@@ -438,9 +440,7 @@ def {names[i]}(pos, a, t, {STATE}):
     x = pos % {Wd}
     y = (pos // {Wd}) % {H}
     ci = pos // {H * Wd}
-    grp = ci // {cin_g}
-    cl = ci - grp * {cin_g}
-    co0 = grp * {cout_g}
+{groups}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
     ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
     n = 0

@@ -43,7 +43,7 @@ from ..network import (IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear,
                        SumPool2d)
 from ..result import SimulationResult
 
-__all__ = ["unsupported", "kernel_dir", "kernel_module", "source_hash", "run_fast"]
+__all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
 #: IR fields the fast path knows, per layer class (any other class or field: general path)
 _KNOWN = {
@@ -289,3 +289,15 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
         info=info)
+
+
+def kernel_source(network, record=(), dt_us: float | None = None) -> str:
+    """The generated kernel module's source text for ``network`` (event input, continuous time),
+    to read or save; raises ValueError when the network is not covered by the fast path."""
+    from .asynchronous import _classify, _compile   # the engine imports this module
+    record = (record,) if isinstance(record, str) else tuple(record)
+    comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
+    why = _unsupported_layers(network, comp)
+    if why is not None:
+        raise ValueError(f"the fast path does not cover this network: {why}")
+    return fastpath_gen.generate(_spec(network, comp, record))

@@ -130,6 +130,8 @@ def generate(spec: FastSpec) -> str:
     w('# no reference counting (NRT): these kernels never allocate, and with NRT every call between them')
     w('# would increment and decrement the count of each of its array arguments')
     w('JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)')
+    w('# functions only the kernel calls: no CPython or C entry points to build')
+    w('INTERNAL = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)')
     w(f'INLINE = {spec.inline!r}  # Numba-level inlining of the per-layer functions: one compiled unit, compiled once')
     w("")
     w(f"N_NEURONS = {N}")
@@ -173,7 +175,7 @@ def generate(spec: FastSpec) -> str:
 
 def _helpers(w: _Writer) -> None:
     w('''
-@njit(inline="always", **JIT)
+@njit(inline="always", **INTERNAL)
 def out_range(i, pad, k, stride, n_out):
     """Outputs o whose window (o*stride - pad + [0, k)) contains input i: lo <= o < hi."""
     top = i + pad
@@ -182,7 +184,7 @@ def out_range(i, pad, k, stride, n_out):
     return lo, hi
 
 
-@njit(**JIT)
+@njit(**INTERNAL)
 def sift_down(a, lo, root, end):
     while True:
         child = 2 * root + 1
@@ -196,7 +198,7 @@ def sift_down(a, lo, root, end):
         root = child
 
 
-@njit(**JIT)
+@njit(**INTERNAL)
 def sort_range(a, lo, n):
     """Sort a[lo:lo + n] in place, without allocating: insertion sort (worklists of one instant
     are short), heap sort beyond 32 entries."""
@@ -240,7 +242,7 @@ def _population(w: _Writer, p: int, pop: dict) -> None:
     if pop["lif"]:
         uniform = bool(np.all(pop["itau"] == pop["itau"][0]))
         w(f'''
-@njit(**JIT)
+@njit(**INTERNAL)
 def refresh_{p}(t, V, S, PRM):
     """Bring s = exp((t - t0)/tau) and theta*s of population {p} to time t; renormalise
     (q <- q*exp(-(t - t0)/tau), t0 <- t) when (t - t0)*max(1/tau) exceeds 200."""
@@ -261,7 +263,7 @@ def refresh_{p}(t, V, S, PRM):
     S[S_LAT_{p}] = t
 ''')
     w(f'''
-@njit(inline="always", **JIT)
+@njit(inline="always", **INTERNAL)
 def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
     """Count n_sp spikes of neuron jl (local index) at t, log them and queue their delivery."""
     I[I_SP + {layer}] += n_sp
@@ -283,7 +285,7 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
     I[I_CNT + g] += n_sp
 
 
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def fire_{p}(t, {STATE}):
     """Fire every candidate of population {p} while v {cmp} theta ({pop['reset']} reset)."""
     for i in range(I[I_CN + {p}]):
@@ -395,7 +397,7 @@ def _path(w: _Writer, spec, s: int, q: int, target: int, ops: list, fns: dict) -
     if not ops:
         C, HW = _target_dims(spec, target)
         w(f'''
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def {names[0]}(pos, a, t, {STATE}):
     """Flatten/Add only: flat position pos maps one to one onto {tname}."""''')
         if target == len(spec.pops):
@@ -430,7 +432,7 @@ def {names[0]}(pos, a, t, {STATE}):
             groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
                       f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
             w(f'''
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """Conv2d layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), kernel {kh}x{kw}, stride ({sh}, {sw}),
     padding ({ph}, {pw}), groups {G}; scatters one event into {'the next op' if not last else tname}."""
@@ -470,7 +472,7 @@ def {names[i]}(pos, a, t, {STATE}):
             if not last:
                 raise NotImplementedError("a Linear layer feeding another op")
             w(f'''
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """Linear layer {layer}: {Cin * H * Wd} -> {Cout}; scatters one event into {tname}."""
     d = D[{doff} + pos]
@@ -486,7 +488,7 @@ def {names[i]}(pos, a, t, {STATE}):
             mode = int(r[O_MODE])
             val = f"a / {_f(float(kh * kw))}" if mode == 1 else "a"
             w(f'''
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """{_POOL_NAMES[mode].capitalize()} pooling layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), window {kh}x{kw},
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {'the next op' if not last else tname}."""
@@ -520,7 +522,7 @@ def {names[i]}(pos, a, t, {STATE}):
 def _deliver(w: _Writer, spec, s: int, paths: list) -> None:
     what = "the network input" if s == 0 else f"population {s - 1} ({spec.pops[s - 1]['name']})"
     w(f'''
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def deliver_{s}(pos, a, t, {STATE}):
     """One unit event of {what} at flat position pos with value a: every path, then the
     threshold tests of the touched populations."""''')
@@ -538,7 +540,7 @@ def deliver_{s}(pos, a, t, {STATE}):
 def _rows(w: _Writer, spec) -> None:
     mean = "y = y / n_steps if n_steps > 0 else 0.0" if spec.out_mean else "pass"
     w(f'''
-@njit(**JIT)
+@njit(**INTERNAL)
 def record_row(t, kind, {STATE}):
     """Close the open row at t (kind 0: a time, 1: a synop budget): readout, counters (then zeroed)."""
     r = I[I_ROW]
@@ -565,7 +567,7 @@ def record_row(t, kind, {STATE}):
     I[I_ROW] = r + 1
 
 
-@njit(inline=INLINE, **JIT)
+@njit(inline=INLINE, **INTERNAL)
 def budgets(t, {STATE}):
     """A row for every synop budget the cumulative count has reached."""
     while I[I_SNAPB] < SNAP_B.shape[0] and I[I_SYN] >= SNAP_B[I[I_SNAPB]]:
@@ -576,7 +578,7 @@ def budgets(t, {STATE}):
 
 def _flush(w: _Writer, spec) -> None:
     w(f'''
-@njit(**JIT)
+@njit(**INTERNAL)
 def flush(t, {STATE}):
     """Deliver every spike of the instant t, population by population (layer order), each
     population's neurons in flat-index order, one unit at a time (the general path's queue order).

@@ -144,6 +144,22 @@ def test_lif_renormalisation_chunks_and_log_growth():
     assert fast.spikes_per_layer["1.LIF"] > 500 and fast.spikes_per_layer["4.LIF"] > 0
 
 
+def test_one_network_several_step_lengths_and_conventions():
+    """A per-step leak becomes τ = −Δt/ln λ and out-degrees depend on the synop convention: one
+    Network object called with other dt_us / conventions gets its own kernel tables."""
+    rng = np.random.default_rng(9)
+    w = rng.normal(0.3, 0.4, (3, 2, 3, 3)) * (rng.random((3, 2, 3, 3)) > 0.3)
+    net = es.Network((2, 5, 5), [es.Conv2d(w, padding=1), es.LIF(leak=0.9, threshold=0.5), es.Flatten(),
+                                 es.Linear(rng.normal(0, 1, (2, 75))), es.Readout()])
+    events = random_events(400, (2, 5, 5), 6000, rng)
+    seen = set()
+    for dt, conv in ((1000.0, "all"), (100.0, "all"), (1000.0, "nonzero")):
+        fast, general = both(net, events, dt_us=dt, synop_convention=conv, record="spike_times")
+        assert_same(fast, general)
+        seen.add((fast.spikes, fast.synops))
+    assert len(seen) == 3
+
+
 def test_v_init_above_threshold_fires_at_start():
     net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.eye(4) * 0.5), es.IF(threshold=1.0, v_init=2.5),
                                  es.Linear(np.ones((1, 4))), es.Readout()])

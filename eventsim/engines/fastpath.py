@@ -201,7 +201,8 @@ def kernel_module(source: str):
 
 def _source(network, comp, record, cache: dict):
     """``(source, module name, spec)`` of this network's kernel (generated once per network and record)."""
-    key = ("fastpath_source", "spikes" in record, "spike_times" in record)
+    # per compiled network (one per dt_us and synop convention: leaks and out-degrees depend on them)
+    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record)
     if key not in cache:
         spec = _spec(network, comp, record)
         source = fastpath_gen.generate(spec)
@@ -210,7 +211,7 @@ def _source(network, comp, record, cache: dict):
 
 
 def _prepared(network, comp, record, cache: dict):
-    key = ("fastpath", "spikes" in record, "spike_times" in record)
+    key = ("fastpath", id(comp), "spikes" in record, "spike_times" in record)
     entry = cache.get(key)
     if entry is None:
         source, _, spec = _source(network, comp, record, cache)

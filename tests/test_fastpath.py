@@ -160,6 +160,26 @@ def test_one_network_several_step_lengths_and_conventions():
     assert len(seen) == 3
 
 
+@pytest.mark.parametrize("case", ["no population", "ends in a population", "input merged, window"])
+def test_edge_topologies(case):
+    """No population (a readout with a bias, mean mode); a last population nobody reads (per-channel
+    θ, amplitude θ); the input itself merged by an Add, spike max-pooling, a window with t_start."""
+    ev = random_events(200, (2, 4, 4), 5000, np.random.default_rng(0))
+    kw = dict(dt_us=1000.0, record=("spikes", "spike_times"))
+    if case == "no population":
+        net = es.Network((2, 4, 4), [es.Flatten(), es.Linear(np.ones((3, 32)) * 0.1, bias=np.ones(3)),
+                                     es.Readout(mode="mean")])
+    elif case == "ends in a population":
+        net = es.Network((2, 4, 4), [es.Conv2d(np.ones((2, 2, 3, 3)) * 0.3),
+                                     es.IF(spike_amplitude="threshold", threshold=np.array([0.5, 1.0]))])
+    else:
+        net = es.Network((2, 4, 4), [es.Conv2d(np.ones((2, 2, 1, 1)) * 0.3), es.Add(source=-1), es.IF(compare=">="),
+                                     es.MaxPool2d(2), es.Flatten(), es.Linear(np.ones((2, 8))), es.Readout()])
+        kw.update(t_start_us=1000, t_stop_us=4500, snapshot_times_us=[1000, 2500.5, 4500])
+    fast, general = both(net, ev, **kw)
+    assert_same(fast, general)
+
+
 def test_v_init_above_threshold_fires_at_start():
     net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.eye(4) * 0.5), es.IF(threshold=1.0, v_init=2.5),
                                  es.Linear(np.ones((1, 4))), es.Readout()])

@@ -31,6 +31,13 @@ measured in this one process. Sections:
    float tables were shared between calls), for both engines (the stepped engine's out-degrees and
    transposed weights are likewise derived once per Network object).
 
+7. **Fast path** (``--only fastpath`` runs this section alone, into ``results/async_fastpath.json``):
+   per recording, measured interleaved in this one process, the generated fast path against the
+   general path (``EVENTSIM_FASTPATH=0``), the stepped engine at 10 ms bins, the roofline, a *tight*
+   roofline (the same scatter with the shapes as compile-time constants) and, for the benchmark
+   net, the layer sweep; on the benchmark net and on the shipped ``models/nmnist/nmnist_if.npz``;
+   and the cold compile of each one's kernel in a fresh process.
+
 Writes ``benchmarks/results/async.json`` and prints a markdown table.
 """
 from __future__ import annotations
@@ -647,6 +654,177 @@ def section_memory(durations):
     return out
 
 
+# ----------------------------------------------------------------------------- fast path
+
+
+def make_tight_conv(C, H, W, Cout, OH, OW, kh, kw, sh, sw, ph, pw):
+    """The roofline's scatter written as tightly as we can: shapes are compile-time constants
+    (closure variables), the output range of each event is computed, not searched."""
+    @njit
+    def scatter(pos, val, w_t, acc):
+        for i in range(pos.shape[0]):
+            p = pos[i]
+            a = val[i]
+            x = p % W
+            y = (p // W) % H
+            ci = p // (W * H)
+            oy0, oy1 = max(-((kh - 1 - (y + ph)) // sh), 0), min((y + ph) // sh + 1, OH)
+            ox0, ox1 = max(-((kw - 1 - (x + pw)) // sw), 0), min((x + pw) // sw + 1, OW)
+            for oy in range(oy0, oy1):
+                ky = y + ph - oy * sh
+                for ox in range(ox0, ox1):
+                    base = (oy * OW + ox) * Cout
+                    wb = ((ci * kh + ky) * kw + (x + pw - ox * sw)) * Cout
+                    for co in range(Cout):
+                        acc[np.uint64(base + co)] += a * w_t[np.uint64(wb + co)]
+    return scatter
+
+
+def make_tight_linear(n_out):
+    @njit
+    def scatter(pos, val, w_t, acc):
+        for i in range(pos.shape[0]):
+            wb = pos[i] * n_out
+            a = val[i]
+            for o in range(n_out):
+                acc[np.uint64(o)] += a * w_t[np.uint64(wb + o)]
+    return scatter
+
+
+def tight_roofline(net: es.Network):
+    """A function ``inputs -> seconds`` running the tight scatter of every weighted layer."""
+    kernels = {}
+    for j, layer in enumerate(net.layers):
+        if isinstance(layer, es.Conv2d):
+            out = net.shapes[j]
+            kernels[j] = (make_tight_conv(*net.input_shape_of(j), *out, *layer.weight.shape[2:], *layer.stride,
+                                          *layer.padding),
+                          np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0)).ravel(), int(np.prod(out)))
+        elif isinstance(layer, es.Linear):
+            kernels[j] = (make_tight_linear(layer.weight.shape[0]), np.ascontiguousarray(layer.weight.T).ravel(),
+                          layer.weight.shape[0])
+
+    def run(inputs) -> float:
+        elapsed = 0.0
+        for j, pos, val in inputs:
+            fn, w_t, n = kernels[j]
+            acc = np.zeros(n)
+            t = time.perf_counter()
+            fn(pos, val, w_t, acc)
+            elapsed += time.perf_counter() - t
+        return elapsed
+    return run
+
+
+def _cold_compile_child(model: str) -> dict:
+    """In a fresh process with an empty kernel folder: the first call's extra time (the generated
+    kernel's compile; eventsim's general kernels are already in Numba's cache)."""
+    import tempfile
+    os.environ["EVENTSIM_FASTPATH_DIR"] = tempfile.mkdtemp(prefix="eventsim-fp-")
+    os.environ["EVENTSIM_FASTPATH"] = "1"
+    net = es.load(model) if model.endswith(".npz") else nmnist_net()
+    ev = load_samples(1)[0]
+    es.simulate(net, ev[:50], engine="async", simultaneous="batch", dt_us=1000)   # import, general kernels
+    t, c = time.perf_counter(), time.process_time()
+    res = es.simulate(net, ev, engine="async")
+    cold, cold_cpu = time.perf_counter() - t, time.process_time() - c
+    t = time.perf_counter()
+    es.simulate(net, ev, engine="async")
+    warm = time.perf_counter() - t
+    return dict(path=res.info["path"], compile_s=cold - warm, compile_cpu_s=cold_cpu - warm)
+
+
+def section_fastpath(samples, repeat):
+    """Per-recording time of the fast path, the general path (``EVENTSIM_FASTPATH=0``), the stepped
+    engine at 10 ms bins, bench_async's roofline and the tight roofline, measured interleaved in
+    this one process; on the benchmark's N-MNIST conv net and on the shipped trained model."""
+    out = {}
+    os.environ["EVENTSIM_FASTPATH"] = "1"    # the fast path from the first call (default: from the 3rd)
+    models = {"bench nmnist_net": nmnist_net(), "shipped nmnist_if.npz": es.load(ROOT / "models" / "nmnist" / "nmnist_if.npz")}
+    for name, net in models.items():
+        runs = [es.simulate(net, ev, engine="async", record="spike_times") for ev in samples]
+        assert all(r.info["path"] == "fast" for r in runs), runs[0].info.get("fast_path_unsupported")
+        os.environ["EVENTSIM_FASTPATH"] = "0"
+        general_runs = [es.simulate(net, ev, engine="async", record="spike_times") for ev in samples]
+        os.environ["EVENTSIM_FASTPATH"] = "1"
+        for r, g in zip(runs, general_runs):    # the same spikes, counts and readout
+            assert r.spikes_per_layer == g.spikes_per_layer and r.synops == g.synops
+            assert np.array_equal(r.logits, g.logits)
+        inputs = [roofline_inputs(net, ev, r) for ev, r in zip(samples, runs)]
+        synops = sum(r.synops for r in runs)
+        roof_synops = sum(roofline(net, x)[0] for x in inputs)
+        if roof_synops != synops:
+            raise SystemExit(f"{name}: roofline counted {roof_synops} synops, the engine {synops}")
+        tight = tight_roofline(net)
+        tight(inputs[0])
+        es.simulate(net, samples[0], engine="stepped", dt_us=10_000)
+
+        def fast():
+            for ev in samples:
+                es.simulate(net, ev, engine="async")
+
+        def general():
+            os.environ["EVENTSIM_FASTPATH"] = "0"
+            try:
+                for ev in samples:
+                    es.simulate(net, ev, engine="async")
+            finally:
+                os.environ["EVENTSIM_FASTPATH"] = "1"
+
+        def stepped():
+            for ev in samples:
+                es.simulate(net, ev, engine="stepped", dt_us=10_000)
+
+        def sweep():
+            for ev in samples:
+                layer_sweep(net, ev)
+
+        methods = [("fast", fast), ("general", general), ("stepped", stepped)]
+        if "bench" in name:     # the hand-written ceiling exists for this net only
+            layer_sweep(net, samples[0])
+            methods.append(("sweep", sweep))
+        best = {key: np.inf for key, _ in methods}
+        best.update(roofline=np.inf, tight=np.inf)
+        for _ in range(repeat):     # interleaved: machine load hits every method alike
+            for key, fn in methods:
+                t = time.perf_counter()
+                fn()
+                best[key] = min(best[key], time.perf_counter() - t)
+            best["roofline"] = min(best["roofline"], sum(roofline(net, x)[1] for x in inputs))
+            best["tight"] = min(best["tight"], sum(tight(x) for x in inputs))
+        n = len(samples)
+        child = subprocess.run([sys.executable, __file__, "--compile-child",
+                                str(ROOT / "models" / "nmnist" / "nmnist_if.npz") if "shipped" in name else "bench"],
+                               capture_output=True, text=True, check=True)
+        out[name] = dict(
+            samples=n, synops_per_sample=synops / n, spikes_per_sample=sum(r.spikes for r in runs) / n,
+            **{f"{k}_ms": v / n * 1e3 for k, v in best.items()},
+            fast_over_roofline=best["roofline"] / best["fast"], fast_over_tight=best["tight"] / best["fast"],
+            general_over_roofline=best["roofline"] / best["general"],
+            speedup_vs_general=best["general"] / best["fast"], speedup_vs_stepped_10ms=best["stepped"] / best["fast"],
+            sweep_over_roofline=best["roofline"] / best["sweep"] if "sweep" in best else None,
+            **json.loads(child.stdout.strip().splitlines()[-1]))
+    del os.environ["EVENTSIM_FASTPATH"]
+    return out
+
+
+def report_fastpath(fp: dict) -> str:
+    lines = ["| model | fast path | general path | stepped 10 ms | roofline | tight roofline | fast / roofline | "
+             "fast / tight | fast vs general | fast vs stepped | cold compile (wall, CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in fp.items():
+        lines.append(f"| {name} ({r['samples']} rec., {r['synops_per_sample'] / 1e6:.2f} M synops) | "
+                     f"{r['fast_ms']:.2f} ms | {r['general_ms']:.2f} ms | {r['stepped_ms']:.2f} ms | "
+                     f"{r['roofline_ms']:.2f} ms | {r['tight_ms']:.2f} ms | {r['fast_over_roofline']:.2f}× | "
+                     f"{r['fast_over_tight']:.2f}× | {r['speedup_vs_general']:.2f}× faster | "
+                     f"{r['speedup_vs_stepped_10ms']:.2f}× faster | {r['compile_s']:.1f} s, {r['compile_cpu_s']:.1f} s |")
+    for name, r in fp.items():
+        if r.get("sweep_over_roofline"):
+            lines.append(f"\n{name}: the hand-written layer sweep (ceiling) takes {r['sweep_ms']:.2f} ms per recording, "
+                         f"{r['sweep_over_roofline']:.2f}× of the roofline; the fast path {r['fast_over_roofline']:.2f}×.")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -655,18 +833,32 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer samples, shorter streams")
+    ap.add_argument("--only", choices=["fastpath"], default=None,
+                    help="run one section (fastpath: fast vs general path vs stepped vs rooflines)")
     ap.add_argument("--memory-child", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--compile-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child is not None:
         print(json.dumps(memory_child(args.memory_child)))
         return 0
+    if args.compile_child is not None:
+        print(json.dumps(_cold_compile_child(args.compile_child)))
+        return 0
     n = 5 if args.quick else args.samples
     samples = load_samples(n)
+    if args.only == "fastpath":
+        fp = section_fastpath(samples, args.repeat)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "async_fastpath.json").write_text(json.dumps(dict(fastpath=fp, command=" ".join(
+            [Path(sys.argv[0]).name] + sys.argv[1:])), indent=2))
+        print(report_fastpath(fp))
+        return 0
     results = dict(machine=dict(platform=platform.platform(), processor=platform.processor(),
                                 python=platform.python_version(), numpy=np.__version__),
                    command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
     t0 = time.perf_counter()
     results["throughput"] = section_throughput(samples, args.repeat)
+    results["fastpath"] = section_fastpath(samples, args.repeat)
     results["torch"] = section_torch(samples, args.repeat, [10, 30, 100])
     results["bound"] = section_bound(samples, args.repeat)
     results["rate"] = section_rate(args.repeat, [1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
@@ -678,6 +870,7 @@ def main() -> int:
     (RESULTS / "async.json").write_text(json.dumps(results, indent=2))
     plot_rate(results["rate"], RESULTS / "async_crossover.png")
     print(report(results))
+    print(report_fastpath(results["fastpath"]))
     return 0
 
 

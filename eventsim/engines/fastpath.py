@@ -1,0 +1,307 @@
+"""Fast path of the asynchronous engine: a kernel generated and compiled per network topology.
+
+:func:`eventsim.engines.asynchronous.simulate_async` calls :func:`unsupported` once it has
+validated a call; when that returns None the call runs here, else on the general path, and
+``result.info["path"]`` says which (``"fast"`` or ``"general"``; ``info["fast_path_unsupported"]``
+gives the reason of a fallback). ``EVENTSIM_FASTPATH=0`` turns the fast path off, ``=1`` uses it
+for every supported call; by default (``auto``) a Network object's first calls run on the
+general path until its kernel is worth compiling (:data:`AUTO_CALLS`), unless it is compiled
+already (in this process, or on disk from an earlier one).
+
+Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterable of event
+chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
+Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
+zero delays and no constant current into a population; snapshot rows at times and at synop
+budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Everything else — batch
+mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
+``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
+know — runs on the general path.
+
+Cache. The generator (:mod:`eventsim.kernels.fastpath_gen`) writes a self-contained module (it
+imports nothing from eventsim) into :func:`kernel_dir`; its file name is the SHA-256 of its own
+text, of the generator's and this module's source and of the Numba version. Numba's on-disk cache
+(``cache=True``) is keyed by that file, so compiled code of an older generator can never be
+loaded: an edit changes the name. A file whose text does not match its name is rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+from itertools import chain
+from dataclasses import fields
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from ..kernels import async_layout as A
+from ..kernels import fastpath_gen
+from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
+from ..result import SimulationResult
+from .async_compile import _classify, _compile
+
+__all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
+
+#: IR fields the fast path knows, per layer class (any other class or field: general path)
+_KNOWN = {
+    Conv2d: {"weight", "bias", "stride", "padding", "groups", "delay_us", "name"},
+    Linear: {"weight", "bias", "delay_us", "name"},
+    SumPool2d: {"kernel_size", "stride", "padding", "name"},
+    AvgPool2d: {"kernel_size", "stride", "padding", "name"},
+    MaxPool2d: {"kernel_size", "stride", "padding", "name"},
+    Flatten: {"name"}, Add: {"source", "name"}, Branch: {"source", "name"},
+    Readout: {"mode", "name"},
+    IF: {"threshold", "compare", "reset", "v_init", "order", "spike_amplitude", "step_gain", "step_bias",
+         "refractory_us", "multi_spike", "v_min", "name"},
+}
+_KNOWN[LIF] = _KNOWN[IF] | {"leak", "tau_s"}
+_MODULES: dict = {}
+#: Numba-level inlining of the generated per-layer functions into ``flush``/``run`` ("always"): each
+#: separately compiled function costs its own typing, CPython wrapper and LLVM pass (measured: the
+#: shipped model compiles in about half the CPU time inlined)
+INLINE = os.environ.get("EVENTSIM_FASTPATH_INLINE", "always")
+
+
+#: automatic choice (``EVENTSIM_FASTPATH`` unset or ``auto``): the first calls on a Network object run
+#: on the general path, unless its kernel is already compiled (this process or on disk) or the
+#: input is large; from the AUTO_CALLS-th call on (a dataset loop) the kernel is compiled and used
+AUTO_CALLS = 3
+AUTO_EVENTS = 1_000_000
+
+
+def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cache: dict,
+                n_events: int) -> str | None:
+    """Why this call does not run on the fast path (None: it does).
+
+    ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported, ``auto``
+    (default) as :data:`AUTO_CALLS` says."""
+    mode = os.environ.get("EVENTSIM_FASTPATH", "auto")
+    if mode == "0":
+        return "disabled by EVENTSIM_FASTPATH=0"
+    if batch:
+        return "simultaneous='batch'"
+    if frames is not None:
+        return "array input (frames)"
+    if windowed:
+        return "pause_us/resume"
+    if "membrane" in record:
+        return "record='membrane'"
+    if "fastpath_layers" not in comp.fields:   # per compiled network, once
+        comp.fields["fastpath_layers"] = _unsupported_layers(network, comp)
+    why = comp.fields["fastpath_layers"]
+    if why is not None or mode == "1":
+        return why
+    name = _source(network, comp, record, cache)[1]
+    if name in _MODULES or (kernel_dir() / f"{name}.py").exists():
+        return None
+    calls = cache["fastpath_calls"] = cache.get("fastpath_calls", 0) + 1
+    if calls >= AUTO_CALLS or n_events >= AUTO_EVENTS:
+        return None
+    return (f"auto: this network's kernel is not compiled yet (call {calls}); it is compiled on the "
+            f"{AUTO_CALLS}rd call or for {AUTO_EVENTS:,} events or more (EVENTSIM_FASTPATH=1: always)")
+
+
+def _unsupported_layers(network, comp) -> str | None:
+    for layer in network.layers:
+        known = _KNOWN.get(type(layer))
+        if known is None:
+            return f"{layer.name}: layer kind {type(layer).__name__}"
+        extra = {f.name for f in fields(layer)} - known
+        if extra:
+            return f"{layer.name}: unknown fields {sorted(extra)}"
+        if getattr(layer, "delay_us", 0.0):
+            return f"{layer.name}: synaptic delay"
+        if getattr(layer, "multi_spike", False) or getattr(layer, "v_min", None) is not None:
+            return f"{layer.name}: sinabs step options (multi_spike, v_min)"
+    pi = comp.fields["pi"]
+    for p, i in enumerate(comp.pops):
+        if pi[p, A.P_SINK] not in (A.SINK_IF, A.SINK_LIF):
+            spec = network.layers[i]
+            why = ("refractory period" if spec.refractory_us else "per-step gain" if spec.step_gain is not None
+                   else "a constant current (bias or per-step bias)")
+            return f"{spec.name}: {why}"
+    return None
+
+
+def _spec(network, comp, record) -> fastpath_gen.FastSpec:
+    f = comp.fields
+    pi, cf = f["pi"], f["cf"]
+    pops = []
+    for p, i in enumerate(comp.pops):
+        c0, C = int(pi[p, A.P_COFF]), int(pi[p, A.P_C])
+        pops.append(dict(layer=i, name=network.layers[i].name, C=C, H=int(pi[p, A.P_H]), W=int(pi[p, A.P_W]),
+                         off=int(pi[p, A.P_OFF]), lif=int(pi[p, A.P_SINK]) == 2, ge=bool(pi[p, A.P_GE]),
+                         zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
+                         theta=cf[A.C_THETA, c0:c0 + C].copy(), amp=cf[A.C_AMP, c0:c0 + C].copy(),
+                         itau=cf[A.C_ITAU, c0:c0 + C].copy()))
+    sources = []
+    src, grp, path, path_ops, ops = f["src"], f["grp"], f["path"], f["path_ops"], f["op"]
+    for s in range(src.shape[0]):
+        paths = []
+        for gi in range(src[s, 0], src[s, 0] + src[s, 1]):
+            for q in range(grp[gi, A.G_PATH0], grp[gi, A.G_PATH1]):
+                tp, o0, n_ops = (int(x) for x in path[q])
+                paths.append((tp, [ops[path_ops[o0 + k]] for k in range(n_ops)]))
+        sources.append(paths)
+    has_out = network.has_readout
+    summary = f"input {network.input_shape}; " + ", ".join(
+        f"{layer.name} {network.shapes[k]}" for k, layer in enumerate(network.layers))
+    return fastpath_gen.FastSpec(
+        pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=comp.n_neurons,
+        n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1,
+        out_mean=has_out and network.layers[-1].mode == "mean", record_raster="spikes" in record,
+        record_times="spike_times" in record, summary=summary, inline=INLINE)
+
+
+def kernel_dir() -> Path:
+    """Where generated modules live: ``$EVENTSIM_FASTPATH_DIR``, else ``$NUMBA_CACHE_DIR/eventsim-fastpath``,
+    else ``~/.cache/eventsim/fastpath``."""
+    if os.environ.get("EVENTSIM_FASTPATH_DIR"):
+        return Path(os.environ["EVENTSIM_FASTPATH_DIR"])
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / "eventsim-fastpath"
+    return Path.home() / ".cache" / "eventsim" / "fastpath"
+
+
+def _own_source() -> str:
+    """The source text the generated code depends on: the generator and this driver."""
+    return inspect.getsource(fastpath_gen) + inspect.getsource(sys.modules[__name__])
+
+
+def source_hash(source: str) -> str:
+    """Name of the module holding ``source``: a hash of it, of the generator and of Numba's version."""
+    h = hashlib.sha256()
+    for part in (source, _own_source(), numba.__version__, np.__version__):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def kernel_module(source: str):
+    """Import (writing it first if needed) the generated module of ``source``."""
+    name = "eventsim_fp_" + source_hash(source)
+    mod = _MODULES.get(name)
+    if mod is not None:
+        return mod
+    folder = kernel_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = folder / f"{name}.{os.getpid()}.tmp"
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod   # Numba's cache finds the module's globals by name when it loads
+    spec.loader.exec_module(mod)
+    _MODULES[name] = mod
+    return mod
+
+
+def _source(network, comp, record, cache: dict):
+    """``(source, module name, spec)`` of this network's kernel (generated once per network and record)."""
+    # per compiled network (one per dt_us and synop convention: leaks and out-degrees depend on them)
+    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record)
+    if key not in cache:
+        spec = _spec(network, comp, record)
+        source = fastpath_gen.generate(spec)
+        cache[key] = (source, "eventsim_fp_" + source_hash(source), spec)
+    return cache[key]
+
+
+def _prepared(network, comp, record, cache: dict):
+    key = ("fastpath", id(comp), "spikes" in record, "spike_times" in record)
+    entry = cache.get(key)
+    if entry is None:
+        source, _, spec = _source(network, comp, record, cache)
+        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops]) \
+            if spec.pops else np.zeros(1)
+        W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
+        D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
+        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm),
+                              np.ascontiguousarray(W), np.ascontiguousarray(D))
+    return entry
+
+
+def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
+             dt_us, readout_current, convention: str, info: dict) -> SimulationResult:
+    """Run the generated kernel over the event chunks and build the result as the general path does."""
+    mod, spec, prm, W, D = _prepared(network, comp, record, cache)
+    N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
+    K = snap_t.size + snap_b.size
+    V = np.zeros(max(N, 1))
+    S = np.zeros(mod.S_SIZE)
+    I = np.zeros(mod.I_SIZE, np.int64)
+    U = np.zeros(max(N, 1), np.uint8)
+    for p, pop in enumerate(spec.pops):
+        C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
+        V[pop["off"]:pop["off"] + n] = np.tile(np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init),
+                                                                (C,)), n // C)
+        if pop["lif"]:
+            S[getattr(mod, f"S_LT0_{p}")] = t0
+            S[getattr(mod, f"S_LAT_{p}")] = -np.inf
+    S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
+    if n_out and readout_current is not None and dt_us:
+        S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
+    RT, RK = np.zeros(K), np.zeros(K, np.int64)
+    RC, RY = np.zeros((3, K, L), np.int64), np.zeros((K, max(n_out, 0)))
+    RAST = np.zeros((K, N) if spec.record_raster else (0, 1), np.int64)
+    size = 2 * (N + 1) if spec.record_times else 0
+    LT, LN = np.empty(size), np.empty((size, 2), np.int64)
+    snap_t = np.ascontiguousarray(snap_t, np.float64)
+    snap_b = np.ascontiguousarray(snap_b, np.int64)
+    state = (V, S, I, U, prm, W, D, RT, RK, RC, RY, RAST)
+    I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
+    mod.start(t0, *state, LT, LN, snap_t, snap_b)
+    e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
+    for ev_t, ev_pos, ev_cnt in chain(chunks, [e]):
+        I[mod.I_INPUT] = 0
+        final = ev_t is e[0]
+        while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
+            n = int(I[mod.I_LOG])   # the spike-time log is nearly full: double it
+            LT = np.concatenate([LT[:n], np.empty(LT.size + 64)])
+            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + 64, 2), np.int64)])
+    rows = int(I[mod.I_ROW])
+    info.update(queue_high_water=int(I[mod.I_HWM]),
+                snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
+    info["row_kind"] = RK[:rows].copy()
+    rasters, times = {}, {}
+    m = int(I[mod.I_LOG])
+    for pop in spec.pops:
+        name, shape = pop["name"], network.shapes[pop["layer"]]
+        C, H, Wd, off = pop["C"], pop["H"], pop["W"], pop["off"]
+        n = C * H * Wd
+        if spec.record_raster:
+            rasters[name] = RAST[:rows, off:off + n].reshape(rows, H, Wd, C).transpose(0, 3, 1, 2).reshape(
+                (rows,) + shape)
+        if spec.record_times:
+            sel = np.flatnonzero((LN[:m, 0] >= off) & (LN[:m, 0] < off + n))
+            sel = np.repeat(sel, LN[sel, 1])
+            chw = np.arange(n).reshape(C, H, Wd).transpose(1, 2, 0).ravel()
+            rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
+            rec["t_us"], rec["neuron"] = LT[sel], chw[LN[sel, 0] - off]
+            times[name] = np.sort(rec, order=("t_us", "neuron"))
+            if pop["layer"] == L - 1:     # the output population, in emission order (decoding)
+                info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())
+    if spec.record_times:
+        info["spike_times"] = times
+    return SimulationResult(
+        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT[:rows].copy(),
+        logits=RY[:rows].copy(), spikes_per_row=RC[0, :rows].copy(), synops_per_row=RC[1, :rows].copy(),
+        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
+        synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
+        info=info)
+
+
+def kernel_source(network, record=(), dt_us: float | None = None) -> str:
+    """The generated kernel module's source text for ``network`` (event input, continuous time),
+    to read or save; raises ValueError when the network is not covered by the fast path."""
+    record = (record,) if isinstance(record, str) else tuple(record)
+    comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
+    why = _unsupported_layers(network, comp)
+    if why is not None:
+        raise ValueError(f"the fast path does not cover this network: {why}")
+    return fastpath_gen.generate(_spec(network, comp, record))

@@ -173,7 +173,8 @@ def _warm(network, engine, dt_us):  # pragma: no cover - runs on the workers
     try:
         if len(network.input_shape) == 3 and network.input_shape[0] in (1, 2):
             ev = np.zeros(1, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
-            simulate(network, ev, engine=engine, dt_us=dt_us)
+            # the kernel the data set loop uses (eventsim.samples asks the async engine for its fast path)
+            simulate(network, ev, engine=engine, dt_us=dt_us, **({"fast_path": True} if engine == "async" else {}))
         else:
             simulate(network, np.zeros(network.input_shape), engine=engine, dt_us=dt_us, steps=1,
                      input_kind="analog")

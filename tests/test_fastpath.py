@@ -307,3 +307,35 @@ def test_generated_source_is_readable():
     assert "Sum pooling layer 2" in src and "Linear layer 4: 27 -> 4" in src
     assert "def refresh_1" in src and "def fire_0" in src
     compile(src, "generated", "exec")
+
+
+def test_fast_path_option_and_dataset_loops_use_it():
+    """simulate(fast_path=True) compiles and uses the kernel on the first call, False never; the
+    evaluation loop (eventsim.samples) asks for it. The results equal the general path's."""
+    from eventsim.samples import trace_sample
+    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.full((3, 4), 0.4)), es.IF(threshold=0.5),
+                                 es.Linear(np.eye(3)), es.Readout()])
+    ev = random_events(40, (1, 2, 2), 3000, np.random.default_rng(3))
+    fast = es.simulate(net, ev, engine="async", dt_us=DT, fast_path=True)
+    slow = es.simulate(net, ev, engine="async", dt_us=DT, fast_path=False)
+    assert fast.info["path"] == "fast" and slow.info["path"] == "general"
+    assert "fast_path=False" in slow.info["fast_path_unsupported"]
+    np.testing.assert_array_equal(fast.spikes_per_row, slow.spikes_per_row)
+    np.testing.assert_array_equal(fast.synops_per_row, slow.synops_per_row)
+    np.testing.assert_array_equal(fast.logits, slow.logits)
+    fresh = es.Network(net.input_shape, list(net.layers))   # a new object: no call history
+    calls = []
+    real = es.engines.asynchronous.fastpath.run_fast
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    import eventsim.engines.fastpath as fp
+    fp.run_fast = spy
+    try:
+        trace = trace_sample(fresh, ev, 0, engine="async", dt_us=DT, steps=3)
+    finally:
+        fp.run_fast = real
+    assert calls == [1]
+    np.testing.assert_array_equal(trace.logits, slow.logits)

@@ -190,7 +190,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                    record: str | Iterable[str] | None = None, synop_convention: str = "all",
                    input_kind: str = "auto", t_start_us: float = 0, chunk_events: int = 65536,
                    queue_limit: int = 1 << 22, pause_us: float | None = None,
-                   resume: EngineState | None = None) -> SimulationResult | EngineState:
+                   resume: EngineState | None = None, fast_path: bool | None = None) -> SimulationResult | EngineState:
     """Run ``network`` event by event in continuous time. See :func:`eventsim.simulate`.
 
     Parameters
@@ -214,6 +214,10 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     synop_convention : ``"all"`` or ``"nonzero"`` (see :mod:`eventsim.counting`)
     input_kind : ``"auto"``, ``"events"`` or ``"analog"`` for array inputs
     chunk_events : events per kernel call; queue_limit : maximum pending queue entries
+    fast_path : run the compiled per-network kernel (:mod:`eventsim.engines.fastpath`) where it
+        covers the call: ``None`` (default) decides by itself (compile once the network is used
+        repeatedly), ``True`` compiles it at once (a data set loop: :mod:`eventsim.samples` asks
+        for it), ``False`` never; ``EVENTSIM_FASTPATH=0/1`` overrides. Results are identical.
     pause_us, resume : simulate a window of a recording and return the
         :class:`~eventsim.engines.state.EngineState` (the kernels' state arrays, copied as they
         are: membranes, queue, cursors, counters and the rows so far) / continue one (see
@@ -325,7 +329,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
 
     # ---------------------------------------------------------------- fast path (see .fastpath)
     why = "biases that are currents per second" if current_bias else fastpath.unsupported(
-        network, comp, batch, frames, record, windowed, compiled, len(inputs) if events is not None else 0)
+        network, comp, batch, frames, record, windowed, compiled, len(inputs) if events is not None else 0,
+        prefer=fast_path)
     if why is None:
         if "fastpath_readout" not in compiled:   # the readout's constant current (its bias), per step
             compiled["fastpath_readout"] = _constant_currents(network, None)[1] if network.has_readout else None

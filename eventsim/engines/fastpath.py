@@ -73,14 +73,17 @@ AUTO_EVENTS = 1_000_000
 
 
 def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cache: dict,
-                n_events: int) -> str | None:
+                n_events: int, prefer: bool | None = None) -> str | None:
     """Why this call does not run on the fast path (None: it does).
 
-    ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported, ``auto``
-    (default) as :data:`AUTO_CALLS` says."""
+    ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported; otherwise the
+    caller's ``prefer`` (``simulate(..., fast_path=)``: True whenever supported, False never) or,
+    when that is None, the automatic choice of :data:`AUTO_CALLS`."""
     mode = os.environ.get("EVENTSIM_FASTPATH", "auto")
+    if mode not in ("0", "1") and prefer is not None:
+        mode = "1" if prefer else "0"
     if mode == "0":
-        return "disabled by EVENTSIM_FASTPATH=0"
+        return "disabled (EVENTSIM_FASTPATH=0 or fast_path=False)"
     if batch:
         return "simultaneous='batch'"
     if frames is not None:

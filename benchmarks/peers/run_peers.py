@@ -16,7 +16,7 @@ SpikingJelly at 10 ms bins and sinabs at 1 ms bins, batch mode against the stepp
 printed with its ratio and PASS/MISS, and the resolution sweep (10, 1 and 0.1 ms bins; the 0.1 ms
 bins on the first ``--fine-samples`` recordings). ``--keep-comparisons`` reuses the exact
 comparisons of the existing JSON and re-times only. Writes ``benchmarks/results/peers.json`` and
-``benchmarks/peers/REPORT.md`` (the README section at its top).
+``benchmarks/peers/REPORT.md`` (the README section at its top, also written to ``docs/peers.md``).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from peerkit.data import MODES, load_frames, nmnist_root  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "peers.json"
 REPORT = HERE / "REPORT.md"
+DOCS = ROOT / "docs" / "peers.md"
 
 
 def main(argv=None) -> int:
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
     parser.add_argument("--json", default=str(RESULTS))
     parser.add_argument("--report", default=str(REPORT))
+    parser.add_argument("--docs", default=str(DOCS), help="the docs page (README-ready part of the report)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the report from the existing JSON")
     parser.add_argument("--fine-samples", type=int, default=5,
                         help="recordings timed at 0.1 ms bins (3,400 steps) in the resolution sweep (default 5)")
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         import json
-        report.write(json.loads(Path(args.json).read_text()), Path(args.json), Path(args.report))
+        report.write(json.loads(Path(args.json).read_text()), Path(args.json), Path(args.report), Path(args.docs))
         return 0
 
     import torch
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
         results["repro"] = report.repro_rows(peers)
     if targets:
         print("\n" + format_targets(targets))
-    report.write(results, Path(args.json), Path(args.report))
+    report.write(results, Path(args.json), Path(args.report), Path(args.docs))
     print(f"wrote {args.json} and {args.report} ({time.time() - t0:.0f} s)", file=sys.stderr)
     return 0
 

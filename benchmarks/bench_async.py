@@ -23,7 +23,9 @@ measured in this one process. Sections:
 3. **Event rate**: time vs input rate (synthetic events over 300 ms) for the async engine and for
    PyTorch at T = 30, and where they cross (``benchmarks/results/async_crossover.png``).
 4. **DVS128 scale**: a 5-conv network on 2×128×128 input fed 200 k events/s (moving bars plus
-   noise); real-time factor = stream duration / wall time.
+   noise); real-time factor = stream duration / wall time (and / CPU time). ``--only dvs128`` runs
+   this section and the 60 s memory run alone, into ``results/async_dvs128.json``, and prints
+   issue #19's targets (≥ 5× real time, < 1 GiB) with PASS/MISS.
 5. **Memory**: a 60 s, 12-million-event synthetic stream fed chunk by chunk (a generator) to the
    same network in a fresh process; peak resident memory (``ru_maxrss``), compared with a 6 s run.
 6. **Per-call overhead**: one call on a short sample (200 events) with an 8.9 M-weight MLP, against

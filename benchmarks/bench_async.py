@@ -954,7 +954,7 @@ def report(r: dict) -> str:
     lines.append(f"| crossover rate vs PyTorch T=30 | {cross:.3g} events/s |" if cross else
                  "| crossover rate vs PyTorch T=30 | not within the measured rates | |")
     lines.append(f"| DVS128 5-conv at {dvs['rate_hz'] / 1e3:.0f} k ev/s, {dvs['duration_s']:.0f} s | "
-                 f"{dvs['realtime_factor']:.2f}× real time (wall), {dvs['realtime_factor_cpu']:.2f}× (CPU time) | ≥ 1× |")
+                 f"{dvs['realtime_factor']:.2f}× real time (wall), {dvs['realtime_factor_cpu']:.2f}× (CPU time) | ≥ 5× |")
     ov = r["overhead"]
     lines.append(f"| one call, {ov['weights'] / 1e6:.1f} M-weight MLP, {ov['events']} events | {ov['call_ms']:.1f} ms "
                  f"= {ov['call_over_copy']:.2f}× one copy of its weights ({ov['weight_copy_ms']:.1f} ms); "

@@ -132,10 +132,9 @@ def _speed_summary(results: dict, dtype: str = "float32") -> str:
         r = [x[f"{p}_{dtype}"] / x["eventsim_async"] for x in t]
         vs.append(f"{_SIM_LABEL[p]} {min(r):.2f}–{max(r):.2f}×")
     return ("Per recording, eventsim's stepped engine is faster than each peer's CPU simulation by "
-            + ", ".join(parts) + f". eventsim's async engine (batch mode, spike for spike the same) is "
-            f"{min(a):.1f}–{max(a):.1f}× slower than its stepped engine on these workloads (10 ms bins, "
-            "thousands of spikes per recording); per recording, peer time / async time (> 1: the async "
-            "engine is faster) is " + ", ".join(vs) + ".")
+            + ", ".join(parts) + f". eventsim's async engine in batch mode (spike for spike the same) takes "
+            f"{min(a):.2f}–{max(a):.2f}× the time of its stepped engine on the same 10 ms steps; per recording, "
+            "peer time / async batch-mode time (> 1: the async engine is faster) is " + ", ".join(vs) + ".")
 
 
 def _detail_tables(results: dict) -> list[str]:
@@ -185,6 +184,49 @@ def _repro_table(results: dict) -> list[str]:
     return lines
 
 
+def _targets_section(results: dict) -> list[str]:
+    """Issue #19's targets and the resolution sweep (:mod:`peerkit.targets`), if they were measured."""
+    targets = results.get("targets") or {}
+    if not targets:
+        return []
+    from .targets import TARGETS, verdicts
+    first = next(iter(targets.values()))
+    n, fine = first["samples"], first["fine_samples"]
+    head = ["network", "async, continuous (ms)"] + [f"{short} (≥ {m:g}×)" for _, _, m, short in TARGETS]
+    lines = [
+        "## The asynchronous engine in continuous time (issue #19's targets)",
+        "",
+        f"Per recording, mean over {n} recordings, one thread, this one process, best of 2 interleaved rounds. "
+        "`async`: `es.simulate(net, events, engine=\"async\")` on the raw events, continuous time, exact timing; "
+        "warmed up until the automatic choice runs the compiled fast path, and every timed call checked to have run "
+        "it (`res.info[\"path\"] == \"fast\"`). The others on the events binned beforehand (outside the timed "
+        "region); peers in float32 without counters. Cells: other tool's time / async time (batch: stepped time / "
+        "batch-mode time on the same 10 ms steps), then PASS or MISS. `conv` is the shipped "
+        "`models/nmnist/nmnist_if.npz`.",
+        "",
+        "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for case, t in targets.items():
+        cells = [case, f"{t['async'] * 1e3:.2f}"]
+        for v in verdicts(t):
+            cells.append("skipped" if v["ratio"] is None else f"{v['ratio']:.2f}× {v['verdict']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "### Resolution sweep",
+        "",
+        f"Per-recording time (ms) of the stepped engine, sinabs and SpikingJelly at 10 ms, 1 ms and 0.1 ms bins "
+        f"(34, 340, 3,400 steps), and in parentheses that time / the asynchronous engine's in continuous time "
+        f"(exact timing, no bins). 10 ms and 1 ms: {n} recordings; 0.1 ms: the first {fine} (against the async "
+        "engine on the same ones).",
+        "",
+        "| network | async, continuous | tool | 10 ms | 1 ms | 0.1 ms |", "|---|---:|---|---:|---:|---:|"]
+    from .targets import sweep_rows
+    for case, t in targets.items():
+        for tool, async_ms, cells in sweep_rows(t):
+            lines.append(f"| {case} | {async_ms} | {tool} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def render(results: dict) -> str:
     """REPORT.md: the README section, then details, reproducing cases, installation notes."""
     info = results["info"]
@@ -211,7 +253,10 @@ def render(results: dict) -> str:
         "`bash benchmarks/peers/install_peers.sh`"
         + (("; skipped here: " + ", ".join(f"{p} ({s['reason']})" for p, s in skipped.items()) + ".") if skipped else "."),
         "",
-        f"Machine: {machine}.",
+        f"Machine: {machine}."
+        + (f" The exact comparisons (tables of counts) are those of the run of {results['comparisons_date']} "
+           "(`--keep-comparisons`: the stepped engine and the peers they compare are unchanged since); the "
+           "timings are of this run." if results.get("comparisons_date") else ""),
         "",
         "Input `counts`: events per pixel and 10 ms bin (up to 5; the shipped model's input). `binary`: at most one. "
         "Spike and synop cells are means per recording; \"= ✓\" means the peer's count equals eventsim's on every "
@@ -247,6 +292,7 @@ def render(results: dict) -> str:
         "",
         _speed_summary(results, "float32"),
         "",
+        *_targets_section(results),
         "## Details",
         "",
         "### Wall time with the peers in float64 (the precision of the exact comparisons above)",
@@ -313,9 +359,22 @@ def render(results: dict) -> str:
     return "\n".join(md)
 
 
-def write(results: dict, json_path: Path, report_path: Path) -> None:
-    """Write ``results`` to ``json_path`` and the rendered report to ``report_path`` (atomically)."""
-    for path, text in ((json_path, json.dumps(results, indent=1) + "\n"), (report_path, render(results))):
+def docs_page(report_md: str) -> str:
+    """``docs/peers.md``: the README-ready part of the report (up to its details) as a page."""
+    body = report_md.split("## eventsim vs peers", 1)[1].split("\n## Details", 1)[0].strip("\n")
+    return ("<!-- generated by python benchmarks/peers/run_peers.py; do not edit by hand -->\n"
+            "# eventsim vs peers\n" + body + "\n\nFull report, minimal reproducing cases and float64 timings: "
+            "`benchmarks/peers/REPORT.md`.\n")
+
+
+def write(results: dict, json_path: Path, report_path: Path, docs_path: Path | None = None) -> None:
+    """Write ``results`` to ``json_path``, the rendered report to ``report_path`` and, if given, its
+    README-ready part to ``docs_path`` (each atomically)."""
+    md = render(results)
+    outputs = [(json_path, json.dumps(results, indent=1) + "\n"), (report_path, md)]
+    if docs_path is not None:
+        outputs.append((docs_path, docs_page(md)))
+    for path, text in outputs:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text, encoding="utf-8")

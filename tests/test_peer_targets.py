@@ -1,0 +1,42 @@
+"""The verdicts of issue #19's speed targets (``benchmarks/peers/peerkit/targets.py``) and the docs
+page cut from the peers report, on hand-made timings (no benchmark is run here)."""
+from __future__ import annotations
+
+import pytest
+
+from peerkit.report import docs_page
+from peerkit.targets import TARGETS, verdicts
+
+
+def _timings(**overrides):
+    t = {"async": 0.002, "batch": 0.010, "stepped_10000": 0.004, "sinabs_10000": 0.008,
+         "SpikingJelly_10000": 0.005, "sinabs_1000": 0.060, "async_paths": ["fast"]}
+    t.update(overrides)
+    return t
+
+
+def test_ratios_and_verdicts_by_hand():
+    got = {v["key"]: v for v in verdicts(_timings())}
+    assert set(got) == {key for key, *_ in TARGETS}
+    # other tool's time / async time; batch: stepped time / batch time
+    assert got["stepped_10000"]["ratio"] == pytest.approx(2.0) and got["stepped_10000"]["verdict"] == "PASS"
+    assert got["sinabs_10000"]["ratio"] == pytest.approx(4.0) and got["sinabs_10000"]["verdict"] == "PASS"
+    assert got["SpikingJelly_10000"]["ratio"] == pytest.approx(2.5) and got["SpikingJelly_10000"]["verdict"] == "MISS"
+    assert got["sinabs_1000"]["ratio"] == pytest.approx(30.0) and got["sinabs_1000"]["verdict"] == "PASS"
+    assert got["batch"]["ratio"] == pytest.approx(0.4) and got["batch"]["verdict"] == "MISS"
+
+
+def test_a_general_path_run_cannot_pass_and_a_missing_peer_is_skipped():
+    t = _timings(async_paths=["fast", "general"])
+    del t["SpikingJelly_10000"]
+    got = {v["key"]: v for v in verdicts(t)}
+    assert got["stepped_10000"]["verdict"] == "MISS"            # 2× would pass, but not all on the fast path
+    assert got["SpikingJelly_10000"]["verdict"] == "SKIPPED" and got["SpikingJelly_10000"]["ratio"] is None
+    assert got["batch"]["verdict"] == "MISS"
+
+
+def test_docs_page_is_the_readme_part_of_the_report():
+    md = "# title\n\n## eventsim vs peers\n\nsummary\n\n## Targets\n\nrows\n\n## Details\n\nlong tables\n"
+    page = docs_page(md)
+    assert "# eventsim vs peers\n" in page and "summary" in page and "## Targets" in page
+    assert "long tables" not in page and "# title" not in page

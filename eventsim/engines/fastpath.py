@@ -40,6 +40,7 @@ import numpy as np
 from ..kernels import async_layout as A
 from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
+from .._io import atomic_write_text
 from ..result import SimulationResult
 from .async_compile import _classify, _compile
 
@@ -192,10 +193,8 @@ def kernel_module(source: str):
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = folder / f"{name}.{os.getpid()}.tmp"
-        tmp.write_text(source)
-        os.replace(tmp, path)
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        atomic_write_text(path, source)     # another process may be importing it
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod   # Numba's cache finds the module's globals by name when it loads

@@ -8,6 +8,11 @@ Ctrl-C is silently dropped and a long evaluation runs to the end.
 :func:`catch_sigint` installs a handler that records the interrupt *and* raises it; long loops
 call :func:`checkpoint` between units of work (one sample), which raises the recorded interrupt
 again if it was swallowed. Outside :func:`catch_sigint`, :func:`checkpoint` does nothing.
+
+:func:`deferred` holds a Ctrl-C back during a short critical section (writing a zip archive,
+which a ``KeyboardInterrupt`` between its members leaves half-closed: ``zipfile`` then raises
+its own error and the user sees that instead of "interrupted"); the next :func:`checkpoint`
+raises it.
 """
 from __future__ import annotations
 
@@ -17,12 +22,26 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _pending = False
+_deferring = 0
 
 
 def _on_sigint(signum, frame) -> None:
     global _pending
     _pending = True
-    raise KeyboardInterrupt
+    if not _deferring:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block a SIGINT is only recorded (inside :func:`catch_sigint`); the next
+    :func:`checkpoint` after it raises ``KeyboardInterrupt``."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
 
 
 @contextmanager

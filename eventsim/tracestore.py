@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path, atomic_write_text
+from .interrupts import deferred
 
 __all__ = ["TraceStore", "network_fingerprint"]
 
@@ -88,7 +89,7 @@ class TraceStore:
     def add(self, trace) -> None:
         meta = {"index": trace.index, "label": trace.label, "n_events": trace.n_events,
                 "duration_us": trace.duration_us}
-        with atomic_path(self._path(trace.index)) as tmp:
+        with deferred(), atomic_path(self._path(trace.index)) as tmp:   # Ctrl-C: after the write
             with open(tmp, "wb") as fh:
                 np.savez(fh, times_us=trace.times_us, logits=trace.logits, synops=trace.synops, macs=trace.macs,
                          spikes=trace.spikes, spikes_per_layer=trace.spikes_per_layer,

@@ -728,7 +728,8 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         i = I[I_INPUT]
         t = ev_t[i]
         if t != S[S_TCUR]:
-            if not flush(S[S_TCUR], {STATE}):
+            # flush (a call with every state array) only when spikes are pending or a flush was cut short
+            if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
                 return False
             while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t:
                 record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})

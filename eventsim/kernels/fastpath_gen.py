@@ -15,7 +15,10 @@ The emitted module holds, in this order and each with a docstring:
   ``emit_p`` (count, record and queue spikes) and ``fire_p`` (threshold test of the candidates
   of the last delivery, reset);
 * per op of a path (Conv2d, Linear, pooling, identity for Flatten/Add): one function that scatters
-  one event into the next op or into its target (a population or the readout);
+  one event into the next op or into its target (a population or the readout); a Conv2d or Linear
+  into a population does each tap (one input position onto the channels of one output position) as
+  one vector operation, ``tap_<population>_<width>`` (made by ``make_tap``, an llvmlite intrinsic:
+  load, multiply, add, store, compare with θ, lane mask), and walks the set bits of the mask;
 * per source (0: the input, 1 + p: population p): ``deliver_s`` (one unit event along every path
   of that source, then the threshold tests);
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index

@@ -141,6 +141,10 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
                          zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
                          theta=cf[A.C_THETA, c0:c0 + C].copy(), amp=cf[A.C_AMP, c0:c0 + C].copy(),
                          itau=cf[A.C_ITAU, c0:c0 + C].copy()))
+    n_neurons = 0   # each population's state starts on a 64-byte boundary (V and W are 64-byte aligned)
+    for pop in pops:
+        pop["off"] = n_neurons
+        n_neurons += -(-pop["C"] * pop["H"] * pop["W"] // 8) * 8
     sources = []
     src, grp, path, path_ops, ops = f["src"], f["grp"], f["path"], f["path_ops"], f["op"]
     for s in range(src.shape[0]):
@@ -154,7 +158,7 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
     summary = f"input {network.input_shape}; " + ", ".join(
         f"{layer.name} {network.shapes[k]}" for k, layer in enumerate(network.layers))
     return fastpath_gen.FastSpec(
-        pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=comp.n_neurons,
+        pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=n_neurons,
         n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1,
         out_mean=has_out and network.layers[-1].mode == "mean", record_raster="spikes" in record,
         record_times="spike_times" in record, summary=summary, inline=INLINE)
@@ -223,9 +227,19 @@ def _prepared(network, comp, record, cache: dict):
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
-        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm),
-                              np.ascontiguousarray(W), np.ascontiguousarray(D))
+        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm), _aligned(W),
+                              np.ascontiguousarray(D))
     return entry
+
+
+def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """A copy of the 1-d array ``a`` whose data starts on a 64-byte boundary (a cache line: the
+    kernel's vector taps then touch whole lines)."""
+    buf = np.zeros(a.size + 8, dtype)
+    k = (-buf.ctypes.data % 64) // buf.itemsize
+    out = buf[k:k + a.size]
+    out[:] = a
+    return out
 
 
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
@@ -234,7 +248,7 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     mod, spec, prm, W, D = _prepared(network, comp, record, cache)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
-    V = np.zeros(max(N, 1))
+    V = _aligned(np.zeros(max(N, 1)))
     S = np.zeros(mod.S_SIZE)
     I = np.zeros(mod.I_SIZE, np.int64)
     U = np.zeros(max(N, 1), np.uint8)

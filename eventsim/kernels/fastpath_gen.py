@@ -15,7 +15,10 @@ The emitted module holds, in this order and each with a docstring:
   ``emit_p`` (count, record and queue spikes) and ``fire_p`` (threshold test of the candidates
   of the last delivery, reset);
 * per op of a path (Conv2d, Linear, pooling, identity for Flatten/Add): one function that scatters
-  one event into the next op or into its target (a population or the readout);
+  one event into the next op or into its target (a population or the readout); a Conv2d or Linear
+  into a population does each tap (one input position onto the channels of one output position) as
+  one vector operation, ``tap_<population>_<width>`` (made by ``make_tap``, an llvmlite intrinsic:
+  load, multiply, add, store, compare with θ, lane mask), and walks the set bits of the mask;
 * per source (0: the input, 1 + p: population p): ``deliver_s`` (one unit event along every path
   of that source, then the threshold tests);
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index
@@ -125,7 +128,9 @@ def generate(spec: FastSpec) -> str:
     w("import math")
     w("")
     w("import numpy as np")
-    w("from numba import njit")
+    w("from llvmlite import ir")
+    w("from numba import njit, types")
+    w("from numba.core.extending import intrinsic")
     w("")
     w('# no reference counting (NRT): these kernels never allocate, and with NRT every call between them')
     w('# would increment and decrement the count of each of its array arguments')
@@ -159,6 +164,7 @@ def generate(spec: FastSpec) -> str:
     for p, pop in enumerate(spec.pops):
         _population(w, p, pop)
     fns: dict = {}
+    spec.taps = {}
     for s, paths in enumerate(spec.sources):
         for q, (target, ops) in enumerate(paths):
             _path(w, spec, s, q, target, ops, fns)
@@ -167,6 +173,7 @@ def generate(spec: FastSpec) -> str:
     _rows(w, spec)
     _flush(w, spec)
     _entry(w, spec)
+    _taps(w, spec)
     return w.source()
 
 
@@ -175,6 +182,63 @@ def generate(spec: FastSpec) -> str:
 
 def _helpers(w: _Writer) -> None:
     w('''
+def make_tap(n, ge, kind):
+    """An intrinsic doing one tap of n channels as vector operations (n <= 64):
+
+        u = V[vo:vo+n] + a*W[wo:wo+n]                  (kind 'scalar', 'vector': IF)
+        u = V[vo:vo+n] + (a*W[wo:wo+n])*S[so:so+n]     (kind 'lif': scaled time)
+        V[vo:vo+n] = u
+        return the lane mask of u > theta (u >= theta when ge), bit i for lane i
+
+    theta: the scalar argument th ('scalar'), T[to:to+n] ('vector': per channel), S[to:to+n]
+    ('lif': theta*s). Multiply and add stay separate instructions without fast-math flags (no fused
+    multiply-add): bit for bit the scalar code's arithmetic."""
+    vt = ir.VectorType(ir.DoubleType(), n)
+    lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n)
+
+    def splat(builder, x):
+        one = builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined), lanes0)
+
+    def vector_at(context, builder, aryty, ary, offset):
+        data = context.make_array(aryty)(context, builder, ary).data
+        return builder.bitcast(builder.gep(data, [offset]), vt.as_pointer())
+
+    def codegen(context, builder, sig, args):
+        vp = vector_at(context, builder, sig.args[0], args[0], args[1])
+        prod = builder.fmul(splat(builder, args[4]), builder.load(vector_at(context, builder, sig.args[2], args[2], args[3]), align=8))
+        if kind == "lif":
+            prod = builder.fmul(prod, builder.load(vector_at(context, builder, sig.args[5], args[5], args[6]), align=8))
+            th = builder.load(vector_at(context, builder, sig.args[5], args[5], args[7]), align=8)
+        elif kind == "vector":
+            th = builder.load(vector_at(context, builder, sig.args[5], args[5], args[6]), align=8)
+        else:
+            th = splat(builder, args[5])
+        u = builder.fadd(builder.load(vp, align=8), prod)
+        builder.store(u, vp, align=8)
+        mask = builder.bitcast(builder.fcmp_ordered(">=" if ge else ">", u, th), ir.IntType(n))
+        return builder.zext(mask, ir.IntType(64))
+
+    i64, f64 = types.int64, types.float64
+    if kind == "lif":
+        def typer(typingctx, V, vo, W, wo, a, S, so, to):
+            return types.uint64(V, i64, W, i64, f64, S, i64, i64), codegen
+    elif kind == "vector":
+        def typer(typingctx, V, vo, W, wo, a, T, to):
+            return types.uint64(V, i64, W, i64, f64, T, i64), codegen
+    else:
+        def typer(typingctx, V, vo, W, wo, a, th):
+            return types.uint64(V, i64, W, i64, f64, f64), codegen
+    return intrinsic(typer)
+
+
+@intrinsic
+def lowest_bit(typingctx, m):
+    """Index of the lowest set bit of the uint64 m (m != 0)."""
+    def codegen(context, builder, sig, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return types.int64(types.uint64), codegen
+
 @njit(inline="always", **INTERNAL)
 def out_range(i, pad, k, stride, n_out):
     """Outputs o whose window (o*stride - pad + [0, k)) contains input i: lo <= o < hi."""
@@ -341,38 +405,50 @@ def _sink_lines(spec, target: int, v_idx: str, val: str, c_expr: str, ind: int) 
     return out
 
 
-def _channel_loop(spec, target: int, base: str, lo: str, hi: str) -> list[str]:
-    """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < hi``, of ``target``.
+def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str]:
+    """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < lo + width``, of ``target``.
 
-    Two loops, as the general path's sink: the first (no branch, unsigned indices: it vectorises)
-    updates the membranes and ORs the threshold tests; only when one passed does the second list
-    the candidates."""
+    Into a population: one lane-mask tap per (up to) 64 channels (see ``make_tap`` in the emitted
+    module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
+    channel i crossed); the set bits are the candidates, in channel order."""
     if target == len(spec.pops):
-        return [f"for co in range({lo}, {hi}):",
+        return [f"for co in range({lo}, {lo} + {width}):",
                 f"    S[np.uint64(S_Y + {base} + co)] += a * W[np.uint64(wb + co)]"]
     pop = spec.pops[target]
     p = target
-    cmp = ">=" if pop["ge"] else ">"
-    if pop["lif"]:
-        upd = f"u = V[k] + (a * W[np.uint64(wb + co)]) * S[np.uint64(S_SC_{p} + co)]"
-        lim = f"S[np.uint64(S_THS_{p} + co)]"
-    else:
-        upd = "u = V[k] + a * W[np.uint64(wb + co)]"
-        th = pop["theta"]
-        lim = _f(th[0]) if np.all(th == th[0]) else f"PRM[np.uint64(PRM_{p} + co)]"
-    return ["hit = False",
-            f"for co in range({lo}, {hi}):",
-            f"    k = np.uint64(P{p}_OFF + {base} + co)",
-            f"    {upd}",
-            "    V[k] = u",
-            f"    hit |= u {cmp} {lim}",
-            "if hit:",
-            f"    for co in range({lo}, {hi}):",
-            f"        j = {base} + co",
-            f"        if V[P{p}_OFF + j] {cmp} {lim} and U[P{p}_OFF + j] == 0:",
-            f"            U[P{p}_OFF + j] = 1",
-            f"            I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = j",
-            f"            I[I_CN + {p}] += 1"]
+    out = []
+    for c0 in range(0, width, 64):
+        n = min(64, width - c0)
+        name = f"tap_{p}_{n}"
+        spec.taps[name] = (p, n)
+        first = f"{lo} + {c0}" if c0 else lo
+        if pop["lif"]:
+            args = f"a, S, S_SC_{p} + {first}, S_THS_{p} + {first}"
+        elif np.all(pop["theta"] == pop["theta"][0]):
+            args = f"a, {_f(pop['theta'][0])}"
+        else:
+            args = f"a, PRM, PRM_{p} + {first}"
+        out += [f"m = {name}(V, P{p}_OFF + {base} + {first}, W, wb + {first}, {args})",
+                "while m:   # the channels that crossed, lowest first",
+                f"    j = {base} + {first} + lowest_bit(m)",
+                "    m &= m - np.uint64(1)",
+                f"    if U[P{p}_OFF + j] == 0:",
+                f"        U[P{p}_OFF + j] = 1",
+                f"        I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = j",
+                f"        I[I_CN + {p}] += 1"]
+    return out
+
+
+def _taps(w: _Writer, spec) -> None:
+    """The lane-mask taps the scatters use, one per population and width."""
+    if not spec.taps:
+        return
+    w("")
+    w("# lane-mask taps used by the scatters above (per population: comparison, threshold kind; width)")
+    for name, (p, n) in sorted(spec.taps.items()):
+        pop = spec.pops[p]
+        kind = "'lif'" if pop["lif"] else ("'scalar'" if np.all(pop["theta"] == pop["theta"][0]) else "'vector'")
+        w(f"{name} = make_tap({n}, {bool(pop['ge'])}, {kind})")
 
 
 def _target_layer(spec, target):
@@ -464,7 +540,7 @@ def {names[i]}(pos, a, t, {STATE}):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
-                    for line in _channel_loop(spec, target, "base", "co0", f"co0 + {cout_g}"):
+                    for line in _channel_loop(spec, target, "base", "co0", cout_g):
                         w(line, 3)
                 w(f"I[I_UP + {tlayer}] += n", 1)
         elif kind == 2:
@@ -481,7 +557,7 @@ def {names[i]}(pos, a, t, {STATE}):
     wb = {woff} + pos * {Cout}''')
             if refresh:
                 w(refresh, 1)
-            for line in _channel_loop(spec, target, "0", "0", str(Cout)):
+            for line in _channel_loop(spec, target, "0", "0", Cout):
                 w(line, 1)
             w(f"I[I_UP + {tlayer}] += {Cout}", 1)
         else:
@@ -655,7 +731,8 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         i = I[I_INPUT]
         t = ev_t[i]
         if t != S[S_TCUR]:
-            if not flush(S[S_TCUR], {STATE}):
+            # flush (a call with every state array) only when spikes are pending or a flush was cut short
+            if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
                 return False
             while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t:
                 record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import EVENT_DTYPE, read_file_bytes
-from .validate import normalize_sensor_size, validate_events
+from .validate import finish_decoded
 
 __all__ = ["read_aedat3", "decode_aedat3", "parse_aedat3_header", "AEDAT3_MAGIC", "SOURCE_SENSORS"]
 
@@ -110,11 +110,8 @@ def decode_aedat3(data: bytes, *, source: str = "<bytes>", sensor_size: Sequence
         ev["p"][sl] = (d >> 1) & 1
         i += len(rec)
     offsets = np.concatenate(origins) if origins else np.zeros(0, np.int64)
-    size = normalize_sensor_size(sensor_size) or head["sensor_size"]
-    head["sensor_size"] = size
-    ev = validate_events(ev, size, sort=sort, source=source,
-                         locate=lambda j: f"event {j} (byte offset {int(offsets[j])})")
-    return ev, head
+    return finish_decoded(ev, head, sensor_size, sort, source,
+                          lambda j: f"event {j} (byte offset {int(offsets[j])})")
 
 
 def read_aedat3(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = None,

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._core import EVENT_DTYPE, read_file_bytes
+from ._core import read_file_bytes
 from .aedat2 import decode_aedat2, parse_aedat2_header
 from .aedat3 import decode_aedat3
 from .aedat4 import MAGIC as AEDAT4_MAGIC, decode_aedat4

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import EVENT_DTYPE, read_file_bytes
-from .validate import normalize_sensor_size, validate_events
+from .validate import finish_decoded
 
 __all__ = ["read_prophesee_dat", "decode_prophesee_dat", "parse_prophesee_header"]
 
@@ -86,11 +86,8 @@ def decode_prophesee_dat(data: bytes, *, source: str = "<bytes>", sensor_size: S
     ev["x"] = w & 0x3FFF
     ev["y"] = (w >> 14) & 0x3FFF
     ev["p"] = (w >> 28) & 0xF
-    size = normalize_sensor_size(sensor_size) or head["sensor_size"]
-    head["sensor_size"] = size
-    ev = validate_events(ev, size, sort=sort, source=source,
-                         locate=lambda i: f"event {i} (byte offset {start + i * _RECORD})")
-    return ev, head
+    return finish_decoded(ev, head, sensor_size, sort, source,
+                          lambda i: f"event {i} (byte offset {start + i * _RECORD})")
 
 
 def read_prophesee_dat(path: str | os.PathLike, *, sensor_size: Sequence[int] | None = None,

@@ -13,7 +13,17 @@ import numpy as np
 
 from ._core import as_events
 
-__all__ = ["validate_events", "normalize_sensor_size", "time_decrease_error"]
+__all__ = ["validate_events", "normalize_sensor_size", "time_decrease_error", "finish_decoded"]
+
+
+def finish_decoded(events, head: dict, sensor_size: Any, sort: bool, source: str,
+                   locate: Callable[[int], str]):
+    """The last step of a binary reader: the sensor size (the caller's, else the header's, which
+    ``head["sensor_size"]`` then records) and :func:`validate_events` with ``locate`` naming where
+    an event sits in the file. Returns ``(events, head)``."""
+    size = normalize_sensor_size(sensor_size) or head["sensor_size"]
+    head["sensor_size"] = size
+    return validate_events(events, size, sort=sort, source=source, locate=locate), head
 
 
 def time_decrease_error(where: str, t: int, t_prev: int, fix: str = "sort the events by t first") -> ValueError:

@@ -152,7 +152,7 @@ def generate(spec: FastSpec) -> str:
     for name, val, doc in layout_s:
         w(f"{name} = {val}  # {doc}")
     w(f"S_SIZE = {s_off}")
-    w(f"# PRM: per channel theta, amplitude, 1/tau of each population")
+    w("# PRM: per channel theta, amplitude, 1/tau of each population")
     prm_off = 0
     for p, pop in enumerate(spec.pops):
         w(f"PRM_{p} = {prm_off}  # population {p} ({pop['name']}): theta[{pop['C']}], amp[{pop['C']}], itau[{pop['C']}]")

@@ -137,6 +137,8 @@ def generate(spec: FastSpec) -> str:
     w('JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)')
     w('# functions only the kernel calls: no CPython or C entry points to build')
     w('INTERNAL = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)')
+    w("# an index cast to unsigned: Numba then emits no negative-index wraparound code (hot loops only)")
+    w("U64 = np.uint64")
     w(f'INLINE = {spec.inline!r}  # Numba-level inlining of the per-layer functions: one compiled unit, compiled once')
     w("")
     w(f"N_NEURONS = {N}")
@@ -254,32 +256,33 @@ def sift_down(a, lo, root, end):
         child = 2 * root + 1
         if child >= end:
             return
-        if child + 1 < end and a[lo + child] < a[lo + child + 1]:
+        if child + 1 < end and a[U64(lo + child)] < a[U64(lo + child + 1)]:
             child += 1
-        if a[lo + root] >= a[lo + child]:
+        if a[U64(lo + root)] >= a[U64(lo + child)]:
             return
-        a[lo + root], a[lo + child] = a[lo + child], a[lo + root]
+        a[U64(lo + root)], a[U64(lo + child)] = a[U64(lo + child)], a[U64(lo + root)]
         root = child
 
 
 @njit(**INTERNAL)
 def sort_range(a, lo, n):
     """Sort a[lo:lo + n] in place, without allocating: insertion sort (worklists of one instant
-    are short), heap sort beyond 32 entries."""
+    are short), heap sort beyond 32 entries. Indices are unsigned (U64): no negative-index
+    wraparound code in the inner loops."""
     if n > 32:
         for root in range(n // 2 - 1, -1, -1):
             sift_down(a, lo, root, n)
         for end in range(n - 1, 0, -1):
-            a[lo], a[lo + end] = a[lo + end], a[lo]
+            a[U64(lo)], a[U64(lo + end)] = a[U64(lo + end)], a[U64(lo)]
             sift_down(a, lo, 0, end)
         return
     for i in range(lo + 1, lo + n):
-        x = a[i]
-        j = i - 1
-        while j >= lo and a[j] > x:
-            a[j + 1] = a[j]
+        x = a[U64(i)]
+        j = i
+        while j > lo and a[U64(j - 1)] > x:
+            a[U64(j)] = a[U64(j - 1)]
             j -= 1
-        a[j + 1] = x
+        a[U64(j)] = x
 
 
 ''')
@@ -340,21 +343,21 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LN[k, 0] = g
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1
-    if I[I_CNT + g] == 0:
-        I[I_WL + P{p}_OFF + I[I_WN + {p}]] = (jl % {C}) * {H * Wd} + jl // {C}  # flat (C, H, W) index
+    if I[U64(I_CNT + g)] == 0:
+        I[U64(I_WL + P{p}_OFF + I[I_WN + {p}])] = (jl % {C}) * {H * Wd} + jl // {C}  # flat (C, H, W) index
         I[I_WN + {p}] += 1
         I[I_PEND] += 1
         if I[I_PEND] > I[I_HWM]:
             I[I_HWM] = I[I_PEND]
-    I[I_CNT + g] += n_sp
+    I[U64(I_CNT + g)] += n_sp
 
 
 @njit(inline=INLINE, **INTERNAL)
 def fire_{p}(t, {STATE}):
     """Fire every candidate of population {p} while v {cmp} theta ({pop['reset']} reset)."""
     for i in range(I[I_CN + {p}]):
-        jl = I[I_CAND + P{p}_OFF + i]
-        U[P{p}_OFF + jl] = 0
+        jl = I[U64(I_CAND + P{p}_OFF + i)]
+        U[U64(P{p}_OFF + jl)] = 0
         c = jl % {C}
         th = {_theta(pop, "c")}''')
     if pop["lif"]:
@@ -362,7 +365,7 @@ def fire_{p}(t, {STATE}):
         w(f"lim = S[S_THS_{p} + c]", 2)
     else:
         w("lim = th", 2)
-    w(f'''        u = V[P{p}_OFF + jl]
+    w(f'''        u = V[U64(P{p}_OFF + jl)]
         n_sp = 0
         while u {cmp} lim:
             n_sp += 1''')
@@ -373,7 +376,7 @@ def fire_{p}(t, {STATE}):
         w("u = u - th * scale" if pop["lif"] else "u = u - th", 3)
         w('''if n_sp >= 1048576:
     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 3)
-    w(f'''        V[P{p}_OFF + jl] = u
+    w(f'''        V[U64(P{p}_OFF + jl)] = u
         if n_sp:
             emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
     I[I_CN + {p}] = 0
@@ -392,15 +395,15 @@ def _sink_lines(spec, target: int, v_idx: str, val: str, c_expr: str, ind: int) 
     cmp = ">=" if pop["ge"] else ">"
     out = []
     if pop["lif"]:
-        out.append(f"u = V[P{p}_OFF + {v_idx}] + ({val}) * S[S_SC_{p} + {c_expr}]")
+        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + ({val}) * S[S_SC_{p} + {c_expr}]")
         lim = f"S[S_THS_{p} + {c_expr}]"
     else:
-        out.append(f"u = V[P{p}_OFF + {v_idx}] + {val}")
+        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + {val}")
         lim = _theta(pop, c_expr)
-    out += [f"V[P{p}_OFF + {v_idx}] = u",
-            f"if u {cmp} {lim} and U[P{p}_OFF + {v_idx}] == 0:",
-            f"    U[P{p}_OFF + {v_idx}] = 1",
-            f"    I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = {v_idx}",
+    out += [f"V[U64(P{p}_OFF + {v_idx})] = u",
+            f"if u {cmp} {lim} and U[U64(P{p}_OFF + {v_idx})] == 0:",
+            f"    U[U64(P{p}_OFF + {v_idx})] = 1",
+            f"    I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = {v_idx}",
             f"    I[I_CN + {p}] += 1"]
     return out
 
@@ -432,9 +435,9 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str
                 "while m:   # the channels that crossed, lowest first",
                 f"    j = {base} + {first} + lowest_bit(m)",
                 "    m &= m - np.uint64(1)",
-                f"    if U[P{p}_OFF + j] == 0:",
-                f"        U[P{p}_OFF + j] = 1",
-                f"        I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = j",
+                f"    if U[U64(P{p}_OFF + j)] == 0:",
+                f"        U[U64(P{p}_OFF + j)] = 1",
+                f"        I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = j",
                 f"        I[I_CN + {p}] += 1"]
     return out
 
@@ -512,7 +515,7 @@ def {names[0]}(pos, a, t, {STATE}):
 def {names[i]}(pos, a, t, {STATE}):
     """Conv2d layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), kernel {kh}x{kw}, stride ({sh}, {sw}),
     padding ({ph}, {pw}), groups {G}; scatters one event into {'the next op' if not last else tname}."""
-    d = D[{doff} + pos]
+    d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
     x = pos % {Wd}
@@ -528,7 +531,7 @@ def {names[i]}(pos, a, t, {STATE}):
             wb = {woff} + ((cl * {kh} + ky) * {kw} + (x + {pw} - ox * {sw})) * {Cout}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
-                w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[wb + co], t, {STATE})", 4)
+                w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
             else:
                 if refresh:
                     w(refresh, 3)
@@ -536,7 +539,7 @@ def {names[i]}(pos, a, t, {STATE}):
                 if flat:
                     w(f"for co in range(co0, co0 + {cout_g}):", 3)
                     w(f"j = (co * {OH} + oy) * {OW} + ox", 4)
-                    for line in _sink_lines(spec, target, "j", "a * W[wb + co]", "j", 4):
+                    for line in _sink_lines(spec, target, "j", "a * W[U64(wb + co)]", "j", 4):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
@@ -551,7 +554,7 @@ def {names[i]}(pos, a, t, {STATE}):
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """Linear layer {layer}: {Cin * H * Wd} -> {Cout}; scatters one event into {tname}."""
-    d = D[{doff} + pos]
+    d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
     wb = {woff} + pos * {Cout}''')
@@ -673,12 +676,12 @@ def flush(t, {STATE}):
         if I[I_FI] == 0 and I[I_FR] < 0:
             sort_range(I, I_WL + P{p}_OFF, n)
         while I[I_FI] < n:
-            pos = I[I_WL + P{p}_OFF + I[I_FI]]
+            pos = I[U64(I_WL + P{p}_OFF + I[I_FI])]
             c = pos // {hw}
             if I[I_FR] < 0:   # take the neuron's pending spikes
                 g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
-                I[I_FR] = I[I_CNT + g]
-                I[I_CNT + g] = 0
+                I[I_FR] = I[U64(I_CNT + g)]
+                I[U64(I_CNT + g)] = 0
                 I[I_PEND] -= 1
             a = {_amp(pop, 'c')}
             while I[I_FR] > 0:

@@ -72,7 +72,7 @@ from . import fastpath
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
                             _net_floats, _Packer, bias_is_current)
 from .cache import cache_for
-from .inputs import _integer_times, check_events, check_start, check_steps, is_event_array, prepare_steps
+from .inputs import _integer_times, check_events, check_start, check_steps, event_positions, is_event_array, prepare_steps
 from .params import check_dt, check_record
 from .state import EngineState, check_pause, check_window, check_windowed, network_signature
 
@@ -99,23 +99,33 @@ def _event_chunks(source, input_shape, t_start: float, t_stop: float, dt: float 
     ``(t float64, flat position, count)``, each holding whole timestamps (whole steps in batch mode),
     sorted by time then position. Batch mode counts events per step and pixel at ``t_k``."""
     c_in, h, w = input_shape
+    if not batch and is_event_array(source) and len(source) <= chunk_events:   # one chunk: one pass
+        t, pos, _, unsorted = event_positions(source, input_shape, 0, None, t_start, t_stop)
+        if t.size:
+            if unsorted:
+                order = np.argsort(t * (c_in * h * w) + pos, kind="stable")
+                t, pos = t[order], pos[order]
+            yield t.astype(np.float64), pos, np.ones(t.size, np.int64)
+        return
     pending, seen, last_t = [], 0, None
     parts = (source[i:i + chunk_events] for i in range(0, len(source), chunk_events)) if is_event_array(source) else source
     for part in chain(parts, [None]):
         if part is not None:
             if not is_event_array(part):
                 raise ValueError(f"event chunk {type(part).__name__} has no fields t, x, y, p")
-            t, c, y, x = check_events(part, input_shape, seen, last_t)
-            seen += t.size
-            if t.size:
-                last_t = t[-1]
             if batch:
+                t, c, y, x = check_events(part, input_shape, seen, last_t)
+                seen += t.size
+                if t.size:
+                    last_t = t[-1]
                 grp = np.floor((t - t_start) / dt).astype(np.int64)
                 keep = (grp >= 0) & (grp < steps)
+                pending.append((grp[keep], (c[keep] * h + y[keep]) * w + x[keep]))
             else:
-                grp = t
-                keep = (t >= t_start) & (t <= t_stop)
-            pending.append((grp[keep], (c[keep] * h + y[keep]) * w + x[keep]))
+                grp, pos, last, _ = event_positions(part, input_shape, seen, last_t, t_start, t_stop)
+                seen += len(part)
+                last_t = last_t if last is None else last
+                pending.append((grp, pos))
             if sum(a.size for a, _ in pending) < chunk_events:
                 continue
         if not pending:

@@ -227,9 +227,31 @@ def _prepared(network, comp, record, cache: dict):
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
-        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm), _aligned(W),
-                              np.ascontiguousarray(D))
+        mod = kernel_module(source)
+        v0 = np.zeros(max(spec.n_neurons, 1))     # v_init, channels innermost
+        for pop in spec.pops:
+            C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
+            v0[pop["off"]:pop["off"] + n] = np.tile(
+                np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)
+        entry = cache[key] = (mod, spec, np.ascontiguousarray(prm), _aligned(W), np.ascontiguousarray(D), v0, [])
     return entry
+
+
+def _take_state(mod, v0: np.ndarray, pool: list):
+    """Fresh state arrays ``(V, S, I, U)`` for one run: V = v_init, the rest zero. Arrays of earlier
+    runs are reused (``pool``; :func:`run_fast` returns them): a new 100 kB array costs its page
+    faults at every call, more than the simulation of a short recording. Each run takes its own set
+    (``list.pop`` is atomic), so concurrent runs on one network never share state."""
+    try:
+        V, S, I, U = pool.pop()
+    except IndexError:
+        return (_aligned(v0), np.zeros(mod.S_SIZE), np.zeros(mod.I_SIZE, np.int64),
+                np.zeros(v0.size, np.uint8))
+    V[:] = v0
+    S.fill(0.0)
+    I.fill(0)
+    U.fill(0)
+    return V, S, I, U
 
 
 def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -245,17 +267,11 @@ def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
              dt_us, readout_current, convention: str, info: dict) -> SimulationResult:
     """Run the generated kernel over the event chunks and build the result as the general path does."""
-    mod, spec, prm, W, D = _prepared(network, comp, record, cache)
+    mod, spec, prm, W, D, v0, pool = _prepared(network, comp, record, cache)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
-    V = _aligned(np.zeros(max(N, 1)))
-    S = np.zeros(mod.S_SIZE)
-    I = np.zeros(mod.I_SIZE, np.int64)
-    U = np.zeros(max(N, 1), np.uint8)
+    V, S, I, U = _take_state(mod, v0, pool)
     for p, pop in enumerate(spec.pops):
-        C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
-        V[pop["off"]:pop["off"] + n] = np.tile(np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init),
-                                                                (C,)), n // C)
         if pop["lif"]:
             S[getattr(mod, f"S_LT0_{p}")] = t0
             S[getattr(mod, f"S_LAT_{p}")] = -np.inf
@@ -286,6 +302,7 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     info["row_kind"] = RK[:rows].copy()
     rasters, times = {}, {}
     m = int(I[mod.I_LOG])
+    pool.append((V, S, I, U))    # nothing below reads the state
     for pop in spec.pops:
         name, shape = pop["name"], network.shapes[pop["layer"]]
         C, H, Wd, off = pop["C"], pop["H"], pop["W"], pop["off"]

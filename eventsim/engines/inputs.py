@@ -61,6 +61,34 @@ def check_events(events: np.ndarray, input_shape: tuple, first_index: int = 0,
     return t, c, y, x
 
 
+def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_before, t_lo: float,
+                    t_hi: float) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
+    """Validate an event array as :func:`check_events` does and return ``(t, pos, last_t)``: the
+    int64 times and flat input positions ``(c·H + y)·W + x`` of the events with
+    ``t_lo <= t <= t_hi``, the time of the array's last event (None when empty) and whether two
+    events of one timestamp are out of position order (``unsorted``; True when unknown).
+
+    Integer fields go through one compiled pass (:func:`eventsim.kernels.event_scan.scan_events`);
+    on an invalid event, and for other dtypes, :func:`check_events` runs and names the problem."""
+    fields = [np.asarray(events[f]) for f in ("t", "x", "y", "p")] if is_event_array(events) else None
+    if (fields is None or np.ndim(events) != 1 or len(input_shape) != 3 or input_shape[0] not in (1, 2)
+            or fields[0].dtype.kind != "i" or any(f.dtype.kind not in "iu" for f in fields[1:])):
+        t, c, y, x = check_events(events, input_shape, first_index, t_before)
+        keep = (t >= t_lo) & (t <= t_hi)
+        c_in, h, w = input_shape
+        return t[keep], (c[keep] * h + y[keep]) * w + x[keep], (int(t[-1]) if t.size else None), True
+    from ..kernels.event_scan import OK, scan_events
+    c_in, h, w = input_shape
+    n = fields[0].size
+    out_t, out_pos = np.empty(n, np.int64), np.empty(n, np.int64)
+    flag, k, unsorted = scan_events(*fields, c_in, h, w, 0 if t_before is None else int(t_before), t_before is not None,
+                             float(t_lo), float(t_hi), out_t, out_pos)
+    if flag != OK:
+        check_events(events, input_shape, first_index, t_before)   # raises, naming the event
+        raise AssertionError("scan_events flagged an event that check_events accepts")
+    return out_t[:k], out_pos[:k], (int(fields[0][-1]) if n else None), bool(unsorted)
+
+
 def _integer_times(t: np.ndarray, first_index: int = 0) -> np.ndarray:
     """Timestamps as int64 µs; float timestamps must be finite whole numbers inside int64.
     ``first_index`` numbers the events in error messages (the position of ``t[0]`` in a stream)."""

@@ -673,28 +673,30 @@ def flush(t, {STATE}):
         w(f'''    # population {p} ({pop['name']})
     if I[I_FP] == {p}:
         n = I[I_WN + {p}]
-        if I[I_FI] == 0 and I[I_FR] < 0:
+        fi, fr = I[I_FI], I[I_FR]   # place: worklist entry, its units left (kept in locals, stored on return)
+        if fi == 0 and fr < 0:
             sort_range(I, I_WL + P{p}_OFF, n)
-        while I[I_FI] < n:
-            pos = I[U64(I_WL + P{p}_OFF + I[I_FI])]
+        while fi < n:
+            pos = I[U64(I_WL + P{p}_OFF + fi)]
             c = pos // {hw}
-            if I[I_FR] < 0:   # take the neuron's pending spikes
+            if fr < 0:   # take the neuron's pending spikes
                 g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
-                I[I_FR] = I[U64(I_CNT + g)]
+                fr = I[U64(I_CNT + g)]
                 I[U64(I_CNT + g)] = 0
                 I[I_PEND] -= 1
             a = {_amp(pop, 'c')}
-            while I[I_FR] > 0:
+            while fr > 0:
                 if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
+                    I[I_FI], I[I_FR] = fi, fr
                     return False
-                I[I_FR] -= 1
+                fr -= 1
                 deliver_{p + 1}(pos, a, t, {STATE})
                 budgets(t, {STATE})
-            I[I_FR] = -1
-            I[I_FI] += 1
+            fr = -1
+            fi += 1
         I[I_WN + {p}] = 0
         I[I_FP] = {p + 1}
-        I[I_FI] = 0''')
+        I[I_FI], I[I_FR] = 0, -1''')
     w("I[I_FP] = -1", 1)
     w("return True", 1)
 
@@ -730,27 +732,30 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
     An instant's spikes are delivered when the next instant begins (or, when ``final``, at the
     end); snapshot rows are taken after everything at their time. Returns False when it stopped
     because the spike-time log is nearly full (the driver grows it and calls again)."""
-    while I[I_INPUT] < ev_t.shape[0]:
-        i = I[I_INPUT]
+    i, ir = I[I_INPUT], I[I_IR]   # place: input event, its units left (kept in locals, stored on return)
+    while i < ev_t.shape[0]:
         t = ev_t[i]
         if t != S[S_TCUR]:
             # flush (a call with every state array) only when spikes are pending or a flush was cut short
             if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
+                I[I_INPUT], I[I_IR] = i, ir
                 return False
             while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t:
                 record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
                 I[I_SNAPT] += 1
             S[S_TCUR] = t
-        if I[I_IR] < 0:
-            I[I_IR] = ev_cnt[i]
-        while I[I_IR] > 0:
+        if ir < 0:
+            ir = ev_cnt[i]
+        while ir > 0:
             if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
+                I[I_INPUT], I[I_IR] = i, ir
                 return False
-            I[I_IR] -= 1
+            ir -= 1
             deliver_0(ev_pos[i], 1.0, t, {STATE})
             budgets(t, {STATE})
-        I[I_IR] = -1
-        I[I_INPUT] = i + 1
+        ir = -1
+        i += 1
+    I[I_INPUT], I[I_IR] = i, ir
     if final:
         if not flush(S[S_TCUR], {STATE}):
             return False

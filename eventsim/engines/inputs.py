@@ -81,6 +81,8 @@ def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_
     c_in, h, w = input_shape
     n = fields[0].size
     out_t, out_pos = np.empty(n, np.int64), np.empty(n, np.int64)
+    # one compiled signature whatever the reader's dtypes and strides (each new one costs a compile)
+    fields = [np.ascontiguousarray(f, np.int64) for f in fields]
     flag, k, unsorted = scan_events(*fields, c_in, h, w, 0 if t_before is None else int(t_before), t_before is not None,
                              float(t_lo), float(t_hi), out_t, out_pos)
     if flag != OK:

@@ -12,7 +12,8 @@ Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterab
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Everything else — batch
+budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``dtype="float64"`` or
+``"float32"`` (float32 membranes V and weights W; the generated source differs, so does its hash). Everything else — batch
 mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
 ``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
 know — runs on the general path.
@@ -42,7 +43,7 @@ from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
-from .async_compile import _classify, _compile
+from .async_compile import _classify, _compile, as_float32, check_dtype
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -161,7 +162,8 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
         pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=n_neurons,
         n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1,
         out_mean=has_out and network.layers[-1].mode == "mean", record_raster="spikes" in record,
-        record_times="spike_times" in record, summary=summary, inline=INLINE)
+        record_times="spike_times" in record, summary=summary, inline=INLINE,
+        f32=comp.fields.get("dtype") == "float32")
 
 
 def kernel_dir() -> Path:
@@ -227,8 +229,8 @@ def _prepared(network, comp, record, cache: dict):
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
-        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm), _aligned(W),
-                              np.ascontiguousarray(D))
+        entry = cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm),
+                              _aligned(W, np.float32 if spec.f32 else np.float64), np.ascontiguousarray(D))
     return entry
 
 
@@ -248,7 +250,7 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     mod, spec, prm, W, D = _prepared(network, comp, record, cache)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
-    V = _aligned(np.zeros(max(N, 1)))
+    V = _aligned(np.zeros(max(N, 1)), np.float32 if spec.f32 else np.float64)   # v_init: rounded to V's type
     S = np.zeros(mod.S_SIZE)
     I = np.zeros(mod.I_SIZE, np.int64)
     U = np.zeros(max(N, 1), np.uint8)
@@ -312,11 +314,14 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         info=info)
 
 
-def kernel_source(network, record=(), dt_us: float | None = None) -> str:
-    """The generated kernel module's source text for ``network`` (event input, continuous time),
-    to read or save; raises ValueError when the network is not covered by the fast path."""
+def kernel_source(network, record=(), dt_us: float | None = None, dtype: str = "float64") -> str:
+    """The generated kernel module's source text for ``network`` (event input, continuous time,
+    ``dtype`` as in :func:`~eventsim.engines.asynchronous.simulate_async`), to read or save;
+    raises ValueError when the network is not covered by the fast path."""
     record = (record,) if isinstance(record, str) else tuple(record)
     comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
+    if check_dtype(dtype) == "float32":
+        comp = as_float32(comp)
     why = _unsupported_layers(network, comp)
     if why is not None:
         raise ValueError(f"the fast path does not cover this network: {why}")

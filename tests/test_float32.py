@@ -178,7 +178,7 @@ def test_numpy_dtype_names_accepted():
 
 
 def test_stepped_engine_has_no_float32():
-    net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.array([[1.0]])), es.IF(), es.Readout()])
+    net = es.Network((1, 1, 1), [es.Flatten(), es.Linear(np.array([[2.0]])), es.IF(), es.Readout()])
     with pytest.raises(ValueError, match="engine='async' only"):
         es.simulate(net, _events([10]), dt_us=DT, steps=2, dtype="float32")
     res = es.simulate(net, _events([10]), dt_us=DT, steps=2, dtype="float64")   # the default is fine

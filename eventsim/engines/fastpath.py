@@ -237,7 +237,7 @@ def _prepared(network, comp, record, cache: dict):
 def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """A copy of the 1-d array ``a`` whose data starts on a 64-byte boundary (a cache line: the
     kernel's vector taps then touch whole lines)."""
-    buf = np.zeros(a.size + 8, dtype)
+    buf = np.zeros(a.size + 64 // np.dtype(dtype).itemsize, dtype)
     k = (-buf.ctypes.data % 64) // buf.itemsize
     out = buf[k:k + a.size]
     out[:] = a

@@ -498,10 +498,13 @@ def _check_float32(network: Network, comp, batch: bool, frames, current_bias: bo
     elif current_bias:
         why = "biases that are currents per second"
     else:   # the layers the fast path knows, and only the plain sinks (v += a·w, q += a·w·s)
-        why = fastpath._unsupported_layers(network, comp)
-        sinks = comp.fields["pi"][:, A.P_SINK]
-        if why is None and np.any((sinks != A.SINK_IF) & (sinks != A.SINK_LIF)):
-            why = "a population with a drive, gain or refractory period"
+        if "float32_layers" not in comp.fields:   # per compiled network, once
+            why = fastpath._unsupported_layers(network, comp)
+            sinks = comp.fields["pi"][:, A.P_SINK]
+            if why is None and np.any((sinks != A.SINK_IF) & (sinks != A.SINK_LIF)):
+                why = "a population with a drive, gain or refractory period"
+            comp.fields["float32_layers"] = why
+        why = comp.fields["float32_layers"]
     if why:
         raise ValueError(f"dtype='float32' covers continuous time (simultaneous='none') on event input with IF/LIF "
                          f"populations without refractory period, per-step gain/bias, bias or delay; this call "

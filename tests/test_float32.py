@@ -139,6 +139,8 @@ def test_pause_resume_float32():
     np.testing.assert_array_equal(res.logits, whole.logits)
     for name, rec in whole.info["spike_times"].items():
         np.testing.assert_array_equal(res.info["spike_times"][name], rec)
+    with pytest.raises(ValueError, match="dtype='float64' differs"):
+        es.simulate(net, ev[ev["t"] >= 4000], engine="async", resume=state, dtype="float64")
 
 
 @pytest.mark.realdata

@@ -476,8 +476,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                        snapshot_times_us=None if snapshot_times_us is None else _f64(list(snapshot_times_us)),
                        snapshot_synops=None if snapshot_synops is None else _i64(list(snapshot_synops)),
                        record=record, synop_convention=synop_convention, input_kind=input_kind,
-                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit,
-                       **(dict(dtype=dtype) if f32 else {}))
+                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit, dtype=dtype)
         return EngineState("async", float(pause_us), options, network_signature(network),
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)

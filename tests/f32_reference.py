@@ -34,7 +34,9 @@ def _chan(value, n) -> np.ndarray:
 
 
 def reference_float32(network: es.Network, events: np.ndarray, t_stop_us: float):
-    """``(spike_times {layer name: [(t, neuron)] sorted}, spike counts {name: n}, logits float64)``."""
+    """``(spike_times {layer name: [(t, neuron)] sorted}, spike counts {name: n}, logits float64,
+    membranes at t_stop {name: float64 array})``; a LIF membrane is ``q / s(t_stop)`` (float64
+    division, after bringing ``s`` to ``t_stop``, renormalising if due)."""
     layers = network.layers
     assert isinstance(layers[0], es.Flatten) and isinstance(layers[-1], es.Readout)
     stages = []
@@ -122,4 +124,10 @@ def reference_float32(network: es.Network, events: np.ndarray, t_stop_us: float)
         deliver(0, i, F(1.0), t)
     if t_cur is not None:
         flush(t_cur)
-    return ({name: sorted(v) for name, v in times.items()}, {name: len(v) for name, v in times.items()}, y)
+    membranes = {}
+    for _, pop in stages[:-1]:
+        if pop["lif"]:
+            refresh(pop, float(t_stop_us))
+        membranes[pop["name"]] = pop["v"].astype(np.float64) / (float(pop["s"]) if pop["lif"] else 1.0)
+    return ({name: sorted(v) for name, v in times.items()}, {name: len(v) for name, v in times.items()}, y,
+            membranes)

@@ -76,10 +76,14 @@ def test_lif_scale_is_float32():
 
 
 def _chain(rng, sizes, lif, **neuron):
+    """Flatten → (Linear → IF/LIF)* → Linear → Readout; ``threshold="per-channel"``: θ from 0.5 to 1.3."""
     layers = [es.Flatten()]
     for k in range(len(sizes) - 2):
+        kw = dict(neuron)
+        if isinstance(kw.get("threshold"), str):
+            kw["threshold"] = np.linspace(0.5, 1.3, sizes[k + 1])
         layers += [es.Linear(rng.normal(0.0, 0.45, (sizes[k + 1], sizes[k]))),
-                   es.LIF(tau_s=lif, **neuron) if lif else es.IF(**neuron)]
+                   es.LIF(tau_s=lif, **kw) if lif else es.IF(**kw)]
     layers += [es.Linear(rng.normal(0.0, 0.5, (sizes[-1], sizes[-2]))), es.Readout()]
     return es.Network((2, 3, 3), layers)
 
@@ -91,6 +95,8 @@ def _chain(rng, sizes, lif, **neuron):
     (3, 0.004, dict(threshold=0.8)),
     (4, 0.002, dict(threshold=0.6, reset="zero", compare=">=")),
     (5, 0.0002, dict(threshold=0.5)),      # τ = 200 µs over 30 ms: renormalised (exponent > 60) many times
+    (6, None, dict(threshold="per-channel")),                          # a threshold vector per tap
+    (7, 0.003, dict(threshold="per-channel", spike_amplitude="threshold")),
 ])
 def test_against_float32_reference(seed, lif, neuron):
     rng = np.random.default_rng(seed)
@@ -98,11 +104,18 @@ def test_against_float32_reference(seed, lif, neuron):
     ev = random_events(300, (2, 3, 3), 30_000, rng)
     fast, general = both(net, ev, dt_us=DT, t_stop_us=30_000, record="spike_times", **F32)
     assert_same(fast, general)
-    times, counts, logits = reference_float32(net, ev, 30_000)
+    times, counts, logits, membranes = reference_float32(net, ev, 30_000)
     assert sum(counts.values()) > 20
     for name, expected in times.items():
         assert _spike_list(fast, name) == expected, name
     np.testing.assert_array_equal(fast.final_logits, logits)
+    # the membranes (general path: record="membrane"), bit for bit; float64 differs from them
+    for dtype, equal in (("float32", True), ("float64", False)):
+        res = es.simulate(net, ev, engine="async", dt_us=DT, t_stop_us=30_000, snapshot_times_us=[30_000],
+                          record="membrane", dtype=dtype)
+        assert res.info["path"] == "general"
+        got = np.concatenate([res.membranes[name][-1] for name in membranes])
+        assert np.array_equal(got, np.concatenate(list(membranes.values()))) == equal, dtype
 
 
 # ----------------------------------------------------------------------------- fast = general, random networks

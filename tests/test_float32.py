@@ -128,7 +128,7 @@ def _perturbed(net: es.Network, rng) -> es.Network:
         for l in net.layers])
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=continuous_network(), seed=st.integers(0, 10_000), n=st.integers(0, 150))
 def test_fast_equals_general_float32(net, seed, n):
     rng = np.random.default_rng(seed)

@@ -354,9 +354,10 @@ DTYPES = ("float64", "float32")
 
 
 def check_dtype(dtype) -> str:
-    """``"float64"`` or ``"float32"`` from a name or NumPy type; ValueError naming the choices otherwise."""
+    """``"float64"`` or ``"float32"`` from a name or NumPy type (``None``: the default); ValueError
+    naming the choices otherwise."""
     try:
-        name = np.dtype(dtype).name if not isinstance(dtype, str) or dtype in DTYPES else dtype
+        name = np.dtype(dtype).name
     except TypeError:
         name = None
     if name not in DTYPES:

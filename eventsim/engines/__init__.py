@@ -58,6 +58,8 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     record : also ``"spike_times"`` (exact times: :attr:`SimulationResult.spike_times`)
     chunk_events, queue_limit : events per kernel call; the maximum of pending queue entries
         (exceeding it stops the run with an error rather than growing without bound)
+    dtype : ``"float64"`` (default) or ``"float32"``: the real type of membranes, weights and the
+        per-event arithmetic (times stay float64); see :func:`~eventsim.engines.asynchronous.simulate_async`
     pause_us : float, optional
         Simulate only up to this time (a step boundary ``t_start_us + k·dt_us``, whole µs) and
         return an :class:`~eventsim.engines.state.EngineState` instead of a result. The inputs
@@ -83,6 +85,11 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
     target = ENGINES.get(engine)
     if target is None:
         raise ValueError(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
+    if engine != "async" and "dtype" in options:
+        from .async_compile import check_dtype
+        if check_dtype(options.pop("dtype")) != "float64":
+            raise ValueError(f"dtype='float32' is an option of engine='async' only; engine={engine!r} computes "
+                             "in float64 (omit dtype=)")
     from ..decoding import decode_result, needed_records, resolve_decode
     decode = resolve_decode(network, options.pop("decode", None))
     resume = options.get("resume")

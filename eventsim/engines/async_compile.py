@@ -346,3 +346,38 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         if layer.synaptic and (kinds[src_i][0] if src_i >= 0 else not event_input):
             analog_macs[i] = int(counting.out_degree(layer, network.input_shape_of(i), convention).sum())
     return _Compiled(f, pops, int(off), int(coff), int(moff), int(buffer), tables, analog_macs)
+
+
+#: values of ``simulate(..., engine="async", dtype=)``: the real type of membranes, weights,
+#: thresholds and the per-event arithmetic (times stay float64, counters int64)
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype) -> str:
+    """``"float64"`` or ``"float32"`` from a name or NumPy type (``None``: the default); ValueError
+    naming the choices otherwise."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: the asynchronous engine computes in one of {list(DTYPES)} "
+                         "(default 'float64')")
+    return name
+
+
+def _round32(a: np.ndarray) -> np.ndarray:
+    """``a`` rounded to float32 values, kept as float64 (exactly representable)."""
+    return np.asarray(a, np.float64).astype(np.float32).astype(np.float64)
+
+
+def as_float32(comp: _Compiled) -> _Compiled:
+    """The compiled network for ``dtype="float32"``: weights, thresholds and spike amplitudes rounded
+    to float32 values (stored as float64; the kernels keep every result a float32 value), and
+    ``fields["dtype"] = "float32"``."""
+    f = dict(comp.fields)
+    cf = f["cf"].copy()
+    cf[A.C_THETA] = _round32(cf[A.C_THETA])
+    cf[A.C_AMP] = _round32(cf[A.C_AMP])
+    f.update(cf=cf, W=_round32(f["W"]), dtype="float32")
+    return comp._replace(fields=f)

@@ -70,7 +70,7 @@ from ..neurons import CubaLI
 from ..result import SimulationResult
 from . import fastpath
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
-                            _net_floats, _Packer, bias_is_current)
+                            _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype)
 from .cache import cache_for
 from .inputs import _integer_times, check_events, check_start, check_steps, event_positions, is_event_array, prepare_steps
 from .params import check_dt, check_record
@@ -200,7 +200,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                    record: str | Iterable[str] | None = None, synop_convention: str = "all",
                    input_kind: str = "auto", t_start_us: float = 0, chunk_events: int = 65536,
                    queue_limit: int = 1 << 22, pause_us: float | None = None,
-                   resume: EngineState | None = None, fast_path: bool | None = None) -> SimulationResult | EngineState:
+                   resume: EngineState | None = None, fast_path: bool | None = None,
+                   dtype: str = "float64") -> SimulationResult | EngineState:
     """Run ``network`` event by event in continuous time. See :func:`eventsim.simulate`.
 
     Parameters
@@ -228,6 +229,13 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         covers the call: ``None`` (default) decides by itself (compile once the network is used
         repeatedly), ``True`` compiles it at once (a data set loop: :mod:`eventsim.samples` asks
         for it), ``False`` never; ``EVENTSIM_FASTPATH=0/1`` overrides. Results are identical.
+    dtype : ``"float64"`` (default) or ``"float32"``: the real type of membranes, weights,
+        thresholds, spike amplitudes and the per-event arithmetic (``v += a·w``; LIF ``q += (a·w)·s``
+        against ``θ·s``, ``s`` rounded to float32), each result rounded to float32; times stay
+        float64 (µs), counters int64, and the readout sums ``a·w`` in float64 (its weights are
+        float32 values). Both paths give the same spikes bit for bit. float32 covers what the fast
+        path covers (continuous time, event input, IF/LIF without refractory period, per-step
+        gain/bias or bias, no delays); other calls raise ValueError.
     pause_us, resume : simulate a window of a recording and return the
         :class:`~eventsim.engines.state.EngineState` (the kernels' state arrays, copied as they
         are: membranes, queue, cursors, counters and the rows so far) / continue one (see
@@ -241,6 +249,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         ``engine="async"``; one row per snapshot, ``info["row_kind"]`` 0 (time) or 1 (synop budget).
     """
     counting.check_convention(synop_convention)
+    dtype = check_dtype(dtype)
+    f32 = dtype == "float32"
     if simultaneous not in SIMULTANEOUS:
         raise ValueError(f"simultaneous={simultaneous!r}: choose 'none' (continuous time) or 'batch' (step grid)")
     batch = simultaneous == "batch"
@@ -292,15 +302,19 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if frames is None and input_kind == "analog":
         raise ValueError("input_kind='analog' applies to arrays of frames, not to event arrays")
 
-    key = ("async", event_input, synop_convention, dt_us, batch)
+    key = ("async", event_input, synop_convention, dt_us, batch) + (("float32",) if f32 else ())
     compiled = cache_for(network)
     cached = compiled.get(key)
     if cached is None:
         kinds = _classify(network, event_input)
         comp = _compile(network, kinds, event_input, synop_convention, dt_us, batch)
+        if f32:
+            comp = as_float32(comp)
         # biases that are currents per second: the kernels' charge-per-step time base is 1 s
         cached = compiled[key] = (kinds, comp, _net_floats(comp, CURRENT_TIME_BASE_US if current_bias else dt_us))
     kinds, comp, (net_nf, nf_slots) = cached
+    if f32:
+        _check_float32(network, comp, batch, frames, current_bias)
     steps, t_stop = _resolve_times(opts, events, stream)
     if windowed and pause_us is not None and pause_us > t_stop:
         raise ValueError(f"pause_us={pause_us!r} lies after the end of the simulation, t_stop = {t_stop:g} µs")
@@ -342,9 +356,11 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         network, comp, batch, frames, record, windowed, compiled, len(inputs) if events is not None else 0,
         prefer=fast_path)
     if why is None:
-        if "fastpath_readout" not in compiled:   # the readout's constant current (its bias), per step
-            compiled["fastpath_readout"] = _constant_currents(network, None)[1] if network.has_readout else None
-        y_const = compiled["fastpath_readout"]
+        slot = "fastpath_readout" + ("_float32" if f32 else "")
+        if slot not in compiled:   # the readout's constant current (its bias), per step
+            y_const = _constant_currents(network, None)[1] if network.has_readout else None
+            compiled[slot] = _round32(y_const) if f32 and y_const is not None else y_const
+        y_const = compiled[slot]
         info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
         return fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
                                                                         steps, batch, chunk_events),
@@ -365,7 +381,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
          A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
          A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
          A.H_NSNAPT: snap_t.size,
-         A.H_YLEAKY: A.YLEAKY_NONE if not has_out or type(layers[-1]) is Readout else (
+         A.H_F32: f32, A.H_YLEAKY: A.YLEAKY_NONE if not has_out or type(layers[-1]) is Readout else (
              A.YLEAKY_CUBA if isinstance(layers[-1], CubaLI) else A.YLEAKY_LI)}
     for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
                       (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
@@ -407,6 +423,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         C, o, n = pi[p, A.P_C], pi[p, A.P_OFF], pi[p, A.P_N]
         cs_p = slice(pi[p, A.P_COFF], pi[p, A.P_COFF] + C)
         nfr[A.N_V, o:o + n] = np.tile(np.broadcast_to(np.atleast_1d(layers[i].v_init), (C,)), n // C)
+        if f32:
+            nfr[A.N_V, o:o + n] = _round32(nfr[A.N_V, o:o + n])
         if layers[i].step_gain is not None:
             csr[A.CS_GNOW, cs_p] = np.broadcast_to(layers[i].step_gain[0], (C,))
         if layers[i].step_bias is not None:
@@ -422,7 +440,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         for p, i in enumerate(pops):
             nfr[A.N_CST, pi[p, A.P_OFF]:pi[p, A.P_OFF] + pi[p, A.P_N]] = currents[i].T.ravel()
         if has_out:
-            yf[A.Y_CST] = y_const
+            yf[A.Y_CST] = _round32(y_const) if f32 else y_const
         if not batch:
             for layer, count in macs.items():
                 row[A.R_MAC, layer] += count
@@ -468,7 +486,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                        snapshot_times_us=None if snapshot_times_us is None else _f64(list(snapshot_times_us)),
                        snapshot_synops=None if snapshot_synops is None else _i64(list(snapshot_synops)),
                        record=record, synop_convention=synop_convention, input_kind=input_kind,
-                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit)
+                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit, dtype=dtype)
         return EngineState("async", float(pause_us), options, network_signature(network),
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
@@ -477,6 +495,29 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                 path="general", fast_path_unsupported=why)
     res = _result(network, net, st, comp, record, synop_convention, info)
     return replace(res, dt_us=dt_us) if current_bias else res
+
+
+def _check_float32(network: Network, comp, batch: bool, frames, current_bias: bool) -> None:
+    """What ``dtype="float32"`` does not cover: anything the fast path does not (same coverage,
+    so that both paths give the same float32 spikes)."""
+    if batch:
+        why = "simultaneous='batch'"
+    elif frames is not None:
+        why = "array input (frames)"
+    elif current_bias:
+        why = "biases that are currents per second"
+    else:   # the layers the fast path knows, and only the plain sinks (v += a·w, q += a·w·s)
+        if "float32_layers" not in comp.fields:   # per compiled network, once
+            why = fastpath._unsupported_layers(network, comp)
+            sinks = comp.fields["pi"][:, A.P_SINK]
+            if why is None and np.any((sinks != A.SINK_IF) & (sinks != A.SINK_LIF)):
+                why = "a population with a drive, gain or refractory period"
+            comp.fields["float32_layers"] = why
+        why = comp.fields["float32_layers"]
+    if why:
+        raise ValueError(f"dtype='float32' covers continuous time (simultaneous='none') on event input with IF/LIF "
+                         f"populations without refractory period, per-step gain/bias, bias or delay; this call "
+                         f"has {why}: use dtype='float64'")
 
 
 def _check_current_bias(network: Network, batch: bool, inputs: Any) -> None:

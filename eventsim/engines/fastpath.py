@@ -12,7 +12,8 @@ Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterab
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Everything else — batch
+budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``dtype="float64"`` or
+``"float32"`` (float32 membranes V and weights W; the generated source differs, so does its hash). Everything else — batch
 mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
 ``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
 know — runs on the general path.
@@ -42,7 +43,7 @@ from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
-from .async_compile import _classify, _compile
+from .async_compile import _classify, _compile, as_float32, check_dtype
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -161,7 +162,8 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
         pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=n_neurons,
         n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1,
         out_mean=has_out and network.layers[-1].mode == "mean", record_raster="spikes" in record,
-        record_times="spike_times" in record, summary=summary, inline=INLINE)
+        record_times="spike_times" in record, summary=summary, inline=INLINE,
+        f32=comp.fields.get("dtype") == "float32")
 
 
 def kernel_dir() -> Path:
@@ -228,12 +230,14 @@ def _prepared(network, comp, record, cache: dict):
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
         mod = kernel_module(source)
-        v0 = np.zeros(max(spec.n_neurons, 1))     # v_init, channels innermost
+        dtype = np.float32 if spec.f32 else np.float64
+        v0 = np.zeros(max(spec.n_neurons, 1), dtype)     # v_init (rounded to V's type), channels innermost
         for pop in spec.pops:
             C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
             v0[pop["off"]:pop["off"] + n] = np.tile(
                 np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)
-        entry = cache[key] = (mod, spec, np.ascontiguousarray(prm), _aligned(W), np.ascontiguousarray(D), v0, [])
+        entry = cache[key] = (mod, spec, np.ascontiguousarray(prm), _aligned(W, dtype), np.ascontiguousarray(D),
+                              v0, [])
     return entry
 
 
@@ -245,7 +249,7 @@ def _take_state(mod, v0: np.ndarray, pool: list):
     try:
         V, S, I, U = pool.pop()
     except IndexError:
-        return (_aligned(v0), np.zeros(mod.S_SIZE), np.zeros(mod.I_SIZE, np.int64),
+        return (_aligned(v0, v0.dtype), np.zeros(mod.S_SIZE), np.zeros(mod.I_SIZE, np.int64),
                 np.zeros(v0.size, np.uint8))
     V[:] = v0
     S.fill(0.0)
@@ -257,7 +261,7 @@ def _take_state(mod, v0: np.ndarray, pool: list):
 def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """A copy of the 1-d array ``a`` whose data starts on a 64-byte boundary (a cache line: the
     kernel's vector taps then touch whole lines)."""
-    buf = np.zeros(a.size + 8, dtype)
+    buf = np.zeros(a.size + 64 // np.dtype(dtype).itemsize, dtype)
     k = (-buf.ctypes.data % 64) // buf.itemsize
     out = buf[k:k + a.size]
     out[:] = a
@@ -329,11 +333,14 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         info=info)
 
 
-def kernel_source(network, record=(), dt_us: float | None = None) -> str:
-    """The generated kernel module's source text for ``network`` (event input, continuous time),
-    to read or save; raises ValueError when the network is not covered by the fast path."""
+def kernel_source(network, record=(), dt_us: float | None = None, dtype: str = "float64") -> str:
+    """The generated kernel module's source text for ``network`` (event input, continuous time,
+    ``dtype`` as in :func:`~eventsim.engines.asynchronous.simulate_async`), to read or save;
+    raises ValueError when the network is not covered by the fast path."""
     record = (record,) if isinstance(record, str) else tuple(record)
     comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
+    if check_dtype(dtype) == "float32":
+        comp = as_float32(comp)
     why = _unsupported_layers(network, comp)
     if why is not None:
         raise ValueError(f"the fast path does not cover this network: {why}")

@@ -31,7 +31,7 @@ from .async_layout import (SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF, SINK_LIF, Y
 from .async_neuron import above, cuba_advance, fire, freeze, is_cuba, predict, release, set_value, value_at
 from .async_queue import heap_push, heapify, unpack
 from .async_cuba import evolve
-from .async_layout import C_VMIN, P_STEPX, STEPX_MULTI
+from .async_layout import C_VMIN, P_STEPX, STEPX_MULTI, real
 from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
                            YC_SLEAK, Y_SYN)
 from .neuron import neuron_step, neuron_step_multi
@@ -247,7 +247,7 @@ def process_candidates(net, st, t):
                     u = 0.0
                     sf[o_tl + g] = t
                     break
-                u = u - th if kind == SINK_IF else u - th * scale
+                u = real(net, u - th) if kind == SINK_IF else real(net, u - real(net, th * scale))
                 if n_sp >= 1048576:
                     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; "
                                      "check the weights and thresholds (a subtract reset removes only θ per spike)")

@@ -21,12 +21,12 @@ from numba import njit
 from .async_layout import (OP_CONV, OP_POOL, POOL_AVG, POOL_MAX, SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF,
                            SINK_LIF, YLEAKY_CUBA, ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, H_B, H_BATCH, H_CF, H_CT, H_D,
                            H_GRP, H_N, H_NOUT, H_NPOP, H_ONE, H_OUTLAYER, H_PATH, H_PATHOPS, H_SF_BV, H_SF_MP,
-                           H_SI_BC, H_SI_BP, H_SI_MP, H_SI_TAPS, H_W, K_CAND, K_PEND, K_SYN, N_ACC, N_CAND,
+                           H_F32, H_SI_BC, H_SI_BP, H_SI_MP, H_SI_TAPS, H_W, K_CAND, K_PEND, K_SYN, N_ACC, N_CAND,
                            N_DR, N_TCH, N_TL, N_V, N_VER, O_DOFF, O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND,
                            O_KW, O_LAYER, O_MODE, O_MOFF, O_OUTC, O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW,
                            O_WOFF, P_C, P_COFF, P_GE, P_H, P_LAYER, P_OFF, P_SINK, P_W, Q_NOPS, Q_OP0,
                            Q_TARGET, R_SYN, R_UPD, S_CHECKT, S_PEND, S_TCHN, U_CAND, U_TOUCHED, Y_ACC, Y_Y,
-                           cso, nfo, nio, opget, pget, pno, pso, ro, yo)
+                           cso, nfo, nio, opget, pget, pno, pso, real, ro, yo)
 from .async_events import readout_to
 from .async_layout import H_YCF, H_YLEAKY, YC_GSYN, Y_SYN
 from .async_neuron import impulse, lif_refresh
@@ -141,7 +141,16 @@ def sink(net, st, tp, n_taps, width, a, t):
             # comparisons); only when some neuron reached its limit does the candidate loop run.
             o_lim = o_th if kind == SINK_IF else o_ths
             hit = False
-            if kind == SINK_IF:
+            if ni[H_F32]:   # dtype="float32": the same operations, each result rounded to float32
+                for c in range(c0, c0 + width):
+                    iv = np.uint64(o_v + c)
+                    x = real(net, a * nf[np.uint64(wb + c)])
+                    if kind == SINK_LIF:
+                        x = real(net, x * sf[np.uint64(o_s + c)])
+                    u = real(net, sf[iv] + x)
+                    sf[iv] = u
+                    hit |= u >= (nf[np.uint64(o_lim + c)] if kind == SINK_IF else sf[np.uint64(o_lim + c)])
+            elif kind == SINK_IF:
                 for c in range(c0, c0 + width):
                     iv = np.uint64(o_v + c)
                     u = sf[iv] + a * nf[np.uint64(wb + c)]
@@ -235,7 +244,7 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
     x = pos % W
     y = (pos // W) % H
     c = pos // (W * H)
-    val = a / float(kh * kw) if mode == POOL_AVG else a
+    val = real(net, a / float(kh * kw)) if mode == POOL_AVG else a
     flat = tp >= 0 and _flat_target(net, tp, C)
     n_taps = 0
     oy0, oy1 = _out_range(y, ph, kh, sh, OH)
@@ -303,7 +312,8 @@ def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
             wb = woff + ((cl * kh + ky) * kw + (x + pw - ox * sw)) * Cout
             if tp < 0:
                 for co in range(co0, co0 + cout_g):
-                    nb = _buffer(net, st, bo, nb, (co * OH + oy) * OW + ox, a * net.nf[wb + co], np.int64(0))
+                    nb = _buffer(net, st, bo, nb, (co * OH + oy) * OW + ox, real(net, a * net.nf[wb + co]),
+                                     np.int64(0))
             elif flat:  # a flattened target is not channels-innermost: one tap per channel
                 for co in range(co0, co0 + cout_g):
                     q = (co * OH + oy) * OW + ox
@@ -324,7 +334,7 @@ def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
         sink(net, st, tp, tap(net, st, np.int64(0), np.int64(0), np.int64(0), wb), n_out, a, t)
         return nb
     for co in range(n_out):
-        nb = _buffer(net, st, bo, nb, co, a * net.nf[wb + co], np.int64(0))
+        nb = _buffer(net, st, bo, nb, co, real(net, a * net.nf[wb + co]), np.int64(0))
     return nb
 
 

@@ -46,8 +46,10 @@ from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import i
  H_PF, H_CF, H_TAB, H_GDELAY, H_W, H_ONE, H_SF_SNAPT, H_NSNAPT,
  H_SI_NI, H_SI_PN, H_SI_MP, H_SI_ROW, H_SI_OCNT, H_SI_OKIND, H_SI_BP, H_SI_BC, H_SI_RAST,
  H_SF_NF, H_SF_PS, H_SF_CS, H_SF_YF, H_SF_MP, H_SF_OT, H_SF_OLOG, H_SF_BV, H_SF_MEM, H_SI_TAPS,
- H_YLEAKY, H_YCF) = range(59)
-N_HEADER = 59
+ H_YLEAKY, H_YCF, H_F32) = range(60)
+N_HEADER = 60
+#: H_F32: ``dtype="float32"`` (1): membranes, weights, thresholds and the per-event arithmetic are
+#: float32 values held in the float64 buffers, every result rounded to float32 (see :func:`real`)
 # readout constants (H_YCF: rows of n_out in net.nf, used when H_YLEAKY: 1 LI, 2 CubaLI): λ per step,
 # 1/τ (µs⁻¹), and for CubaLI α, g per step, 1/τ_syn (µs⁻¹), q/τ_syn and q (see eventsim.neurons)
 YC_LEAK, YC_ITAU, YC_SLEAK, YC_SGAIN, YC_ITAUS, YC_GSYN, YC_QSYN = range(7)
@@ -110,6 +112,18 @@ N_ISCAL = 16
 # sf[0:4] cursors
 T_CUR, T_YT, T_START, T_STOP = range(4)
 N_FSCAL = 4
+
+
+@njit(inline="always", **ASYNC_JIT)
+def real(net, x):
+    """``x`` rounded to the network's real type: to float32 when ``H_F32`` (the value stays a
+    float64 that is exactly a float32), else unchanged. The operands of the rounded operations are
+    float32 values, so computing in float64 and rounding once gives float32 arithmetic bit for bit
+    (the product of two float32 is exact in float64; a float64 sum rounded to float32 is the
+    float32 sum: 53 >= 2·24 + 2)."""
+    if net.ni[H_F32]:
+        return np.float64(np.float32(x))
+    return x
 
 
 @njit(inline="always", **ASYNC_JIT)

@@ -29,10 +29,12 @@ from .async_cuba import crossing, evolve
 from .async_layout import (ASYNC_JIT, CS_GNOW, CS_SC, CS_THS, C_GSYN, C_ITAU, C_ITAUS, C_TAU, C_THETA,
                            MODEL_CUBA, N_DR, N_RU, N_SYN, N_TL, N_V, N_VER, PF_ITMAX, PF_REFR, P_C, P_COFF,
                            P_DRIVE, P_GAIN, P_GE, P_MODEL, P_N, P_OFF, P_UNIFORM, P_ZERO, S_SCALET, S_T0,
-                           T_STOP, cget, cso, nfo, nio, pfget, pget, pso)
+                           T_STOP, H_F32, cget, cso, nfo, nio, pfget, pget, pso, real)
 
 #: renormalise a LIF population when ``(t − t₀)/τ`` exceeds this (``e^200 ≈ 7e86``)
 RENORM_EXPONENT = 200.0
+#: the same for ``dtype="float32"`` (``e^60 ≈ 1e26``: float32 ends at 3.4e38)
+RENORM_EXPONENT_F32 = 60.0
 
 
 # ----------------------------------------------------------------------------- current-based LIF
@@ -87,23 +89,23 @@ def lif_refresh(net, st, p, t):
     C = pget(net, p, P_C)
     o_t0 = pso(net, S_T0) + p
     t0 = sf[o_t0]
-    if (t - t0) * pfget(net, p, PF_ITMAX) > RENORM_EXPONENT:
+    if (t - t0) * pfget(net, p, PF_ITMAX) > (RENORM_EXPONENT_F32 if net.ni[H_F32] else RENORM_EXPONENT):
         o_v = nfo(net, N_V) + pget(net, p, P_OFF)
         o_ru = nfo(net, N_RU) + pget(net, p, P_OFF)
         for j in range(pget(net, p, P_N)):
             if sf[o_ru + j] == -np.inf:
-                sf[o_v + j] *= math.exp(-(t - t0) * cget(net, C_ITAU, c0 + j % C))
+                sf[o_v + j] = real(net, sf[o_v + j] * math.exp(-(t - t0) * cget(net, C_ITAU, c0 + j % C)))
         sf[o_t0] = t
         t0 = t
     o_sc = cso(net, CS_SC)
     o_ths = cso(net, CS_THS)
-    s = math.exp((t - t0) * cget(net, C_ITAU, c0))
+    s = real(net, math.exp((t - t0) * cget(net, C_ITAU, c0)))
     uniform = pget(net, p, P_UNIFORM)
     for c in range(c0, c0 + C):
         if not uniform:
-            s = math.exp((t - t0) * cget(net, C_ITAU, c))
+            s = real(net, math.exp((t - t0) * cget(net, C_ITAU, c)))
         sf[o_sc + c] = s
-        sf[o_ths + c] = cget(net, C_THETA, c) * s
+        sf[o_ths + c] = real(net, cget(net, C_THETA, c) * s)
     sf[o_scale] = t
 
 
@@ -150,7 +152,7 @@ def above(net, st, p, g, c, t):
     else:
         lif_refresh(net, st, p, t)
         u = sf[nfo(net, N_V) + g]
-        lim = (cget(net, C_THETA, c) - sf[nfo(net, N_DR) + g]) * sf[cso(net, CS_SC) + c]
+        lim = real(net, (cget(net, C_THETA, c) - sf[nfo(net, N_DR) + g]) * sf[cso(net, CS_SC) + c])
     if pget(net, p, P_GE):
         return u >= lim
     return u > lim
@@ -209,11 +211,11 @@ def fire(net, st, p, g, c, t):
         sf[o_v] -= cget(net, C_THETA, c)
     elif cget(net, C_ITAU, c) == 0.0:
         o_tl = nfo(net, N_TL) + g
-        sf[o_v] = sf[o_v] + sf[nfo(net, N_DR) + g] * (t - sf[o_tl]) - cget(net, C_THETA, c)
+        sf[o_v] = real(net, sf[o_v] + sf[nfo(net, N_DR) + g] * (t - sf[o_tl]) - cget(net, C_THETA, c))
         sf[o_tl] = t
     else:
         lif_refresh(net, st, p, t)
-        sf[o_v] -= cget(net, C_THETA, c) * sf[cso(net, CS_SC) + c]
+        sf[o_v] = real(net, sf[o_v] - real(net, cget(net, C_THETA, c) * sf[cso(net, CS_SC) + c]))
 
 
 @njit(**ASYNC_JIT)

@@ -27,6 +27,12 @@ The emitted module holds, in this order and each with a docstring:
 The arithmetic is the general path's, operation for operation (see
 :mod:`eventsim.kernels.async_fanout`, :mod:`eventsim.kernels.async_events`): ``v += a·w`` (IF),
 ``q += (a·w)·s`` tested against ``θ·s`` (LIF in scaled time), ``fastmath`` off.
+
+``dtype="float32"`` (``FastSpec.f32``): ``V`` and ``W`` are float32 arrays, the taps are
+``<n x float>`` vectors, and every constant and value read from a float64 array (``S``, ``PRM``)
+in the per-event arithmetic is converted with ``np.float32`` (a float32 array element times a
+float64 scalar would be float64 in Numba); the float64 values converted are float32 values
+already, so the conversion is exact. The readout sums ``a·w`` in float64 (``S``).
 """
 from __future__ import annotations
 
@@ -45,11 +51,21 @@ class FastSpec:
 
     ``pops``: per population a dict (layer, name, C, H, W, off, lif, ge, zero, theta, amp, itau);
     ``sources``: per source a list of paths ``(target, [op rows])`` (target ``len(pops)`` = readout);
-    ``n_layers``, ``n_out``, ``out_mean``, ``n_neurons``; ``record_raster``, ``record_times``.
+    ``n_layers``, ``n_out``, ``out_mean``, ``n_neurons``; ``record_raster``, ``record_times``;
+    ``f32`` (optional, default False): ``dtype="float32"``.
     """
 
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+#: LIF renormalisation exponent, float64 and float32 (as eventsim.kernels.async_neuron)
+_RENORM = {False: 200.0, True: 60.0}
+
+
+def _r(f32: bool, expr: str) -> str:
+    """``expr`` as a value of the kernel's real type: ``np.float32(expr)`` in float32 mode."""
+    return f"np.float32({expr})" if f32 else expr
 
 
 def _f(x: float) -> str:
@@ -83,6 +99,9 @@ def generate(spec: FastSpec) -> str:
     P = len(spec.pops)
     L = spec.n_layers
     N = spec.n_neurons
+    spec.f32 = f32 = bool(getattr(spec, "f32", False))
+    for pop in spec.pops:
+        pop["f32"] = f32
     # ------------------------------------------------------------------ layout
     i_off = 12
     layout_i = [("I_ROW", 0, "next output row"), ("I_SNAPT", 1, "next snapshot time"),
@@ -146,6 +165,7 @@ def generate(spec: FastSpec) -> str:
     w(f"N_OUT = {n_out}")
     w(f"RECORD_RASTER = {bool(spec.record_raster)}")
     w(f"RECORD_TIMES = {bool(spec.record_times)}")
+    w(f"DTYPE = {'float32' if f32 else 'float64'!r}  # of V (membranes) and W (weights); S, PRM and times: float64")
     w("# int64 state I")
     for name, val, doc in layout_i:
         w(f"{name} = {val}  # {doc}")
@@ -184,7 +204,7 @@ def generate(spec: FastSpec) -> str:
 
 def _helpers(w: _Writer) -> None:
     w('''
-def make_tap(n, ge, kind):
+def make_tap(n, ge, kind, f32=False):
     """An intrinsic doing one tap of n channels as vector operations (n <= 64):
 
         u = V[vo:vo+n] + a*W[wo:wo+n]                  (kind 'scalar', 'vector': IF)
@@ -194,43 +214,53 @@ def make_tap(n, ge, kind):
 
     theta: the scalar argument th ('scalar'), T[to:to+n] ('vector': per channel), S[to:to+n]
     ('lif': theta*s). Multiply and add stay separate instructions without fast-math flags (no fused
-    multiply-add): bit for bit the scalar code's arithmetic."""
-    vt = ir.VectorType(ir.DoubleType(), n)
+    multiply-add): bit for bit the scalar code's arithmetic. f32: V, W and a are float32
+    (<n x float>); S and T stay float64 arrays of float32 values, converted exactly (fptrunc)."""
+    vt = ir.VectorType(ir.FloatType() if f32 else ir.DoubleType(), n)
+    dvt = ir.VectorType(ir.DoubleType(), n)
+    align = 4 if f32 else 8
     lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n)
 
     def splat(builder, x):
         one = builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
         return builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined), lanes0)
 
-    def vector_at(context, builder, aryty, ary, offset):
+    def vector_at(context, builder, aryty, ary, offset, t=vt):
         data = context.make_array(aryty)(context, builder, ary).data
-        return builder.bitcast(builder.gep(data, [offset]), vt.as_pointer())
+        return builder.bitcast(builder.gep(data, [offset]), t.as_pointer())
+
+    def real(builder, x):   # float64 values (of float32 values, in f32 mode) as vt
+        return builder.fptrunc(x, vt) if f32 else x
+
+    def load64(context, builder, sig, args, i, j):
+        return real(builder, builder.load(vector_at(context, builder, sig.args[i], args[i], args[j], dvt), align=8))
 
     def codegen(context, builder, sig, args):
         vp = vector_at(context, builder, sig.args[0], args[0], args[1])
-        prod = builder.fmul(splat(builder, args[4]), builder.load(vector_at(context, builder, sig.args[2], args[2], args[3]), align=8))
+        prod = builder.fmul(splat(builder, args[4]), builder.load(vector_at(context, builder, sig.args[2], args[2], args[3]), align=align))
         if kind == "lif":
-            prod = builder.fmul(prod, builder.load(vector_at(context, builder, sig.args[5], args[5], args[6]), align=8))
-            th = builder.load(vector_at(context, builder, sig.args[5], args[5], args[7]), align=8)
+            prod = builder.fmul(prod, load64(context, builder, sig, args, 5, 6))
+            th = load64(context, builder, sig, args, 5, 7)
         elif kind == "vector":
-            th = builder.load(vector_at(context, builder, sig.args[5], args[5], args[6]), align=8)
+            th = load64(context, builder, sig, args, 5, 6)
         else:
-            th = splat(builder, args[5])
-        u = builder.fadd(builder.load(vp, align=8), prod)
-        builder.store(u, vp, align=8)
+            th = splat(builder, builder.fptrunc(args[5], ir.FloatType()) if f32 else args[5])
+        u = builder.fadd(builder.load(vp, align=align), prod)
+        builder.store(u, vp, align=align)
         mask = builder.bitcast(builder.fcmp_ordered(">=" if ge else ">", u, th), ir.IntType(n))
         return builder.zext(mask, ir.IntType(64))
 
     i64, f64 = types.int64, types.float64
+    fa = types.float32 if f32 else f64   # the type of a
     if kind == "lif":
         def typer(typingctx, V, vo, W, wo, a, S, so, to):
-            return types.uint64(V, i64, W, i64, f64, S, i64, i64), codegen
+            return types.uint64(V, i64, W, i64, fa, S, i64, i64), codegen
     elif kind == "vector":
         def typer(typingctx, V, vo, W, wo, a, T, to):
-            return types.uint64(V, i64, W, i64, f64, T, i64), codegen
+            return types.uint64(V, i64, W, i64, fa, T, i64), codegen
     else:
         def typer(typingctx, V, vo, W, wo, a, th):
-            return types.uint64(V, i64, W, i64, f64, f64), codegen
+            return types.uint64(V, i64, W, i64, fa, f64), codegen
     return intrinsic(typer)
 
 
@@ -316,17 +346,17 @@ def refresh_{p}(t, V, S, PRM):
     if S[S_LAT_{p}] == t:
         return
     t0 = S[S_LT0_{p}]
-    if (t - t0) * {_f(pop["itau"].max())} > 200.0:
+    if (t - t0) * {_f(pop["itau"].max())} > {_RENORM[pop["f32"]]}:
         for j in range({C * H * Wd}):
             V[P{p}_OFF + j] *= math.exp(-(t - t0) * PRM[PRM_{p} + {2 * C} + j % {C}])
         S[S_LT0_{p}] = t
         t0 = t
-    s = math.exp((t - t0) * PRM[PRM_{p} + {2 * C}])
+    s = {_r(pop["f32"], f"math.exp((t - t0) * PRM[PRM_{p} + {2 * C}])")}
     for c in range({C}):''')
         if not uniform:
-            w(f"s = math.exp((t - t0) * PRM[PRM_{p} + {2 * C} + c])", 2)
+            w(f"s = {_r(pop['f32'], f'math.exp((t - t0) * PRM[PRM_{p} + {2 * C} + c])')}", 2)
         w(f'''        S[S_SC_{p} + c] = s
-        S[S_THS_{p} + c] = PRM[PRM_{p} + c] * s
+        S[S_THS_{p} + c] = {_r(pop["f32"], f"PRM[PRM_{p} + c]")} * s
     S[S_LAT_{p}] = t
 ''')
     w(f'''
@@ -359,10 +389,10 @@ def fire_{p}(t, {STATE}):
         jl = I[U64(I_CAND + P{p}_OFF + i)]
         U[U64(P{p}_OFF + jl)] = 0
         c = jl % {C}
-        th = {_theta(pop, "c")}''')
+        th = {_r(pop["f32"], _theta(pop, "c"))}''')
     if pop["lif"]:
-        w(f"scale = S[S_SC_{p} + c]", 2)
-        w(f"lim = S[S_THS_{p} + c]", 2)
+        w(f"scale = {_r(pop['f32'], f'S[S_SC_{p} + c]')}", 2)
+        w(f"lim = {_r(pop['f32'], f'S[S_THS_{p} + c]')}", 2)
     else:
         w("lim = th", 2)
     w(f'''        u = V[U64(P{p}_OFF + jl)]
@@ -370,7 +400,7 @@ def fire_{p}(t, {STATE}):
         while u {cmp} lim:
             n_sp += 1''')
     if pop["zero"]:
-        w("u = 0.0", 3)
+        w(f"u = {_r(pop['f32'], '0.0')}", 3)
         w("break", 3)
     else:
         w("u = u - th * scale" if pop["lif"] else "u = u - th", 3)
@@ -386,20 +416,24 @@ def fire_{p}(t, {STATE}):
 # ----------------------------------------------------------------------------- ops
 
 
-def _sink_lines(spec, target: int, v_idx: str, val: str, c_expr: str, ind: int) -> list[str]:
-    """Lines adding ``val`` (already a·w) to neuron ``v_idx`` (local) of ``target``, marking candidates."""
+def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind: int) -> list[str]:
+    """Lines adding ``x·wt`` (a value times a weight expression) to neuron ``v_idx`` (local) of
+    ``target``, marking candidates. The readout sums in float64 (in float32 mode too)."""
+    f32 = spec.f32
     if target == len(spec.pops):
-        return [f"S[S_Y + {v_idx}] += {val}"]
+        return [f"S[S_Y + {v_idx}] += {'np.float64(' + x + ')' if f32 else x} * {wt}"]
+    wt = _r(f32, wt) if wt == "1.0" else wt
+    val = f"{x} * {wt}"
     pop = spec.pops[target]
     p = target
     cmp = ">=" if pop["ge"] else ">"
     out = []
     if pop["lif"]:
-        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + ({val}) * S[S_SC_{p} + {c_expr}]")
-        lim = f"S[S_THS_{p} + {c_expr}]"
+        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + ({val}) * {_r(f32, f'S[S_SC_{p} + {c_expr}]')}")
+        lim = _r(f32, f"S[S_THS_{p} + {c_expr}]")
     else:
         out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + {val}")
-        lim = _theta(pop, c_expr)
+        lim = _r(f32, _theta(pop, c_expr))
     out += [f"V[U64(P{p}_OFF + {v_idx})] = u",
             f"if u {cmp} {lim} and U[U64(P{p}_OFF + {v_idx})] == 0:",
             f"    U[U64(P{p}_OFF + {v_idx})] = 1",
@@ -415,8 +449,9 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str
     module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
     channel i crossed); the set bits are the candidates, in channel order."""
     if target == len(spec.pops):
+        a = "np.float64(a)" if spec.f32 else "a"   # the readout sums in float64
         return [f"for co in range({lo}, {lo} + {width}):",
-                f"    S[np.uint64(S_Y + {base} + co)] += a * W[np.uint64(wb + co)]"]
+                f"    S[np.uint64(S_Y + {base} + co)] += {a} * W[np.uint64(wb + co)]"]
     pop = spec.pops[target]
     p = target
     out = []
@@ -451,7 +486,7 @@ def _taps(w: _Writer, spec) -> None:
     for name, (p, n) in sorted(spec.taps.items()):
         pop = spec.pops[p]
         kind = "'lif'" if pop["lif"] else ("'scalar'" if np.all(pop["theta"] == pop["theta"][0]) else "'vector'")
-        w(f"{name} = make_tap({n}, {bool(pop['ge'])}, {kind})")
+        w(f"{name} = make_tap({n}, {bool(pop['ge'])}, {kind}{', True' if spec.f32 else ''})")
 
 
 def _target_layer(spec, target):
@@ -488,7 +523,7 @@ def {names[0]}(pos, a, t, {STATE}):
             c_expr = "c"
         if refresh:
             w(refresh, 1)
-        for line in _sink_lines(spec, target, "j", "a * 1.0", c_expr, 1):
+        for line in _sink_lines(spec, target, "j", "a", "1.0", c_expr, 1):
             w(line, 1)
         w(f"I[I_UP + {tlayer}] += 1", 1)
         return
@@ -539,7 +574,7 @@ def {names[i]}(pos, a, t, {STATE}):
                 if flat:
                     w(f"for co in range(co0, co0 + {cout_g}):", 3)
                     w(f"j = (co * {OH} + oy) * {OW} + ox", 4)
-                    for line in _sink_lines(spec, target, "j", "a * W[U64(wb + co)]", "j", 4):
+                    for line in _sink_lines(spec, target, "j", "a", "W[U64(wb + co)]", "j", 4):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
@@ -565,7 +600,7 @@ def {names[i]}(pos, a, t, {STATE}):
             w(f"I[I_UP + {tlayer}] += {Cout}", 1)
         else:
             mode = int(r[O_MODE])
-            val = f"a / {_f(float(kh * kw))}" if mode == 1 else "a"
+            val = f"a / {_r(spec.f32, _f(float(kh * kw)))}" if mode == 1 else "a"
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
@@ -589,11 +624,11 @@ def {names[i]}(pos, a, t, {STATE}):
                     w(refresh, 3)
                 w("n += 1", 3)
                 if flat:
-                    for line in _sink_lines(spec, target, "q", "val * 1.0", "q", 3):
+                    for line in _sink_lines(spec, target, "q", "val", "1.0", "q", 3):
                         w(line, 3)
                 else:
                     w(f"j = (oy * {OW} + ox) * {Cin} + c", 3)
-                    for line in _sink_lines(spec, target, "j", "val * 1.0", "c", 3):
+                    for line in _sink_lines(spec, target, "j", "val", "1.0", "c", 3):
                         w(line, 3)
                 w(f"I[I_UP + {tlayer}] += n", 1)
 
@@ -684,7 +719,7 @@ def flush(t, {STATE}):
                 fr = I[U64(I_CNT + g)]
                 I[U64(I_CNT + g)] = 0
                 I[I_PEND] -= 1
-            a = {_amp(pop, 'c')}
+            a = {_r(spec.f32, _amp(pop, 'c'))}
             while fr > 0:
                 if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
                     I[I_FI], I[I_FR] = fi, fr
@@ -751,7 +786,7 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
                 I[I_INPUT], I[I_IR] = i, ir
                 return False
             ir -= 1
-            deliver_0(ev_pos[i], 1.0, t, {STATE})
+            deliver_0(ev_pos[i], {_r(spec.f32, '1.0')}, t, {STATE})
             budgets(t, {STATE})
         ir = -1
         i += 1

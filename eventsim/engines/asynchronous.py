@@ -68,7 +68,7 @@ from ..kernels.async_loop import rebase, run, start
 from ..network import Network, NeuronSpec, Readout
 from ..neurons import CubaLI
 from ..result import SimulationResult
-from . import fastpath
+from . import fastpath, fastpath_batch
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
                             _net_floats, _Packer, bias_is_current)
 from .cache import cache_for
@@ -328,14 +328,23 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 
     # ---------------------------------------------------------------- fast path (see .fastpath)
+    counts = batch and frames is not None and is_counts   # batch mode runs count frames as event chunks
     why = "biases that are currents per second" if current_bias else fastpath.unsupported(
-        network, comp, batch, frames, record, windowed, compiled, len(inputs) if events is not None else 0,
-        prefer=fast_path)
+        network, comp, batch, None if counts else frames, record, windowed, compiled,
+        len(inputs) if events is not None else 0, prefer=fast_path)
     if why is None:
+        info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
+        if batch:
+            if counts:
+                chunks = _count_chunks(frames if frames.shape[0] > 1 else
+                                       np.broadcast_to(frames, (steps,) + frames.shape[1:]), steps, t0, dt_us)
+            else:
+                chunks = _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
+            return fastpath_batch.run_fast_batch(network, comp, compiled, chunks, record, snap_t, snap_b, t0, t_stop,
+                                                 dt_us, steps, synop_convention, info)
         if "fastpath_readout" not in compiled:   # the readout's constant current (its bias), per step
             compiled["fastpath_readout"] = _constant_currents(network, None)[1] if network.has_readout else None
         y_const = compiled["fastpath_readout"]
-        info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
         return fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
                                                                         steps, batch, chunk_events),
                                  record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info)

@@ -38,11 +38,13 @@ import numba
 import numpy as np
 
 from ..kernels import async_layout as A
+from ..kernels import fastpath_batch as batch_gen
 from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
 from .async_compile import _classify, _compile
+from . import fastpath_batch
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -85,8 +87,6 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
         mode = "1" if prefer else "0"
     if mode == "0":
         return "disabled (EVENTSIM_FASTPATH=0 or fast_path=False)"
-    if batch:
-        return "simultaneous='batch'"
     if frames is not None:
         return "array input (frames)"
     if windowed:
@@ -94,11 +94,12 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
     if "membrane" in record:
         return "record='membrane'"
     if "fastpath_layers" not in comp.fields:   # per compiled network, once
-        comp.fields["fastpath_layers"] = _unsupported_layers(network, comp)
+        comp.fields["fastpath_layers"] = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(
+            network, comp)
     why = comp.fields["fastpath_layers"]
     if why is not None or mode == "1":
         return why
-    name = _source(network, comp, record, cache)[1]
+    name = _source(network, comp, record, cache, batch)[1]
     if name in _MODULES or (kernel_dir() / f"{name}.py").exists():
         return None
     calls = cache["fastpath_calls"] = cache.get("fastpath_calls", 0) + 1
@@ -175,8 +176,8 @@ def kernel_dir() -> Path:
 
 
 def _own_source() -> str:
-    """The source text the generated code depends on: the generator and this driver."""
-    return inspect.getsource(fastpath_gen) + inspect.getsource(sys.modules[__name__])
+    """The source text the generated code depends on: the generators and their drivers."""
+    return "".join(inspect.getsource(m) for m in (fastpath_gen, sys.modules[__name__], batch_gen, fastpath_batch))
 
 
 def source_hash(source: str) -> str:
@@ -207,13 +208,16 @@ def kernel_module(source: str):
     return mod
 
 
-def _source(network, comp, record, cache: dict):
-    """``(source, module name, spec)`` of this network's kernel (generated once per network and record)."""
+def _source(network, comp, record, cache: dict, batch: bool = False):
+    """``(source, module name, spec)`` of this network's kernel (generated once per network and record;
+    ``batch``: the batch-mode kernel, :mod:`eventsim.kernels.fastpath_batch`)."""
     # per compiled network (one per dt_us and synop convention: leaks and out-degrees depend on them)
-    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record)
+    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record, batch)
     if key not in cache:
         spec = _spec(network, comp, record)
-        source = fastpath_gen.generate(spec)
+        if batch:
+            fastpath_batch.batch_fields(spec, network, comp)
+        source = batch_gen.generate_batch(spec) if batch else fastpath_gen.generate(spec)
         cache[key] = (source, "eventsim_fp_" + source_hash(source), spec)
     return cache[key]
 

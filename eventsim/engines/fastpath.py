@@ -12,10 +12,13 @@ Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterab
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Everything else — batch
-mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
-``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
-know — runs on the general path.
+budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Batch mode
+(``simultaneous="batch"``) has its own generated kernel (:mod:`eventsim.engines.fastpath_batch`,
+:mod:`eventsim.kernels.fastpath_batch`) for the same layers, on event arrays or count frames, with
+biases into populations as charges per step. Everything else — analog array inputs (and count
+frames in continuous time), delays, refractory periods, per-step gain/bias, biases into a
+population in continuous time, ``record="membrane"``, ``pause_us``/``resume``, and any neuron kind
+or field this module does not know — runs on the general path.
 
 Cache. The generator (:mod:`eventsim.kernels.fastpath_gen`) writes a self-contained module (it
 imports nothing from eventsim) into :func:`kernel_dir`; its file name is the SHA-256 of its own
@@ -316,12 +319,20 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         info=info)
 
 
-def kernel_source(network, record=(), dt_us: float | None = None) -> str:
-    """The generated kernel module's source text for ``network`` (event input, continuous time),
-    to read or save; raises ValueError when the network is not covered by the fast path."""
+def kernel_source(network, record=(), dt_us: float | None = None, simultaneous: str = "none") -> str:
+    """The generated kernel module's source text for ``network`` (event input; continuous time, or
+    the step grid with ``simultaneous="batch"`` and ``dt_us``), to read or save; raises ValueError
+    when the network is not covered by the fast path."""
     record = (record,) if isinstance(record, str) else tuple(record)
-    comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
-    why = _unsupported_layers(network, comp)
+    batch = simultaneous == "batch"
+    if batch and dt_us is None:
+        raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
+    comp = _compile(network, _classify(network, True), True, "all", dt_us, batch)
+    why = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(network, comp)
     if why is not None:
         raise ValueError(f"the fast path does not cover this network: {why}")
-    return fastpath_gen.generate(_spec(network, comp, record))
+    spec = _spec(network, comp, record)
+    if batch:
+        fastpath_batch.batch_fields(spec, network, comp)
+        return batch_gen.generate_batch(spec)
+    return fastpath_gen.generate(spec)

@@ -200,6 +200,12 @@ def _neuron_step(pop, v: str, cur: str, out: str, spiked: str) -> list[str]:
             f"    {out} = lam * {v} + {cur}"]
 
 
+def _would_fire(pop, v: str) -> str:
+    """Whether ``neuron_step(v, 0.0, ...)`` spikes: the wake-up test of a neuron left at ``v``."""
+    cmp = ">=" if pop["ge"] else ">"
+    return f"lam * {v} + 0.0 {cmp} th" if pop["ifirst"] else f"{v} {cmp} th"
+
+
 def _population(w: _Writer, spec, p: int, pop: dict) -> None:
     C, H, Wd, off, layer = pop["C"], pop["H"], pop["W"], pop["off"], pop["layer"]
     HW, n = H * Wd, C * H * Wd
@@ -258,12 +264,9 @@ def check_{p}(k, t, {STATE}):
             I[I_WL + P{p}_OFF + I[I_WN + {p}]] = c * {HW} + jl // {C}
             I[I_WN + {p}] += 1''')
     if not pop["drive"]:   # a driven population is touched at every step anyway
-        w(f"if k + 1 < I[I_NSTEPS]:   # would it fire at the next step with no input? then wake it", 2)
-        for line in _neuron_step(pop, "u", "0.0", "u0", "s0"):
-            w(line, 3)
-        w("if s0:", 3)
-        w(f"I[I_WK + P{p}_OFF + I[I_KN + {p}]] = c * {HW} + jl // {C}", 4)
-        w(f"I[I_KN + {p}] += 1", 4)
+        w(f"if k + 1 < I[I_NSTEPS] and {_would_fire(pop, 'u')}:   # it fires at the next step without input: wake it", 2)
+        w(f"I[I_WK + P{p}_OFF + I[I_KN + {p}]] = c * {HW} + jl // {C}", 3)
+        w(f"I[I_KN + {p}] += 1", 3)
     w(f"I[I_TN + {p}] = 0", 1)
     w("")
 
@@ -390,7 +393,8 @@ def {names[i]}(pos, a, cnt, t, {STATE}):
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[wb + co], 0, t, {STATE})", 4)
                 continue
-            w(f"n += {cout_g}", 3)
+            if readout:
+                w(f"n += {cout_g}", 3)
             if tC != Cout:   # a flattened target is not channels-innermost: one neuron per channel
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"j = (co * {OH} + oy) * {OW} + ox", 4)
@@ -456,7 +460,8 @@ def {names[i]}(pos, a, cnt, t, {STATE}):
             if not last:
                 w(f"{nxt}(q, v_out, n_out, t, {STATE})", 3)
                 continue
-            w("n += 1", 3)
+            if readout:
+                w("n += 1", 3)
             if tC != Cin:
                 lines = _sink(spec, target, "q", "v_out * 1.0")
             else:
@@ -532,9 +537,7 @@ def start({STATE}):
         w(f"c = jl % {C}", 2)
         w(f"lam = {_prm(pop, 2, 'c')}", 2)
         w(f"th = {_prm(pop, 0, 'c')}", 2)
-        for line in _neuron_step(pop, f"V[P{p}_OFF + jl]", "0.0", "u0", "s0"):
-            w(line, 2)
-        w("if s0:", 2)
+        w(f"if {_would_fire(pop, f'V[P{p}_OFF + jl]')}:", 2)
         w(f"I[I_WK + P{p}_OFF + I[I_KN + {p}]] = c * {HW} + jl // {C}", 3)
         w(f"I[I_KN + {p}] += 1", 3)
     if not body:

@@ -116,8 +116,9 @@ def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t
         final = ev_t is e[0]
         while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
             n = int(I[mod.I_LOG])   # the spike-time log cannot hold a step's spikes: double it
-            LT = np.concatenate([LT[:n], np.empty(LT.size + N + 64)])
-            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + N + 64, 2), np.int64)])
+            grow = max(LT.size, N + 64)
+            LT = np.concatenate([LT[:n], np.empty(LT.size + grow)])
+            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + grow, 2), np.int64)])
     rows = int(I[mod.I_ROW])
     info.update(queue_high_water=int(I[mod.I_HWM]),
                 snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")

@@ -65,6 +65,7 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
+from ..kernels.layers import count_events
 from ..network import Network, NeuronSpec, Readout
 from ..neurons import CubaLI
 from ..result import SimulationResult
@@ -143,9 +144,8 @@ def _count_chunks(frames: np.ndarray, steps: int, t_start: float, dt: float, chu
     """Event-count frames ``(T, *shape)`` -> kernel chunks: step ``k``'s counts arrive at ``t_k``."""
     for k0 in range(0, steps, chunk_steps):
         block = frames[k0:min(steps, k0 + chunk_steps)].reshape(-1, int(np.prod(frames.shape[1:])))
-        k, pos = np.nonzero(block)
-        cnt = block[k, pos].astype(np.int64)
-        yield t_start + (k + k0 + 1) * float(dt), pos.astype(np.int64), cnt
+        k, pos, cnt = count_events(np.ascontiguousarray(block))
+        yield t_start + (k + k0 + 1) * float(dt), pos, cnt
 
 
 def _resolve_times(options: dict, events_in_memory, is_stream: bool):

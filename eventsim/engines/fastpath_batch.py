@@ -89,7 +89,7 @@ def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t
     V = _aligned(np.zeros(max(mod.V_SIZE, 1)))
     S = np.zeros(max(mod.S_SIZE, 1))
     I = np.zeros(max(mod.I_SIZE, 1), np.int64)
-    U = np.zeros(max(N, 1), np.uint8)
+    U = np.zeros(max(2 * N, 1), np.uint8)   # touched flags, then spike flags of the step
     for pop in spec.pops:
         C, n, off = pop["C"], pop["C"] * pop["H"] * pop["W"], pop["off"]
         V[off:off + n] = np.tile(np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)

@@ -262,7 +262,8 @@ def check_{p}(k, t, {STATE}):
                 LN[m, 1] = 1
                 I[I_LOG] = m + 1
             I[I_WL + P{p}_OFF + I[I_WN + {p}]] = c * {HW} + jl // {C}
-            I[I_WN + {p}] += 1''')
+            I[I_WN + {p}] += 1
+            U[N_NEURONS + g] = 1''')
     if not pop["drive"]:   # a driven population is touched at every step anyway
         w(f"if k + 1 < I[I_NSTEPS] and {_would_fire(pop, 'u')}:   # it fires at the next step without input: wake it", 2)
         w(f"I[I_WK + P{p}_OFF + I[I_KN + {p}]] = c * {HW} + jl // {C}", 3)
@@ -272,24 +273,36 @@ def check_{p}(k, t, {STATE}):
 
 
 def _spikes(w: _Writer, p: int, pop: dict) -> None:
-    HW = pop["H"] * pop["W"]
+    C, HW = pop["C"], pop["H"] * pop["W"]
     w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def spikes_{p}(t, {STATE}):
     """Scatter the step's spikes of population {p} ({pop['name']}) in flat-index order, one event of value
-    amplitude and multiplicity 1 each; a row for every synop budget reached."""
+    amplitude and multiplicity 1 each; a row for every synop budget reached. Many spikes (one
+    neuron in 16 or more): a scan of the spike flags U[N_NEURONS + g] in flat order, cheaper than
+    sorting them; else the worklist, sorted."""
     n = I[I_WN + {p}]
     if n == 0:
         return
     if n > I[I_HWM]:
         I[I_HWM] = n
+    I[I_WN + {p}] = 0
+    if n * 16 >= {C * HW}:
+        for c in range({C}):
+            for hw in range({HW}):
+                g = P{p}_OFF + hw * {C} + c
+                if U[N_NEURONS + g]:
+                    U[N_NEURONS + g] = 0
+                    deliver_{p + 1}(c * {HW} + hw, {_prm(pop, 1, "c")}, 1, t, {STATE})
+                    budgets(t, {STATE})
+        return
     sort_range(I, I_WL + P{p}_OFF, n)
     for i in range(n):
         pos = I[I_WL + P{p}_OFF + i]
         c = pos // {HW}
+        U[N_NEURONS + P{p}_OFF + (pos - c * {HW}) * {C} + c] = 0
         deliver_{p + 1}(pos, {_prm(pop, 1, "c")}, 1, t, {STATE})
         budgets(t, {STATE})
-    I[I_WN + {p}] = 0
 ''')
 
 

@@ -151,3 +151,17 @@ def test_nmnist_recordings_shipped_model(nmnist_dir):
         assert fast.spikes > 1000
         fast, _ = both(net, events, record="spikes", **kw)
         against_stepped(net, events, fast, 34, dt_us=10_000)
+
+
+def test_generated_batch_source_is_readable():
+    """One function per layer and step phase, each with a docstring naming its layer."""
+    from eventsim.engines.fastpath import kernel_source
+    net = es.Network((2, 6, 6), [es.Conv2d(np.ones((3, 2, 3, 3)), bias=np.ones(3), padding=1), es.IF(), es.MaxPool2d(2),
+                                 es.Flatten(), es.Linear(np.ones((4, 27))), es.LIF(leak=0.9), es.Readout()])
+    src = kernel_source(net, dt_us=1000.0, simultaneous="batch")
+    assert "Conv2d layer 0: (2, 6, 6) -> (3, 6, 6)" in src and "Spike-max pooling layer 2" in src
+    assert "Linear layer 4: 27 -> 4" in src and "def check_1" in src and "def spikes_0" in src
+    assert "constant charge per step" in src and "def begin_step" in src
+    compile(src, "generated", "exec")
+    with pytest.raises(ValueError, match="dt_us"):
+        kernel_source(net, simultaneous="batch")

@@ -207,8 +207,8 @@ def test_nmnist_recordings_shipped_model(nmnist_dir):
 
 
 @pytest.mark.parametrize("change, reason", [
-    (dict(simultaneous="batch"), "batch"),
     (dict(record="membrane"), "membrane"),
+    (dict(simultaneous="batch", record="membrane"), "membrane"),
 ])
 def test_fallback_options(change, reason):
     net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((1, 4))), es.IF(), es.Readout()])

@@ -35,6 +35,13 @@ def test_a_general_path_run_cannot_pass_and_a_missing_peer_is_skipped():
     assert got["batch"]["verdict"] == "MISS"
 
 
+def test_batch_mode_passes_only_on_the_fast_path():
+    fast = {v["key"]: v for v in verdicts(_timings(batch=0.002, batch_paths=["fast"]))}
+    general = {v["key"]: v for v in verdicts(_timings(batch=0.002, batch_paths=["fast", "general"]))}
+    assert fast["batch"]["ratio"] == pytest.approx(2.0) and fast["batch"]["verdict"] == "PASS"
+    assert general["batch"]["ratio"] == pytest.approx(2.0) and general["batch"]["verdict"] == "MISS"
+
+
 def test_docs_page_is_the_readme_part_of_the_report():
     md = "# title\n\n## eventsim vs peers\n\nsummary\n\n## Targets\n\nrows\n\n## Details\n\nlong tables\n"
     page = docs_page(md)

@@ -90,7 +90,8 @@ def test_async_windows_equal_whole_run(edges, mode, bias, delay):
     split = run_windows(net, ev, "async", edges, **opts)
     assert_same(split, whole)
     np.testing.assert_array_equal(split.info["row_kind"], whole.info["row_kind"])
-    assert split.info["queue_high_water"] == whole.info["queue_high_water"]
+    if whole.info["path"] == split.info["path"]:   # (windows run on the general path; the fast path
+        assert split.info["queue_high_water"] == whole.info["queue_high_water"]   # counts no heap)
     for name, times in whole.info["spike_times"].items():
         np.testing.assert_array_equal(split.info["spike_times"][name], times)
 

@@ -65,10 +65,11 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
+from ..kernels.layers import count_events
 from ..network import Network, NeuronSpec, Readout
 from ..neurons import CubaLI
 from ..result import SimulationResult
-from . import fastpath
+from . import fastpath, fastpath_batch
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
                             _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype)
 from .cache import cache_for
@@ -153,9 +154,8 @@ def _count_chunks(frames: np.ndarray, steps: int, t_start: float, dt: float, chu
     """Event-count frames ``(T, *shape)`` -> kernel chunks: step ``k``'s counts arrive at ``t_k``."""
     for k0 in range(0, steps, chunk_steps):
         block = frames[k0:min(steps, k0 + chunk_steps)].reshape(-1, int(np.prod(frames.shape[1:])))
-        k, pos = np.nonzero(block)
-        cnt = block[k, pos].astype(np.int64)
-        yield t_start + (k + k0 + 1) * float(dt), pos.astype(np.int64), cnt
+        k, pos, cnt = count_events(np.ascontiguousarray(block))
+        yield t_start + (k + k0 + 1) * float(dt), pos, cnt
 
 
 def _resolve_times(options: dict, events_in_memory, is_stream: bool):
@@ -352,16 +352,25 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 
     # ---------------------------------------------------------------- fast path (see .fastpath)
+    counts = batch and frames is not None and is_counts   # batch mode runs count frames as event chunks
     why = "biases that are currents per second" if current_bias else fastpath.unsupported(
-        network, comp, batch, frames, record, windowed, compiled, len(inputs) if events is not None else 0,
-        prefer=fast_path)
+        network, comp, batch, None if counts else frames, record, windowed, compiled,
+        len(inputs) if events is not None else 0, prefer=fast_path)
     if why is None:
+        info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
+        if batch:
+            if counts:
+                chunks = _count_chunks(frames if frames.shape[0] > 1 else
+                                       np.broadcast_to(frames, (steps,) + frames.shape[1:]), steps, t0, dt_us)
+            else:
+                chunks = _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
+            return fastpath_batch.run_fast_batch(network, comp, compiled, chunks, record, snap_t, snap_b, t0, t_stop,
+                                                 dt_us, steps, synop_convention, info)
         slot = "fastpath_readout" + ("_float32" if f32 else "")
         if slot not in compiled:   # the readout's constant current (its bias), per step
             y_const = _constant_currents(network, None)[1] if network.has_readout else None
             compiled[slot] = _round32(y_const) if f32 and y_const is not None else y_const
         y_const = compiled[slot]
-        info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
         return fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
                                                                         steps, batch, chunk_events),
                                  record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info)

@@ -13,10 +13,14 @@ chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, 
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays and no constant current into a population; snapshot rows at times and at synop
 budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``dtype="float64"`` or
-``"float32"`` (float32 membranes V and weights W; the generated source differs, so does its hash). Everything else — batch
-mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
-``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
-know — runs on the general path.
+``"float32"`` (float32 membranes V and weights W; the generated source differs, so does its hash).
+Batch mode (``simultaneous="batch"``) has its own generated kernel
+(:mod:`eventsim.engines.fastpath_batch`, :mod:`eventsim.kernels.fastpath_batch`) for the same
+layers, on event arrays or count frames, with biases into populations as charges per step.
+Everything else — analog array inputs (and count frames in continuous time), delays, refractory
+periods, per-step gain/bias, biases into a population in continuous time, ``record="membrane"``,
+``pause_us``/``resume``, and any neuron kind or field this module does not know — runs on the
+general path.
 
 Cache. The generator (:mod:`eventsim.kernels.fastpath_gen`) writes a self-contained module (it
 imports nothing from eventsim) into :func:`kernel_dir`; its file name is the SHA-256 of its own
@@ -39,11 +43,13 @@ import numba
 import numpy as np
 
 from ..kernels import async_layout as A
+from ..kernels import fastpath_batch as batch_gen
 from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
 from .async_compile import _classify, _compile, as_float32, check_dtype
+from . import fastpath_batch
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -86,8 +92,6 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
         mode = "1" if prefer else "0"
     if mode == "0":
         return "disabled (EVENTSIM_FASTPATH=0 or fast_path=False)"
-    if batch:
-        return "simultaneous='batch'"
     if frames is not None:
         return "array input (frames)"
     if windowed:
@@ -95,11 +99,12 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
     if "membrane" in record:
         return "record='membrane'"
     if "fastpath_layers" not in comp.fields:   # per compiled network, once
-        comp.fields["fastpath_layers"] = _unsupported_layers(network, comp)
+        comp.fields["fastpath_layers"] = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(
+            network, comp)
     why = comp.fields["fastpath_layers"]
     if why is not None or mode == "1":
         return why
-    name = _source(network, comp, record, cache)[1]
+    name = _source(network, comp, record, cache, batch)[1]
     if name in _MODULES or (kernel_dir() / f"{name}.py").exists():
         return None
     calls = cache["fastpath_calls"] = cache.get("fastpath_calls", 0) + 1
@@ -177,8 +182,8 @@ def kernel_dir() -> Path:
 
 
 def _own_source() -> str:
-    """The source text the generated code depends on: the generator and this driver."""
-    return inspect.getsource(fastpath_gen) + inspect.getsource(sys.modules[__name__])
+    """The source text the generated code depends on: the generators and their drivers."""
+    return "".join(inspect.getsource(m) for m in (fastpath_gen, sys.modules[__name__], batch_gen, fastpath_batch))
 
 
 def source_hash(source: str) -> str:
@@ -209,13 +214,16 @@ def kernel_module(source: str):
     return mod
 
 
-def _source(network, comp, record, cache: dict):
-    """``(source, module name, spec)`` of this network's kernel (generated once per network and record)."""
+def _source(network, comp, record, cache: dict, batch: bool = False):
+    """``(source, module name, spec)`` of this network's kernel (generated once per network and record;
+    ``batch``: the batch-mode kernel, :mod:`eventsim.kernels.fastpath_batch`)."""
     # per compiled network (one per dt_us and synop convention: leaks and out-degrees depend on them)
-    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record)
+    key = ("fastpath_source", id(comp), "spikes" in record, "spike_times" in record, batch)
     if key not in cache:
         spec = _spec(network, comp, record)
-        source = fastpath_gen.generate(spec)
+        if batch:
+            fastpath_batch.batch_fields(spec, network, comp)
+        source = batch_gen.generate_batch(spec) if batch else fastpath_gen.generate(spec)
         cache[key] = (source, "eventsim_fp_" + source_hash(source), spec)
     return cache[key]
 
@@ -333,15 +341,26 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         info=info)
 
 
-def kernel_source(network, record=(), dt_us: float | None = None, dtype: str = "float64") -> str:
-    """The generated kernel module's source text for ``network`` (event input, continuous time,
-    ``dtype`` as in :func:`~eventsim.engines.asynchronous.simulate_async`), to read or save;
-    raises ValueError when the network is not covered by the fast path."""
+def kernel_source(network, record=(), dt_us: float | None = None, simultaneous: str = "none",
+                  dtype: str = "float64") -> str:
+    """The generated kernel module's source text for ``network`` (event input; continuous time, or
+    the step grid with ``simultaneous="batch"`` and ``dt_us``; ``dtype`` as in
+    :func:`~eventsim.engines.asynchronous.simulate_async`), to read or save; raises ValueError when
+    the network is not covered by the fast path."""
     record = (record,) if isinstance(record, str) else tuple(record)
-    comp = _compile(network, _classify(network, True), True, "all", dt_us, False)
+    batch = simultaneous == "batch"
+    if batch and dt_us is None:
+        raise ValueError("simultaneous='batch' runs on a step grid: pass dt_us=")
+    comp = _compile(network, _classify(network, True), True, "all", dt_us, batch)
     if check_dtype(dtype) == "float32":
+        if batch:
+            raise ValueError("dtype='float32' runs in continuous time only (simultaneous='none')")
         comp = as_float32(comp)
-    why = _unsupported_layers(network, comp)
+    why = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(network, comp)
     if why is not None:
         raise ValueError(f"the fast path does not cover this network: {why}")
-    return fastpath_gen.generate(_spec(network, comp, record))
+    spec = _spec(network, comp, record)
+    if batch:
+        fastpath_batch.batch_fields(spec, network, comp)
+        return batch_gen.generate_batch(spec)
+    return fastpath_gen.generate(spec)

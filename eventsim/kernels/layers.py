@@ -106,3 +106,22 @@ def pool2d(x, n, kh, kw, sh, sw, ph, pw, mode, out, out_n):
                 else:
                     out[ch, oy, ox] = best if any_in else 0.0
                     out_n[ch, oy, ox] = 1 if cnt > 0 else 0
+
+
+@njit(**JIT)
+def count_events(block):
+    """Non-zero entries of a ``(steps, positions)`` block of event counts, step by step in position
+    order: ``(step, position, count)`` (what :func:`numpy.nonzero` gives, in one pass per array)."""
+    n = 0
+    for v in block.ravel():
+        if v != 0.0:
+            n += 1
+    k, pos, cnt = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = 0
+    for s in range(block.shape[0]):
+        for p in range(block.shape[1]):
+            v = block[s, p]
+            if v != 0.0:
+                k[i], pos[i], cnt[i] = s, p, np.int64(v)
+                i += 1
+    return k, pos, cnt

@@ -10,7 +10,9 @@ recordings:
 * ``stepped``, ``sinabs``, ``SpikingJelly`` at 10 ms, 1 ms and 0.1 ms bins (34, 340 and 3,400 steps
   cover the 340 ms of every recording); inputs are binned beforehand, outside the timed region;
   the peers run in float32 (their default) without counters.
-* ``batch``: the asynchronous engine in batch mode on the same 10 ms steps as the stepped engine.
+* ``batch``: the asynchronous engine in batch mode on the same 10 ms steps as the stepped engine,
+  on the same binned frames. Warmed up like ``async`` until the automatic choice runs the fast
+  path's batch kernel; every timed call is checked to have run it.
 
 Tools take turns per round and each keeps its fastest round (the machine is shared).
 """
@@ -55,11 +57,11 @@ def load_events(n: int, root) -> list[np.ndarray]:
     return events
 
 
-def _async_runner(net: es.Network):
+def _async_runner(net: es.Network, **options):
     paths = []
 
     def run(ev):
-        res = es.simulate(net, ev, engine="async")
+        res = es.simulate(net, ev, engine="async", **options)
         paths.append(res.info.get("path"))
         return res
     return run, paths
@@ -81,7 +83,8 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
     -------
     dict
         ``{"async": s, "async_fine": s (on the fine subset), "batch": s, "stepped_<dt>": s,
-        "<peer>_<dt>": s, "samples": n, "fine_samples": m, "async_paths": [...]}``
+        "<peer>_<dt>": s, "samples": n, "fine_samples": m, "async_paths": [...],
+        "batch_paths": [...]}`` (the paths of the timed calls)
     """
     import torch
     net = case.network
@@ -92,7 +95,11 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
     fine = min(fine_samples, len(events))
     jobs = {"async": (run_async, list(events)), "async_fine": (run_async, list(events[:fine]))}
     frames10 = [events_to_steps(ev, net.input_shape, DT_US, STEPS) for ev in events]
-    jobs["batch"] = (lambda f: es.simulate(net, f, engine="async", dt_us=DT_US, simultaneous="batch"), frames10)
+    run_batch, batch_paths = _async_runner(net, dt_us=DT_US, simultaneous="batch")
+    for f in frames10[:3]:                         # the same for the batch-mode kernel
+        run_batch(f)
+    batch_paths.clear()
+    jobs["batch"] = (run_batch, frames10)
     for dt in BINS_US:
         steps = SPAN_US // dt
         recs = events if dt >= 1000 else events[:fine]
@@ -111,7 +118,8 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
             if r and key.endswith("_100"):
                 continue
             best[key] = min(best[key], seconds_per_sample(run, inputs, warmup=1 if r == 0 else 0))
-    best.update(samples=len(events), fine_samples=fine, async_paths=sorted(set(paths)))
+    best.update(samples=len(events), fine_samples=fine, async_paths=sorted(set(paths)),
+                batch_paths=sorted(set(batch_paths)))
     return best
 
 
@@ -126,7 +134,7 @@ def verdicts(t: dict) -> list[dict]:
         else:
             out.append(dict(key=key, label=label, minimum=minimum, ratio=None, verdict="SKIPPED"))
             continue
-        fast = key == "batch" or t["async_paths"] == ["fast"]
+        fast = t.get("batch_paths", ["fast"]) == ["fast"] if key == "batch" else t["async_paths"] == ["fast"]
         out.append(dict(key=key, label=label, minimum=minimum, ratio=ratio,
                         verdict="PASS" if ratio >= minimum and fast else "MISS"))
     return out

@@ -1,0 +1,150 @@
+"""Fast path of the asynchronous engine in batch mode (``simultaneous="batch"``): the driver of the
+kernel :mod:`eventsim.kernels.fastpath_batch` generates per network topology.
+
+:func:`eventsim.engines.fastpath.unsupported` decides (with :func:`unsupported_layers` for a batch
+call); :func:`run_fast_batch` runs the kernel over the input chunks (event arrays or count frames,
+both as ``(t_k, flat position, count)`` per step) and builds the result as the general path does:
+the same rows, counters, rasters, spike times and readout, bit for bit.
+
+Covered: the network kinds of the continuous fast path (Conv2d, Linear, Sum/Avg/MaxPool2d,
+Flatten, Add, Branch, IF, LIF with per-step leak or ``tau_s``, a Readout) with zero delays, plus
+biases: a population fed a constant current takes it as one charge per step. Everything else of
+batch mode (synaptic delays, refractory periods, per-step gain/bias tables, sinabs's
+``multi_spike``/``v_min``, analog input, ``record="membrane"``, ``pause_us``/``resume``) runs on the
+general path.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from itertools import chain
+
+import numpy as np
+
+from ..kernels import async_layout as A
+from ..result import SimulationResult
+from .async_compile import _constant_currents
+
+__all__ = ["unsupported_layers", "batch_fields", "run_fast_batch"]
+
+
+def unsupported_layers(network, comp) -> str | None:
+    """Why a batch-mode call of this compiled network is not covered by the batch kernel (None: it is)."""
+    from .fastpath import _KNOWN
+    for layer in network.layers:
+        known = _KNOWN.get(type(layer))
+        if known is None:
+            return f"{layer.name}: layer kind {type(layer).__name__}"
+        extra = {f.name for f in fields(layer)} - known
+        if extra:
+            return f"{layer.name}: unknown fields {sorted(extra)}"
+        if getattr(layer, "delay_us", 0.0):
+            return f"{layer.name}: synaptic delay (batch mode)"
+        if getattr(layer, "multi_spike", False) or getattr(layer, "v_min", None) is not None:
+            return f"{layer.name}: sinabs step options (multi_spike, v_min)"
+    pi = comp.fields["pi"]
+    for p, i in enumerate(comp.pops):
+        spec = network.layers[i]
+        if spec.refractory_us:
+            return f"{spec.name}: refractory period"
+        if pi[p, A.P_GAIN] or pi[p, A.P_BIAS]:
+            return f"{spec.name}: per-step gain/bias"
+        if pi[p, A.P_MODEL] == A.MODEL_CUBA or pi[p, A.P_STEPX]:
+            return f"{spec.name}: neuron model"
+    if comp.analog_macs:
+        return "a weighted layer fed a constant input (dense MACs per step)"
+    return None
+
+
+def batch_fields(spec, network, comp) -> None:
+    """Add what the batch generator needs to a continuous :class:`~eventsim.kernels.fastpath_gen.FastSpec`:
+    per population the per-step leak λ, the integrate/fire order and whether it takes a constant
+    charge per step; the number of max-pool windows; whether the readout has a constant input."""
+    pi, cf = comp.fields["pi"], comp.fields["cf"]
+    for p, pop in enumerate(spec.pops):
+        c0 = int(pi[p, A.P_COFF])
+        pop.update(leak=cf[A.C_LEAK, c0:c0 + pop["C"]].copy(), ifirst=bool(pi[p, A.P_IFIRST]),
+                   drive=bool(pi[p, A.P_DRIVE]))
+    spec.n_windows = comp.n_windows
+    spec.y_const = bool(network.has_readout and np.any(_constant_currents(network, None)[1] != 0.0))
+    spec.batch = True
+
+
+def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
+                   dt_us: float, steps: int, convention: str, info: dict) -> SimulationResult:
+    """Run the generated batch kernel over the input chunks; the result as the general path's."""
+    from .fastpath import _aligned, _source, kernel_module
+    key = ("fastpath_batch", id(comp), "spikes" in record, "spike_times" in record)
+    if key not in cache:
+        source, _, spec = _source(network, comp, record, cache, batch=True)
+        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["leak"]]) for p in spec.pops]) \
+            if spec.pops else np.zeros(1)
+        W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
+        D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
+        currents, y_const, _ = _constant_currents(network, None)
+        cache[key] = (kernel_module(source), spec, np.ascontiguousarray(prm), _aligned(W), np.ascontiguousarray(D),
+                      currents, y_const)
+    mod, spec, prm, W, D, currents, y_const = cache[key]
+    N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
+    K = snap_t.size + snap_b.size
+    V = _aligned(np.zeros(max(mod.V_SIZE, 1)))
+    S = np.zeros(max(mod.S_SIZE, 1))
+    I = np.zeros(max(mod.I_SIZE, 1), np.int64)
+    U = np.zeros(max(2 * N, 1), np.uint8)   # touched flags, then spike flags of the step
+    for pop in spec.pops:
+        C, n, off = pop["C"], pop["C"] * pop["H"] * pop["W"], pop["off"]
+        V[off:off + n] = np.tile(np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)
+        if pop["drive"]:   # (C, H·W) -> channels innermost
+            V[mod.C_OFF + off:mod.C_OFF + off + n] = currents[pop["layer"]].T.ravel()
+    I[mod.I_LS:mod.I_LS + N] = -1
+    I[mod.I_MPK:mod.I_MPK + spec.n_windows] = -1
+    I[mod.I_NSTEPS] = steps
+    S[mod.S_T0], S[mod.S_DT] = t0, float(dt_us)
+    if n_out and y_const is not None:
+        S[mod.S_YC:mod.S_YC + n_out] = y_const
+    RT, RK = np.zeros(K), np.zeros(K, np.int64)
+    RC, RY = np.zeros((3, K, L), np.int64), np.zeros((K, max(n_out, 0)))
+    RAST = np.zeros((K, N) if spec.record_raster else (0, 1), np.int64)
+    size = 2 * (N + 1) if spec.record_times else 0
+    LT, LN = np.empty(size), np.empty((size, 2), np.int64)
+    snap_t = np.ascontiguousarray(snap_t, np.float64)
+    snap_b = np.ascontiguousarray(snap_b, np.int64)
+    state = (V, S, I, U, prm, W, D, RT, RK, RC, RY, RAST)
+    mod.start(*state, LT, LN, snap_t, snap_b)
+    e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
+    for ev_t, ev_pos, ev_cnt in chain(chunks, [e]):
+        I[mod.I_INPUT] = 0
+        final = ev_t is e[0]
+        while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
+            n = int(I[mod.I_LOG])   # the spike-time log cannot hold a step's spikes: double it
+            grow = max(LT.size, N + 64)
+            LT = np.concatenate([LT[:n], np.empty(LT.size + grow)])
+            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + grow, 2), np.int64)])
+    rows = int(I[mod.I_ROW])
+    info.update(queue_high_water=int(I[mod.I_HWM]),
+                snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
+    info["row_kind"] = RK[:rows].copy()
+    rasters, times = {}, {}
+    m = int(I[mod.I_LOG])
+    for pop in spec.pops:
+        name, shape = pop["name"], network.shapes[pop["layer"]]
+        C, H, Wd, off = pop["C"], pop["H"], pop["W"], pop["off"]
+        n = C * H * Wd
+        if spec.record_raster:
+            rasters[name] = RAST[:rows, off:off + n].reshape(rows, H, Wd, C).transpose(0, 3, 1, 2).reshape(
+                (rows,) + shape)
+        if spec.record_times:
+            sel = np.flatnonzero((LN[:m, 0] >= off) & (LN[:m, 0] < off + n))
+            chw = np.arange(n).reshape(C, H, Wd).transpose(1, 2, 0).ravel()
+            rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
+            rec["t_us"], rec["neuron"] = LT[sel], chw[LN[sel, 0] - off]
+            times[name] = np.sort(rec, order=("t_us", "neuron"))
+            if pop["layer"] == L - 1:     # the output population, in emission order (decoding)
+                info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())
+    if spec.record_times:
+        info["spike_times"] = times
+    return SimulationResult(
+        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT[:rows].copy(),
+        logits=RY[:rows].copy(), spikes_per_row=RC[0, :rows].copy(), synops_per_row=RC[1, :rows].copy(),
+        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
+        synop_convention=convention, dt_us=float(dt_us), rasters=rasters, membranes={}, info=info)
+

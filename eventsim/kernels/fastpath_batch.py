@@ -208,7 +208,7 @@ def _would_fire(pop, v: str) -> str:
 
 def _population(w: _Writer, spec, p: int, pop: dict) -> None:
     C, H, Wd, off, layer = pop["C"], pop["H"], pop["W"], pop["off"], pop["layer"]
-    HW, n = H * Wd, C * H * Wd
+    HW = H * Wd
     leaky = not bool(np.all(pop["leak"] == 1.0))
     w(f"# {'-' * 77} population {p}: {pop['name']}, {'LIF' if leaky else 'IF'}, shape ({C}, {H}, {Wd})"
       + (", constant charge per step" if pop["drive"] else ""))

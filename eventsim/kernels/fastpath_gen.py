@@ -156,8 +156,6 @@ def generate(spec: FastSpec) -> str:
     w('JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", _nrt=False)')
     w('# functions only the kernel calls: no CPython or C entry points to build')
     w('INTERNAL = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)')
-    w("# an index cast to unsigned: Numba then emits no negative-index wraparound code (hot loops only)")
-    w("U64 = np.uint64")
     w(f'INLINE = {spec.inline!r}  # Numba-level inlining of the per-layer functions: one compiled unit, compiled once')
     w("")
     w(f"N_NEURONS = {N}")
@@ -204,6 +202,9 @@ def generate(spec: FastSpec) -> str:
 
 def _helpers(w: _Writer) -> None:
     w('''
+# an index cast to unsigned: Numba then emits no negative-index wraparound code (hot loops only)
+U64 = np.uint64
+
 def make_tap(n, ge, kind, f32=False):
     """An intrinsic doing one tap of n channels as vector operations (n <= 64):
 

@@ -73,8 +73,8 @@ AUTO_CALLS = 3
 AUTO_EVENTS = 1_000_000
 
 
-def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cache: dict,
-                n_events: int, prefer: bool | None = None) -> str | None:
+def unsupported(network, comp, batch: bool, frames, record, cache: dict, n_events: int,
+                prefer: bool | None = None) -> str | None:
     """Why this call does not run on the fast path (None: it does).
 
     ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported; otherwise the
@@ -89,8 +89,6 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
         return "simultaneous='batch'"
     if frames is not None:
         return "array input (frames)"
-    if windowed:
-        return "pause_us/resume"
     if "membrane" in record:
         return "record='membrane'"
     if "fastpath_layers" not in comp.fields:   # per compiled network, once
@@ -243,8 +241,12 @@ def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
 
 
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
-             dt_us, readout_current, convention: str, info: dict) -> SimulationResult:
-    """Run the generated kernel over the event chunks and build the result as the general path does."""
+             dt_us, readout_current, convention: str, info: dict, pause_us: float | None = None,
+             resume: dict | None = None) -> SimulationResult | dict:
+    """Run the generated kernel over the event chunks and build the result as the general path does.
+
+    ``pause_us``: stop there (a window's end) and return the saved state (:func:`save_state`)
+    instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from."""
     mod, spec, prm, W, D = _prepared(network, comp, record, cache)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
@@ -252,16 +254,6 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     S = np.zeros(mod.S_SIZE)
     I = np.zeros(mod.I_SIZE, np.int64)
     U = np.zeros(max(N, 1), np.uint8)
-    for p, pop in enumerate(spec.pops):
-        C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
-        V[pop["off"]:pop["off"] + n] = np.tile(np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init),
-                                                                (C,)), n // C)
-        if pop["lif"]:
-            S[getattr(mod, f"S_LT0_{p}")] = t0
-            S[getattr(mod, f"S_LAT_{p}")] = -np.inf
-    S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
-    if n_out and readout_current is not None and dt_us:
-        S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
     RT, RK = np.zeros(K), np.zeros(K, np.int64)
     RC, RY = np.zeros((3, K, L), np.int64), np.zeros((K, max(n_out, 0)))
     RAST = np.zeros((K, N) if spec.record_raster else (0, 1), np.int64)
@@ -270,16 +262,31 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     snap_t = np.ascontiguousarray(snap_t, np.float64)
     snap_b = np.ascontiguousarray(snap_b, np.int64)
     state = (V, S, I, U, prm, W, D, RT, RK, RC, RY, RAST)
-    I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
-    mod.start(t0, *state, LT, LN, snap_t, snap_b)
+    if resume is None:
+        for p, pop in enumerate(spec.pops):
+            C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
+            V[pop["off"]:pop["off"] + n] = np.tile(
+                np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)
+            if pop["lif"]:
+                S[getattr(mod, f"S_LT0_{p}")] = t0
+                S[getattr(mod, f"S_LAT_{p}")] = -np.inf
+        S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
+        if n_out and readout_current is not None and dt_us:
+            S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
+        I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
+        mod.start(t0, *state, LT, LN, snap_t, snap_b)
+    else:
+        LT, LN = _restore(resume, mod, _digest(comp, cache, prm, W, D), state, LT, LN)
     e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
-    for ev_t, ev_pos, ev_cnt in chain(chunks, [e]):
+    for ev_t, ev_pos, ev_cnt in chain(chunks, [] if pause_us is not None else [e]):
         I[mod.I_INPUT] = 0
         final = ev_t is e[0]
         while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
-            n = int(I[mod.I_LOG])   # the spike-time log is nearly full: double it
-            LT = np.concatenate([LT[:n], np.empty(LT.size + 64)])
-            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + 64, 2), np.int64)])
+            LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
+    if pause_us is not None:
+        while not mod.pause(float(pause_us), *state, LT, LN, snap_t, snap_b):
+            LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
+        return save_state(mod, _digest(comp, cache, prm, W, D), state, LT, LN, N)
     rows = int(I[mod.I_ROW])
     info.update(queue_high_water=int(I[mod.I_HWM]),
                 snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
@@ -310,6 +317,76 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
         info=info)
+
+
+def _grown(LT, LN, n: int):
+    """The spike-time log (nearly full: ``n`` entries used) with room for 64 more than twice as many."""
+    return (np.concatenate([LT[:n], np.empty(LT.size + 64)]),
+            np.concatenate([LN[:n], np.empty((LN.shape[0] + 64, 2), np.int64)]))
+
+
+def _digest(comp, cache: dict, prm, W, D) -> str:
+    """SHA-256 of the kernel's parameter arrays (thresholds, amplitudes, time constants, weights,
+    out-degrees): a saved state records it, so that a state is never continued with other weights."""
+    key = ("fastpath_digest", id(comp))
+    if key not in cache:
+        h = hashlib.sha256()
+        for a in (prm, W, D):
+            h.update(np.ascontiguousarray(a).tobytes())
+        cache[key] = h.hexdigest()[:24]
+    return cache[key]
+
+
+#: the arrays of a fast-path state (EngineState.data of a run paused on the fast path), besides
+#: ``k`` (the pause's step index), ``path`` ("fast"), ``kernel`` (module name) and ``params`` (digest)
+STATE_ARRAYS = ("V", "S", "I", "U", "RT", "RK", "RC", "RY", "RAST", "LT", "LN")
+
+
+def save_state(mod, digest: str, state, LT, LN, N: int) -> dict:
+    """The kernel's state arrays as plain NumPy arrays (picklable: Dask sends them between workers),
+    minus the rows not taken yet and the unused tail of the spike-time log; ``kernel`` and ``params``
+    name the generated module and the parameters they belong to."""
+    V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
+    rows, log = int(I[mod.I_ROW]), int(I[mod.I_LOG])
+    open_row = min(rows + 1, RAST.shape[0])    # the raster's open row already counts spikes
+    return dict(path="fast", kernel=mod.__name__, params=digest, V=V[:max(N, 1)].copy(), S=S.copy(),
+                I=I.copy(), U=U.copy(), RT=RT[:rows].copy(), RK=RK[:rows].copy(), RC=RC[:, :rows].copy(),
+                RY=RY[:rows].copy(), RAST=RAST[:open_row].copy(), LT=LT[:log].copy(), LN=LN[:log].copy())
+
+
+def _restore(data: dict, mod, digest: str, state, LT, LN):
+    """Load a saved fast-path state into fresh arrays of the same kernel; returns the spike-time
+    log ``(LT, LN)`` (at least twice the saved length). A state of another kernel (another
+    topology, thresholds, record options or eventsim version) or of other weights is refused."""
+    if data.get("path") != "fast":
+        raise ValueError("resume=: this state was paused on the asynchronous engine's general path; "
+                         "it continues there only")
+    if data.get("kernel") != mod.__name__:
+        raise ValueError(f"resume=: the state was paused by fast-path kernel {data.get('kernel')!r}, but this call "
+                         f"runs {mod.__name__!r} (the network's topology or thresholds, the record options or "
+                         "eventsim's version differ)")
+    if data.get("params") != digest:
+        raise ValueError("resume=: the state was paused on a network with other weights or neuron parameters")
+    missing = [name for name in STATE_ARRAYS if name not in data]
+    if missing:
+        raise ValueError(f"resume=: the saved fast-path state lacks {missing}")
+    V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
+    rows = int(data["I"][mod.I_ROW]) if data["I"].shape == I.shape else -1
+    for name, dst, src in (("V", V, data["V"]), ("S", S, data["S"]), ("I", I, data["I"]), ("U", U, data["U"]),
+                           ("RT", RT[:rows], data["RT"]), ("RK", RK[:rows], data["RK"]),
+                           ("RC", RC[:, :rows], data["RC"]), ("RY", RY[:rows], data["RY"]),
+                           ("RAST", RAST[:data["RAST"].shape[0]], data["RAST"])):
+        if rows < 0 or dst.shape != np.shape(src) or dst.dtype != np.asarray(src).dtype:
+            raise ValueError(f"resume=: the saved array {name} does not fit this network and these options")
+        dst[...] = src
+    log = data["LT"].shape[0]
+    if LT.shape[0]:
+        size = max(LT.shape[0], 2 * log)
+        LT, LN = np.empty(size), np.empty((size, 2), np.int64)
+        LT[:log], LN[:log] = data["LT"], data["LN"]
+    elif log:
+        raise ValueError("resume=: the saved state has spike times, but this run does not record them")
+    return LT, LN
 
 
 def kernel_source(network, record=(), dt_us: float | None = None) -> str:

@@ -22,7 +22,8 @@ The emitted module holds, in this order and each with a docstring:
 * per source (0: the input, 1 + p: population p): ``deliver_s`` (one unit event along every path
   of that source, then the threshold tests);
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index
-  order: the general path's queue order) and the entry points ``start`` and ``run``.
+  order: the general path's queue order) and the entry points ``start``, ``run`` and ``pause``
+  (the end of a window of a paused run: the state arrays are then saved as they are).
 
 The arithmetic is the general path's, operation for operation (see
 :mod:`eventsim.kernels.async_fanout`, :mod:`eventsim.kernels.async_events`): ``v += a·w`` (IF),
@@ -754,5 +755,19 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] <= t_stop:
             record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
             I[I_SNAPT] += 1
+    return True
+
+
+@njit(**JIT)
+def pause(t_pause, {STATE}):
+    """End a window at t_pause (after a ``run`` over its events, all before t_pause): deliver the
+    spikes of the last instant and take the snapshot rows before t_pause. What is at t_pause
+    belongs to the next window, which starts from this state (the general path's pause). Returns
+    False when the spike-time log is nearly full (the driver grows it and calls again)."""
+    if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
+        return False
+    while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t_pause:
+        record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+        I[I_SNAPT] += 1
     return True
 ''')

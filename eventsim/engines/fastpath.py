@@ -12,10 +12,17 @@ Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterab
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``. Everything else — batch
-mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a population,
-``record="membrane"``, ``pause_us``/``resume``, and any neuron kind or field this module does not
-know — runs on the general path.
+budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``pause_us``/``resume``
+(windows: the kernel's ``pause`` ends a window, :func:`save_state` saves its arrays). Everything
+else — batch mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a
+population, ``record="membrane"``, and any neuron kind or field this module does not know — runs
+on the general path.
+
+Windows. A paused run's ``EngineState.data`` holds the kernel's state arrays (plain NumPy, see
+:data:`STATE_ARRAYS`), ``path="fast"``, the generated module's name and a digest of the
+parameter arrays; the general path's states say ``path="general"``. A resumed call continues on
+the path that paused it; a fast-path state that the fast path cannot continue (turned off, another
+kernel, other weights) is a ValueError, never a silent restart.
 
 Cache. The generator (:mod:`eventsim.kernels.fastpath_gen`) writes a self-contained module (it
 imports nothing from eventsim) into :func:`kernel_dir`; its file name is the SHA-256 of its own
@@ -42,7 +49,7 @@ from ..kernels import fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
-from .async_compile import _classify, _compile
+from .async_compile import _classify, _compile, _constant_currents
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -120,12 +127,37 @@ def _unsupported_layers(network, comp) -> str | None:
             return f"{layer.name}: sinabs step options (multi_spike, v_min)"
     pi = comp.fields["pi"]
     for p, i in enumerate(comp.pops):
-        if pi[p, A.P_SINK] not in (A.SINK_IF, A.SINK_LIF):
-            spec = network.layers[i]
+        spec = network.layers[i]
+        if pi[p, A.P_SINK] not in _SINKS or spec.step_bias is not None:
             why = ("refractory period" if spec.refractory_us else "per-step gain" if spec.step_gain is not None
-                   else "a constant current (bias or per-step bias)")
+                   else "per-step bias" if spec.step_bias is not None
+                   else "a constant current into a LIF with an infinite time constant on some channel")
             return f"{spec.name}: {why}"
     return None
+
+
+#: population kinds the generator knows: IF and LIF, without or with a constant current (a drive)
+_SINKS = (A.SINK_IF, A.SINK_LIF, A.SINK_DRIVEN_IF, A.SINK_DRIVEN_LIF)
+
+
+def _drives(network, comp, dt_us: float) -> dict:
+    """Per driven population (layer index): its drive per neuron, channels innermost, with the
+    general path's arithmetic (``async_events.set_drive``: rate ``r = (C + b)/Δt`` per µs, b the
+    per-step bias, 0 here; a LIF keeps ``v∞ = r·τ``)."""
+    currents = _constant_currents(network, None)[0]
+    f = comp.fields
+    pi, cf, dt = f["pi"], f["cf"], float(dt_us)
+    out = {}
+    for p, i in enumerate(comp.pops):
+        if not pi[p, A.P_DRIVE]:
+            continue
+        C, n = int(pi[p, A.P_C]), int(pi[p, A.P_N])
+        c0 = int(pi[p, A.P_COFF])
+        rate = (np.asarray(currents[i], np.float64).T.ravel() + 0.0) / dt
+        if pi[p, A.P_SINK] == A.SINK_DRIVEN_LIF:
+            rate = rate * np.tile(cf[A.C_TAU, c0:c0 + C], n // C)
+        out[i] = rate
+    return out
 
 
 def _spec(network, comp, record) -> fastpath_gen.FastSpec:
@@ -134,11 +166,13 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
     pops = []
     for p, i in enumerate(comp.pops):
         c0, C = int(pi[p, A.P_COFF]), int(pi[p, A.P_C])
+        kind = int(pi[p, A.P_SINK])
         pops.append(dict(layer=i, name=network.layers[i].name, C=C, H=int(pi[p, A.P_H]), W=int(pi[p, A.P_W]),
-                         off=int(pi[p, A.P_OFF]), lif=int(pi[p, A.P_SINK]) == 2, ge=bool(pi[p, A.P_GE]),
-                         zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
+                         off=int(pi[p, A.P_OFF]), lif=kind in (A.SINK_LIF, A.SINK_DRIVEN_LIF),
+                         ge=bool(pi[p, A.P_GE]), zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
                          theta=cf[A.C_THETA, c0:c0 + C].copy(), amp=cf[A.C_AMP, c0:c0 + C].copy(),
-                         itau=cf[A.C_ITAU, c0:c0 + C].copy()))
+                         itau=cf[A.C_ITAU, c0:c0 + C].copy(), drive=bool(pi[p, A.P_DRIVE]),
+                         tau=cf[A.C_TAU, c0:c0 + C].copy()))
     n_neurons = 0   # each population's state starts on a 64-byte boundary (V and W are 64-byte aligned)
     for pop in pops:
         pop["off"] = n_neurons
@@ -216,12 +250,16 @@ def _source(network, comp, record, cache: dict):
     return cache[key]
 
 
-def _prepared(network, comp, record, cache: dict):
+def _prepared(network, comp, record, cache: dict, dt_us):
     key = ("fastpath", id(comp), "spikes" in record, "spike_times" in record)
     entry = cache.get(key)
     if entry is None:
         source, _, spec = _source(network, comp, record, cache)
-        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops]) \
+        drives = _drives(network, comp, dt_us) if any(p["drive"] for p in spec.pops) else {}
+        # the generator's PRM layout: theta, amp, 1/tau of every population, then tau and the
+        # drive per neuron of each driven one
+        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops] +
+                             [np.concatenate([p["tau"], drives[p["layer"]]]) for p in spec.pops if p["drive"]]) \
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
@@ -247,7 +285,7 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
 
     ``pause_us``: stop there (a window's end) and return the saved state (:func:`save_state`)
     instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from."""
-    mod, spec, prm, W, D = _prepared(network, comp, record, cache)
+    mod, spec, prm, W, D = _prepared(network, comp, record, cache, dt_us)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
     V = _aligned(np.zeros(max(N, 1)))
@@ -271,6 +309,8 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
                 S[getattr(mod, f"S_LT0_{p}")] = t0
                 S[getattr(mod, f"S_LAT_{p}")] = -np.inf
         S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
+        if mod.TIMERS:
+            S[mod.S_TSTOP] = t_stop
         if n_out and readout_current is not None and dt_us:
             S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
         I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1

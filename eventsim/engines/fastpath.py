@@ -11,12 +11,14 @@ already (in this process, or on disk from an earlier one).
 Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterable of event
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
-zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``pause_us``/``resume``
-(windows: the kernel's ``pause`` ends a window, :func:`save_state` saves its arrays). Everything
-else — batch mode, array inputs, delays, refractory periods, per-step gain/bias, biases into a
-population, ``record="membrane"``, and any neuron kind or field this module does not know — runs
-on the general path.
+zero delays; constant currents into IF and LIF populations (layer biases: predicted threshold
+crossings in a heap, see :func:`eventsim.kernels.fastpath_gen._driven`); snapshot rows at times
+and at synop budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``;
+``pause_us``/``resume`` (windows: the kernel's ``pause`` ends a window, :func:`save_state` saves
+its arrays). Everything else — batch mode, array inputs, delays, refractory periods, per-step
+gain/bias, a current into a LIF with an infinite time constant on some channel, biases that are
+currents per second, ``record="membrane"``, and any neuron kind or field this module does not
+know — runs on the general path.
 
 Windows. A paused run's ``EngineState.data`` holds the kernel's state arrays (plain NumPy, see
 :data:`STATE_ARRAYS`), ``path="fast"``, the generated module's name and a digest of the
@@ -45,7 +47,7 @@ import numba
 import numpy as np
 
 from ..kernels import async_layout as A
-from ..kernels import fastpath_gen
+from ..kernels import fastpath_drive, fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
@@ -207,8 +209,8 @@ def kernel_dir() -> Path:
 
 
 def _own_source() -> str:
-    """The source text the generated code depends on: the generator and this driver."""
-    return inspect.getsource(fastpath_gen) + inspect.getsource(sys.modules[__name__])
+    """The source text the generated code depends on: the generator (both modules) and this driver."""
+    return inspect.getsource(fastpath_gen) + inspect.getsource(fastpath_drive) + inspect.getsource(sys.modules[__name__])
 
 
 def source_hash(source: str) -> str:

@@ -27,13 +27,17 @@ DT = 1000.0
 
 
 def without_delays_and_refractory(net: es.Network) -> es.Network:
-    """The same network, biases kept, without what the fast path leaves to the general one."""
+    """The same network, biases kept, without what the fast path leaves to the general one:
+    delays, refractory periods, and a LIF channel without leak (λ = 1) in a population that may
+    receive a bias (a driven LIF needs a finite τ on every channel)."""
     layers = []
     for layer in net.layers:
         if layer.synaptic:
             layer = dataclasses.replace(layer, delay_us=0.0)
         elif isinstance(layer, es.NeuronSpec):
             layer = dataclasses.replace(layer, refractory_us=0.0)
+            if isinstance(layer, es.LIF) and layer.leak is not None and np.any(np.asarray(layer.leak) == 1.0):
+                layer = dataclasses.replace(layer, leak=np.minimum(layer.leak, 0.99))
         layers.append(layer)
     return es.Network(net.input_shape, layers)
 

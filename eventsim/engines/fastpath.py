@@ -391,9 +391,16 @@ def save_state(mod, digest: str, state, LT, LN, N: int) -> dict:
     V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
     rows, log = int(I[mod.I_ROW]), int(I[mod.I_LOG])
     open_row = min(rows + 1, RAST.shape[0])    # the raster's open row already counts spikes
-    return dict(path="fast", kernel=mod.__name__, params=digest, V=V[:max(N, 1)].copy(), S=S.copy(),
-                I=I.copy(), U=U.copy(), RT=RT[:rows].copy(), RK=RK[:rows].copy(), RC=RC[:, :rows].copy(),
+    s_end, i_end = _heap_ends(mod, int(I[mod.I_HN]) if mod.TIMERS else 0, S.size, I.size)
+    return dict(path="fast", kernel=mod.__name__, params=digest, V=V[:max(N, 1)].copy(), S=S[:s_end].copy(),
+                I=I[:i_end].copy(), U=U.copy(), RT=RT[:rows].copy(), RK=RK[:rows].copy(), RC=RC[:, :rows].copy(),
                 RY=RY[:rows].copy(), RAST=RAST[:open_row].copy(), LT=LT[:log].copy(), LN=LN[:log].copy())
+
+
+def _heap_ends(mod, n: int, s_size: int, i_size: int) -> tuple[int, int]:
+    """Saved lengths of S and I: without the crossing heap's unused capacity (the heap is the last
+    section of both) when the kernel has one."""
+    return (mod.S_HT + n, mod.I_HK + 3 * n) if mod.TIMERS else (s_size, i_size)
 
 
 def _restore(data: dict, mod, digest: str, state, LT, LN):
@@ -413,8 +420,12 @@ def _restore(data: dict, mod, digest: str, state, LT, LN):
     if missing:
         raise ValueError(f"resume=: the saved fast-path state lacks {missing}")
     V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
-    rows = int(data["I"][mod.I_ROW]) if data["I"].shape == I.shape else -1
-    for name, dst, src in (("V", V, data["V"]), ("S", S, data["S"]), ("I", I, data["I"]), ("U", U, data["U"]),
+    saved_i = np.asarray(data["I"])
+    fits = saved_i.ndim == 1 and saved_i.size > max(mod.I_ROW, mod.I_HN if mod.TIMERS else 0)
+    rows = int(saved_i[mod.I_ROW]) if fits else -1
+    s_end, i_end = _heap_ends(mod, int(saved_i[mod.I_HN]) if fits and mod.TIMERS else 0, S.size, I.size)
+    for name, dst, src in (("V", V, data["V"]), ("S", S[:s_end], data["S"]), ("I", I[:i_end], saved_i),
+                           ("U", U, data["U"]),
                            ("RT", RT[:rows], data["RT"]), ("RK", RK[:rows], data["RK"]),
                            ("RC", RC[:, :rows], data["RC"]), ("RY", RY[:rows], data["RY"]),
                            ("RAST", RAST[:data["RAST"].shape[0]], data["RAST"])):

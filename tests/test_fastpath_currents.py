@@ -28,16 +28,13 @@ DT = 1000.0
 
 def without_delays_and_refractory(net: es.Network) -> es.Network:
     """The same network, biases kept, without what the fast path leaves to the general one:
-    delays, refractory periods, and a LIF channel without leak (λ = 1) in a population that may
-    receive a bias (a driven LIF needs a finite τ on every channel)."""
+    delays and refractory periods."""
     layers = []
     for layer in net.layers:
         if layer.synaptic:
             layer = dataclasses.replace(layer, delay_us=0.0)
         elif isinstance(layer, es.NeuronSpec):
             layer = dataclasses.replace(layer, refractory_us=0.0)
-            if isinstance(layer, es.LIF) and layer.leak is not None and np.any(np.asarray(layer.leak) == 1.0):
-                layer = dataclasses.replace(layer, leak=np.minimum(layer.leak, 0.99))
         layers.append(layer)
     return es.Network(net.input_shape, layers)
 
@@ -149,19 +146,36 @@ def test_drive_per_neuron_through_padding_and_pooling():
     assert_matches_reference(net, fast, reference_simulate(net, ev, 500.0, 20_000.0))
 
 
-# ----------------------------------------------------------------------------- still on the general path
+# ----------------------------------------------------------------------------- leak-free channels; fallback
 
 
-@pytest.mark.parametrize("layer, reason", [
-    (es.IF(step_bias=np.full((3, 2), 0.1)), "per-step bias"),
-    (es.LIF(leak=np.array([0.9, 1.0]), threshold=1.0), "infinite time constant"),
-])
-def test_fallbacks(layer, reason):
-    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((2, 4)), bias=np.array([0.1, 0.2])), layer,
-                                 es.Readout()])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_lif_with_leakless_channels_and_renormalisation(reset):
+    """A driven LIF whose leak is 1 on some channels (τ = ∞: the general path's generic sink, IF
+    arithmetic there) and τ = 14.4 µs on the others (renormalised every ~3 ms, at the moments the
+    general path renormalises: only when a LIF channel is touched)."""
+    rng = np.random.default_rng(11)
+    net = es.Network((2, 4, 4), [
+        es.Conv2d(rng.integers(-8, 9, (3, 2, 3, 3)) / 8, padding=1, bias=np.array([0.004, -0.002, 0.003])),
+        es.LIF(leak=np.array([0.5, 1.0, 0.8]), threshold=0.7333, reset=reset), es.Flatten(),
+        es.Linear(rng.integers(-8, 9, (4, 48)) / 8, bias=np.array([0.003, 0.0, -0.001, 0.0005])),
+        es.LIF(leak=np.array([1.0, 0.95, 1.0, 0.7]), threshold=1.1111, compare=">="),
+        es.Linear(rng.integers(-8, 9, (3, 4)) / 8, bias=np.ones(3) * 0.1), es.Readout()])
+    ev = random_events(1500, (2, 4, 4), 20_000, rng)
+    kw = dict(dt_us=10.0, t_stop_us=20_000, record=("spike_times", "spikes"), snapshot_synops=[500, 5000],
+              snapshot_times_us=[5000.0, 20_000.0])
+    fast, general = both(net, ev, **kw)
+    assert_same(fast, general)
+    assert fast.spikes_per_layer["1.LIF"] > 50 and fast.spikes_per_layer["4.LIF"] > 0
+    assert_matches_reference(net, fast, reference_simulate(net, ev, 10.0, 20_000.0))
+
+
+def test_per_step_bias_falls_back():
+    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((2, 4)), bias=np.array([0.1, 0.2])),
+                                 es.IF(step_bias=np.full((3, 2), 0.1)), es.Readout()])
     res = es.simulate(net, random_events(10, (1, 2, 2), 2000, np.random.default_rng(0)), engine="async",
                       dt_us=DT, fast_path=True)
-    assert res.info["path"] == "general" and reason in res.info["fast_path_unsupported"]
+    assert res.info["path"] == "general" and "per-step bias" in res.info["fast_path_unsupported"]
 
 
 # ----------------------------------------------------------------------------- a converted model, real data

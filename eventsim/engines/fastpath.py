@@ -16,8 +16,7 @@ crossings in a heap, see :func:`eventsim.kernels.fastpath_gen._driven`); snapsho
 and at synop budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``;
 ``pause_us``/``resume`` (windows: the kernel's ``pause`` ends a window, :func:`save_state` saves
 its arrays). Everything else — batch mode, array inputs, delays, refractory periods, per-step
-gain/bias, a current into a LIF with an infinite time constant on some channel, biases that are
-currents per second, ``record="membrane"``, and any neuron kind or field this module does not
+gain/bias, biases that are currents per second, ``record="membrane"``, and any neuron kind or field this module does not
 know — runs on the general path.
 
 Windows. A paused run's ``EngineState.data`` holds the kernel's state arrays (plain NumPy, see
@@ -130,16 +129,23 @@ def _unsupported_layers(network, comp) -> str | None:
     pi = comp.fields["pi"]
     for p, i in enumerate(comp.pops):
         spec = network.layers[i]
-        if pi[p, A.P_SINK] not in _SINKS or spec.step_bias is not None:
+        if not (pi[p, A.P_SINK] in _SINKS or _mixed(comp, p, spec)) or spec.step_bias is not None:
             why = ("refractory period" if spec.refractory_us else "per-step gain" if spec.step_gain is not None
-                   else "per-step bias" if spec.step_bias is not None
-                   else "a constant current into a LIF with an infinite time constant on some channel")
+                   else "per-step bias" if spec.step_bias is not None else f"neuron model {int(pi[p, A.P_MODEL])}")
             return f"{spec.name}: {why}"
     return None
 
 
 #: population kinds the generator knows: IF and LIF, without or with a constant current (a drive)
 _SINKS = (A.SINK_IF, A.SINK_LIF, A.SINK_DRIVEN_IF, A.SINK_DRIVEN_LIF)
+
+
+def _mixed(comp, p: int, spec) -> bool:
+    """A driven LIF with an infinite τ on some channel (leak 1): the general path's generic sink,
+    IF arithmetic on those channels and LIF arithmetic on the others."""
+    pi = comp.fields["pi"]
+    return (pi[p, A.P_SINK] == A.SINK_GENERAL and pi[p, A.P_MODEL] == 1 and bool(pi[p, A.P_DRIVE])
+            and not pi[p, A.P_GAIN] and not spec.refractory_us)
 
 
 def _drives(network, comp, dt_us: float) -> dict:
@@ -156,8 +162,8 @@ def _drives(network, comp, dt_us: float) -> dict:
         C, n = int(pi[p, A.P_C]), int(pi[p, A.P_N])
         c0 = int(pi[p, A.P_COFF])
         rate = (np.asarray(currents[i], np.float64).T.ravel() + 0.0) / dt
-        if pi[p, A.P_SINK] == A.SINK_DRIVEN_LIF:
-            rate = rate * np.tile(cf[A.C_TAU, c0:c0 + C], n // C)
+        leaky = np.tile(cf[A.C_ITAU, c0:c0 + C] != 0.0, n // C)   # else the IF form: the rate itself
+        rate[leaky] = rate[leaky] * np.tile(cf[A.C_TAU, c0:c0 + C], n // C)[leaky]
         out[i] = rate
     return out
 
@@ -169,8 +175,9 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
     for p, i in enumerate(comp.pops):
         c0, C = int(pi[p, A.P_COFF]), int(pi[p, A.P_C])
         kind = int(pi[p, A.P_SINK])
+        mixed = _mixed(comp, p, network.layers[i])
         pops.append(dict(layer=i, name=network.layers[i].name, C=C, H=int(pi[p, A.P_H]), W=int(pi[p, A.P_W]),
-                         off=int(pi[p, A.P_OFF]), lif=kind in (A.SINK_LIF, A.SINK_DRIVEN_LIF),
+                         off=int(pi[p, A.P_OFF]), lif=kind in (A.SINK_LIF, A.SINK_DRIVEN_LIF) or mixed, mixed=mixed,
                          ge=bool(pi[p, A.P_GE]), zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
                          theta=cf[A.C_THETA, c0:c0 + C].copy(), amp=cf[A.C_AMP, c0:c0 + C].copy(),
                          itau=cf[A.C_ITAU, c0:c0 + C].copy(), drive=bool(pi[p, A.P_DRIVE]),

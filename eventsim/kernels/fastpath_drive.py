@@ -115,40 +115,47 @@ def _driven(w: _Writer, spec, p: int, pop: dict) -> None:
     th = _theta(pop, "c")
     refresh = f"refresh_{p}(t, V, S, PRM)"
     key = f"P{p}_OFF + (jl % {C}) * {H * Wd} + jl // {C}"
-    if pop["lif"]:
-        predict = f"""if not dr > th:
+    lif = dict(
+        predict=f"""if not dr > th:
     ts = np.inf
 else:
     {refresh}
     v = V[g] / S[S_SC_{p} + c] + dr
-    ts = t + PRM[PRM_TAU_{p} + c] * math.log1p((th - v) / (dr - th))"""
-        above = f"""{refresh}
+    ts = t + PRM[PRM_TAU_{p} + c] * math.log1p((th - v) / (dr - th))""",
+        above=f"""{refresh}
 u = V[g]
-lim = (th - dr) * S[S_SC_{p} + c]"""
-        to_zero = f"""{refresh}
-V[g] = (0.0 - dr) * S[S_SC_{p} + c]"""
-        subtract = f"""{refresh}
-V[g] -= th * S[S_SC_{p} + c]"""
-        test = f"""s_c = S[S_SC_{p} + c]   # refreshed at t by the scatter
-u = V[g]
-lim = (th - r) * s_c"""
-        below = f"""if r > th:
-    ts = max(t + PRM[PRM_TAU_{p} + c] * math.log1p((th - (u / s_c + r)) / (r - th)), t)"""
-    else:
-        predict = """if dr <= 0.0:
+lim = (th - dr) * S[S_SC_{p} + c]""",
+        to_zero=f"""{refresh}
+V[g] = (0.0 - dr) * S[S_SC_{p} + c]""",
+        subtract=f"""{refresh}
+V[g] -= th * S[S_SC_{p} + c]""",
+        test="""u = V[g]
+lim = (th - r) * s_c""",
+        below=f"""if r > th:
+    ts = max(t + PRM[PRM_TAU_{p} + c] * math.log1p((th - (u / s_c + r)) / (r - th)), t)""")
+    if_ = dict(
+        predict="""if dr <= 0.0:
     ts = np.inf
 else:   # from the stored (v, t1): the same value whenever it is asked
-    ts = S[S_TL + g] + (th - V[g]) / dr"""
-        above = """u = V[g] + dr * (t - S[S_TL + g])
-lim = th"""
-        to_zero = """V[g] = 0.0
-S[S_TL + g] = t"""
-        subtract = """V[g] = V[g] + dr * (t - S[S_TL + g]) - th
-S[S_TL + g] = t"""
-        test = """u = V[g]   # the scatter just set t1 = t
-lim = th"""
-        below = """if r > 0.0:
-    ts = max(S[S_TL + g] + (th - u) / r, t)"""
+    ts = S[S_TL + g] + (th - V[g]) / dr""",
+        above="""u = V[g] + dr * (t - S[S_TL + g])
+lim = th""",
+        to_zero="""V[g] = 0.0
+S[S_TL + g] = t""",
+        subtract="""V[g] = V[g] + dr * (t - S[S_TL + g]) - th
+S[S_TL + g] = t""",
+        test="""u = V[g]   # the scatter just set t1 = t
+lim = th""",
+        below="""if r > 0.0:
+    ts = max(S[S_TL + g] + (th - u) / r, t)""")
+    if pop.get("mixed"):   # per channel: the IF form where τ = ∞ (1/τ = 0), as the general path's generic sink
+        form = {k: f"if PRM[PRM_{p} + {2 * C} + c] == 0.0:\n{_indent(if_[k], 1)}\nelse:\n{_indent(lif[k], 1)}"
+                for k in lif}
+    else:
+        form = lif if pop["lif"] else if_
+    predict, above, to_zero, subtract, below = (form[k] for k in ("predict", "above", "to_zero", "subtract", "below"))
+    # s of the channel, refreshed at t by the scatter (read by the LIF form only)
+    test = (f"s_c = S[S_SC_{p} + c]\n" if pop["lif"] else "") + form["test"]
     w(f'''
 @njit(**INTERNAL)
 def queue_{p}(jl, t, {STATE}):

@@ -434,12 +434,16 @@ def _sink_lines(spec, target: int, v_idx: str, val: str, c_expr: str, ind: int) 
     cmp = ">=" if pop["ge"] else ">"
     out = []
     if pop.get("drive"):   # every touched neuron is a candidate: its crossing is tested or re-predicted
-        if pop["lif"]:   # q += (a·w)·s
-            out.append(f"V[P{p}_OFF + {v_idx}] += ({val}) * S[S_SC_{p} + {c_expr}]")
-        else:            # v ← v + r·(t − t₁) + a·w, t₁ ← t
-            out += [f"V[P{p}_OFF + {v_idx}] = V[P{p}_OFF + {v_idx}] + PRM[PRM_DR_{p} + {v_idx}] * "
-                    f"(t - S[S_TL + P{p}_OFF + {v_idx}]) + {val}",
-                    f"S[S_TL + P{p}_OFF + {v_idx}] = t"]
+        lif = [f"V[P{p}_OFF + {v_idx}] += ({val}) * S[S_SC_{p} + {c_expr}]"]   # q += (a·w)·s
+        if_ = [f"V[P{p}_OFF + {v_idx}] = V[P{p}_OFF + {v_idx}] + PRM[PRM_DR_{p} + {v_idx}] * "   # v ← v + r·(t − t₁) + a·w
+               f"(t - S[S_TL + P{p}_OFF + {v_idx}]) + {val}",
+               f"S[S_TL + P{p}_OFF + {v_idx}] = t"]
+        if pop.get("mixed"):   # per channel: IF arithmetic where τ = ∞; s is refreshed only for a LIF
+            # channel (the general path's generic sink: its renormalisation moments are those)
+            out += [f"if PRM[PRM_{p} + {2 * pop['C']} + {c_expr}] == 0.0:"] + ["    " + x for x in if_] + \
+                ["else:", f"    refresh_{p}(t, V, S, PRM)"] + ["    " + x for x in lif]
+        else:
+            out += lif if pop["lif"] else if_
         return out + [f"I[I_VER + P{p}_OFF + {v_idx}] += 1",
                       f"if U[P{p}_OFF + {v_idx}] == 0:",
                       f"    U[P{p}_OFF + {v_idx}] = 1",
@@ -525,7 +529,8 @@ def _path(w: _Writer, spec, s: int, q: int, target: int, ops: list, fns: dict) -
     names = [f"path_{s}_{q}_op{i}" for i in range(max(len(ops), 1))]
     tlayer = _target_layer(spec, target)
     tname = "the readout" if target == len(spec.pops) else f"population {target} ({spec.pops[target]['name']})"
-    lif = target < len(spec.pops) and spec.pops[target]["lif"]
+    # (a LIF with IF channels and a drive refreshes per neuron: _sink_lines)
+    lif = target < len(spec.pops) and spec.pops[target]["lif"] and not spec.pops[target].get("mixed")
     refresh = f"refresh_{target}(t, V, S, PRM)" if lif else None
     if not ops:
         C, HW = _target_dims(spec, target)
@@ -766,7 +771,10 @@ def start(t0, {STATE}):
             w(f"for jl in range({pop['C'] * pop['H'] * pop['W']}):", 1)
             w(f"S[S_TL + P{p}_OFF + jl] = t0", 2)
             w(f"S[S_PT + P{p}_OFF + jl] = np.inf", 2)
-            if pop["lif"]:
+            if pop.get("mixed"):
+                w(f"if PRM[PRM_{p} + {2 * pop['C']} + jl % {pop['C']}] != 0.0:", 2)
+                w(f"V[P{p}_OFF + jl] -= PRM[PRM_DR_{p} + jl]", 3)
+            elif pop["lif"]:
                 w(f"V[P{p}_OFF + jl] -= PRM[PRM_DR_{p} + jl]", 2)
     for p, pop in enumerate(spec.pops):
         cmp = ">=" if pop["ge"] else ">"

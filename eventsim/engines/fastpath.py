@@ -12,12 +12,12 @@ Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterab
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
 zero delays; constant currents into IF and LIF populations (layer biases: predicted threshold
-crossings in a heap, see :func:`eventsim.kernels.fastpath_gen._driven`); snapshot rows at times
-and at synop budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``;
+crossings in a heap, see :mod:`eventsim.kernels.fastpath_drive`); snapshot rows at times and at
+synop budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``;
 ``pause_us``/``resume`` (windows: the kernel's ``pause`` ends a window, :func:`save_state` saves
 its arrays). Everything else — batch mode, array inputs, delays, refractory periods, per-step
-gain/bias, biases that are currents per second, ``record="membrane"``, and any neuron kind or field this module does not
-know — runs on the general path.
+gain/bias, biases that are currents per second, ``record="membrane"``, and any neuron kind or
+field this module does not know — runs on the general path.
 
 Windows. A paused run's ``EngineState.data`` holds the kernel's state arrays (plain NumPy, see
 :data:`STATE_ARRAYS`), ``path="fast"``, the generated module's name and a digest of the

@@ -113,7 +113,7 @@ def generate(spec: FastSpec) -> str:
                  ("I_CAND", i_off + 2 * N, "candidate lists: local indices touched by the last delivery")]
     i_off += 3 * N
     # predicted threshold crossings of populations with a constant current (a drive): a heap of
-    # (time, key = P_OFF + flat index, neuron, version) entries, lazily deleted (see _timers)
+    # (time, key = P_OFF + flat index, neuron, version) entries, lazily deleted (see fastpath_drive)
     spec.timers = any(pop.get("drive") for pop in spec.pops)
     Q = 2 * N + 64 if spec.timers else 0
     if spec.timers:

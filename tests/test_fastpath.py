@@ -28,8 +28,8 @@ DT = 1000.0
 
 
 def fast_eligible(net: es.Network) -> es.Network:
-    """The same network without what the fast path leaves to the general one: delays,
-    refractory periods and biases into a population (a readout's bias stays)."""
+    """The same network without delays and refractory periods (the fast path leaves them to the
+    general one) and without biases into a population (tested with them in test_fastpath_currents)."""
     layers = []
     for i, layer in enumerate(net.layers):
         if layer.synaptic:
@@ -237,11 +237,11 @@ def test_fallback_layers(layer, reason):
     assert res.info["path"] == "general" and reason in res.info["fast_path_unsupported"]
 
 
-def test_fallback_delay_and_bias():
-    for kw, reason in ((dict(delay_us=100.0), "delay"), (dict(bias=np.ones(1)), "constant current")):
-        net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((1, 4)), **kw), es.IF(), es.Readout()])
-        res = es.simulate(net, random_events(10, (1, 2, 2), 2000, np.random.default_rng(0)), engine="async", dt_us=DT)
-        assert res.info["path"] == "general" and reason in res.info["fast_path_unsupported"]
+def test_fallback_delay():
+    """(A bias into a population runs on the fast path: tests/test_fastpath_currents.py.)"""
+    net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.ones((1, 4)), delay_us=100.0), es.IF(), es.Readout()])
+    res = es.simulate(net, random_events(10, (1, 2, 2), 2000, np.random.default_rng(0)), engine="async", dt_us=DT)
+    assert res.info["path"] == "general" and "delay" in res.info["fast_path_unsupported"]
 
 
 # ----------------------------------------------------------------------------- the on-disk cache

@@ -351,11 +351,32 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     if snap_b.size and snap_b[0] < 1:
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 
+    # what a paused run hands to its continuation (EngineState.options)
+    paused_options = None if pause_us is None else dict(
+        dt_us=dt_us, simultaneous=simultaneous, t_stop_us=t_stop_us, steps=steps if t_stop_us is None else None,
+        snapshot_times_us=None if snapshot_times_us is None else _f64(list(snapshot_times_us)),
+        snapshot_synops=None if snapshot_synops is None else _i64(list(snapshot_synops)),
+        record=record, synop_convention=synop_convention, input_kind=input_kind, t_start_us=t_start_us,
+        chunk_events=chunk_events, queue_limit=queue_limit, fast_path=fast_path, dtype=dtype)
+
     # ---------------------------------------------------------------- fast path (see .fastpath)
     counts = batch and frames is not None and is_counts   # batch mode runs count frames as event chunks
-    why = "biases that are currents per second" if current_bias else fastpath.unsupported(
-        network, comp, batch, None if counts else frames, record, windowed, compiled,
-        len(inputs) if events is not None else 0, prefer=fast_path)
+    # a resumed run continues on the path that paused it (each saves its own kernel state)
+    resumed_fast = resume is not None and resume.data.get("path") == "fast"
+    n_events = len(inputs) if events is not None else 0
+    if current_bias:
+        why = "biases that are currents per second"
+    elif resume is not None and not resumed_fast:
+        why = "resume= of a state paused on the general path"
+    elif batch and windowed:
+        why = "pause_us/resume in batch mode"
+    else:
+        why = fastpath.unsupported(network, comp, batch, None if counts else frames, record, compiled, n_events,
+                                   prefer=True if resumed_fast else fast_path)
+    if resumed_fast and why is not None:
+        raise ValueError(f"resume=: the state was paused on the asynchronous engine's fast path, which does not "
+                         f"run this call ({why}); continue it with the fast path on (EVENTSIM_FASTPATH unset or 1, "
+                         "fast_path not False)")
     if why is None:
         info = dict(simultaneous=simultaneous, input_kind="events", t_stop_us=t_stop)
         if batch:
@@ -371,9 +392,14 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
             y_const = _constant_currents(network, None)[1] if network.has_readout else None
             compiled[slot] = _round32(y_const) if f32 and y_const is not None else y_const
         y_const = compiled[slot]
-        return fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
-                                                                        steps, batch, chunk_events),
-                                 record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info)
+        out = fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
+                                                                       steps, batch, chunk_events),
+                                record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info,
+                                pause_us=pause_us, resume=None if resume is None else resume.data)
+        if pause_us is None:
+            return out
+        return EngineState("async", float(pause_us), paused_options, network_signature(network),
+                           dict(out, k=int(round((pause_us - t0) / dt_us))))
 
     # ---------------------------------------------------------------- settings and state
     layers, pops, f = network.layers, comp.pops, comp.fields
@@ -490,13 +516,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     st.si[A.K_INPUT] = 0
     if pause_us is not None:
         call(*empty, float(pause_us), not batch, False)
-        options = dict(dt_us=dt_us, simultaneous=simultaneous, t_stop_us=t_stop_us,
-                       steps=steps if t_stop_us is None else None,
-                       snapshot_times_us=None if snapshot_times_us is None else _f64(list(snapshot_times_us)),
-                       snapshot_synops=None if snapshot_synops is None else _i64(list(snapshot_synops)),
-                       record=record, synop_convention=synop_convention, input_kind=input_kind,
-                       t_start_us=t_start_us, chunk_events=chunk_events, queue_limit=queue_limit, dtype=dtype)
-        return EngineState("async", float(pause_us), options, network_signature(network),
+        return EngineState("async", float(pause_us), paused_options, network_signature(network),
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
@@ -550,7 +570,7 @@ def _save(st: AsyncState, k: int) -> dict:
     """The state arrays as they are (the lead's kernels own their layout), minus the unused tails of
     the queue (entries ``[0, si[K_HEAP])`` are the heap) and of the spike-time log."""
     heap, log = int(st.si[A.K_HEAP]), int(st.si[A.K_LOG])
-    return dict(k=k, si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(), ht=st.ht[:heap].copy(),
+    return dict(path="general", k=k, si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(), ht=st.ht[:heap].copy(),
                 hk=st.hk[:heap].copy(), lt=st.lt[:log].copy(), lj=st.lj[:log].copy())
 
 

@@ -11,16 +11,24 @@ already (in this process, or on disk from an earlier one).
 Covered: continuous time (``simultaneous="none"``) on event arrays (or an iterable of event
 chunks), feed-forward and DAG networks (``Add``, ``Branch``) of Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, IF and LIF (exact continuous-time leak) and a Readout (with a bias: a constant rate), with
-zero delays and no constant current into a population; snapshot rows at times and at synop
-budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``; ``dtype="float64"`` or
-``"float32"`` (float32 membranes V and weights W; the generated source differs, so does its hash).
-Batch mode (``simultaneous="batch"``) has its own generated kernel
-(:mod:`eventsim.engines.fastpath_batch`, :mod:`eventsim.kernels.fastpath_batch`) for the same
-layers, on event arrays or count frames, with biases into populations as charges per step.
-Everything else — analog array inputs (and count frames in continuous time), delays, refractory
-periods, per-step gain/bias, biases into a population in continuous time, ``record="membrane"``,
-``pause_us``/``resume``, and any neuron kind or field this module does not know — runs on the
+zero delays; constant currents into IF and LIF populations (layer biases: predicted threshold
+crossings in a heap, see :mod:`eventsim.kernels.fastpath_drive`); snapshot rows at times and at
+synop budgets, per-layer counters, ``record="spikes"`` and ``"spike_times"``;
+``pause_us``/``resume`` (windows: the kernel's ``pause`` ends a window, :func:`save_state` saves
+its arrays); ``dtype="float64"`` or ``"float32"`` (float32 membranes V and weights W; the
+generated source differs, so does its hash). Batch mode (``simultaneous="batch"``) has its own
+generated kernel (:mod:`eventsim.engines.fastpath_batch`, :mod:`eventsim.kernels.fastpath_batch`)
+for the same layers, on event arrays or count frames, with biases into populations as charges per
+step. Everything else — analog array inputs (and count frames in continuous time), delays,
+refractory periods, per-step gain/bias, biases that are currents per second,
+``record="membrane"``, and any neuron kind or field this module does not know — runs on the
 general path.
+
+Windows. A paused run's ``EngineState.data`` holds the kernel's state arrays (plain NumPy, see
+:data:`STATE_ARRAYS`), ``path="fast"``, the generated module's name and a digest of the
+parameter arrays; the general path's states say ``path="general"``. A resumed call continues on
+the path that paused it; a fast-path state that the fast path cannot continue (turned off, another
+kernel, other weights) is a ValueError, never a silent restart.
 
 Cache. The generator (:mod:`eventsim.kernels.fastpath_gen`) writes a self-contained module (it
 imports nothing from eventsim) into :func:`kernel_dir`; its file name is the SHA-256 of its own
@@ -44,11 +52,11 @@ import numpy as np
 
 from ..kernels import async_layout as A
 from ..kernels import fastpath_batch as batch_gen
-from ..kernels import fastpath_gen
+from ..kernels import fastpath_drive, fastpath_gen
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
-from .async_compile import _classify, _compile, as_float32, check_dtype
+from .async_compile import _classify, _compile, _constant_currents, as_float32, check_dtype
 from . import fastpath_batch
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
@@ -80,8 +88,8 @@ AUTO_CALLS = 3
 AUTO_EVENTS = 1_000_000
 
 
-def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cache: dict,
-                n_events: int, prefer: bool | None = None) -> str | None:
+def unsupported(network, comp, batch: bool, frames, record, cache: dict, n_events: int,
+                prefer: bool | None = None) -> str | None:
     """Why this call does not run on the fast path (None: it does).
 
     ``EVENTSIM_FASTPATH=0`` never uses it, ``=1`` whenever the call is supported; otherwise the
@@ -94,8 +102,6 @@ def unsupported(network, comp, batch: bool, frames, record, windowed: bool, cach
         return "disabled (EVENTSIM_FASTPATH=0 or fast_path=False)"
     if frames is not None:
         return "array input (frames)"
-    if windowed:
-        return "pause_us/resume"
     if "membrane" in record:
         return "record='membrane'"
     if "fastpath_layers" not in comp.fields:   # per compiled network, once
@@ -128,12 +134,44 @@ def _unsupported_layers(network, comp) -> str | None:
             return f"{layer.name}: sinabs step options (multi_spike, v_min)"
     pi = comp.fields["pi"]
     for p, i in enumerate(comp.pops):
-        if pi[p, A.P_SINK] not in (A.SINK_IF, A.SINK_LIF):
-            spec = network.layers[i]
+        spec = network.layers[i]
+        if not (pi[p, A.P_SINK] in _SINKS or _mixed(comp, p, spec)) or spec.step_bias is not None:
             why = ("refractory period" if spec.refractory_us else "per-step gain" if spec.step_gain is not None
-                   else "a constant current (bias or per-step bias)")
+                   else "per-step bias" if spec.step_bias is not None else f"neuron model {int(pi[p, A.P_MODEL])}")
             return f"{spec.name}: {why}"
     return None
+
+
+#: population kinds the generator knows: IF and LIF, without or with a constant current (a drive)
+_SINKS = (A.SINK_IF, A.SINK_LIF, A.SINK_DRIVEN_IF, A.SINK_DRIVEN_LIF)
+
+
+def _mixed(comp, p: int, spec) -> bool:
+    """A driven LIF with an infinite τ on some channel (leak 1): the general path's generic sink,
+    IF arithmetic on those channels and LIF arithmetic on the others."""
+    pi = comp.fields["pi"]
+    return (pi[p, A.P_SINK] == A.SINK_GENERAL and pi[p, A.P_MODEL] == 1 and bool(pi[p, A.P_DRIVE])
+            and not pi[p, A.P_GAIN] and not spec.refractory_us)
+
+
+def _drives(network, comp, dt_us: float) -> dict:
+    """Per driven population (layer index): its drive per neuron, channels innermost, with the
+    general path's arithmetic (``async_events.set_drive``: rate ``r = (C + b)/Δt`` per µs, b the
+    per-step bias, 0 here; a LIF keeps ``v∞ = r·τ``)."""
+    currents = _constant_currents(network, None)[0]
+    f = comp.fields
+    pi, cf, dt = f["pi"], f["cf"], float(dt_us)
+    out = {}
+    for p, i in enumerate(comp.pops):
+        if not pi[p, A.P_DRIVE]:
+            continue
+        C, n = int(pi[p, A.P_C]), int(pi[p, A.P_N])
+        c0 = int(pi[p, A.P_COFF])
+        rate = (np.asarray(currents[i], np.float64).T.ravel() + 0.0) / dt
+        leaky = np.tile(cf[A.C_ITAU, c0:c0 + C] != 0.0, n // C)   # else the IF form: the rate itself
+        rate[leaky] = rate[leaky] * np.tile(cf[A.C_TAU, c0:c0 + C], n // C)[leaky]
+        out[i] = rate
+    return out
 
 
 def _spec(network, comp, record) -> fastpath_gen.FastSpec:
@@ -142,11 +180,14 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
     pops = []
     for p, i in enumerate(comp.pops):
         c0, C = int(pi[p, A.P_COFF]), int(pi[p, A.P_C])
+        kind = int(pi[p, A.P_SINK])
+        mixed = _mixed(comp, p, network.layers[i])
         pops.append(dict(layer=i, name=network.layers[i].name, C=C, H=int(pi[p, A.P_H]), W=int(pi[p, A.P_W]),
-                         off=int(pi[p, A.P_OFF]), lif=int(pi[p, A.P_SINK]) == 2, ge=bool(pi[p, A.P_GE]),
-                         zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
+                         off=int(pi[p, A.P_OFF]), lif=kind in (A.SINK_LIF, A.SINK_DRIVEN_LIF) or mixed, mixed=mixed,
+                         ge=bool(pi[p, A.P_GE]), zero=bool(pi[p, A.P_ZERO]), reset=network.layers[i].reset,
                          theta=cf[A.C_THETA, c0:c0 + C].copy(), amp=cf[A.C_AMP, c0:c0 + C].copy(),
-                         itau=cf[A.C_ITAU, c0:c0 + C].copy()))
+                         itau=cf[A.C_ITAU, c0:c0 + C].copy(), drive=bool(pi[p, A.P_DRIVE]),
+                         tau=cf[A.C_TAU, c0:c0 + C].copy()))
     n_neurons = 0   # each population's state starts on a 64-byte boundary (V and W are 64-byte aligned)
     for pop in pops:
         pop["off"] = n_neurons
@@ -183,7 +224,8 @@ def kernel_dir() -> Path:
 
 def _own_source() -> str:
     """The source text the generated code depends on: the generators and their drivers."""
-    return "".join(inspect.getsource(m) for m in (fastpath_gen, sys.modules[__name__], batch_gen, fastpath_batch))
+    return "".join(inspect.getsource(m) for m in (fastpath_gen, fastpath_drive, sys.modules[__name__], batch_gen,
+                                                  fastpath_batch))
 
 
 def source_hash(source: str) -> str:
@@ -228,12 +270,16 @@ def _source(network, comp, record, cache: dict, batch: bool = False):
     return cache[key]
 
 
-def _prepared(network, comp, record, cache: dict):
+def _prepared(network, comp, record, cache: dict, dt_us):
     key = ("fastpath", id(comp), "spikes" in record, "spike_times" in record)
     entry = cache.get(key)
     if entry is None:
         source, _, spec = _source(network, comp, record, cache)
-        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops]) \
+        drives = _drives(network, comp, dt_us) if any(p["drive"] for p in spec.pops) else {}
+        # the generator's PRM layout: theta, amp, 1/tau of every population, then tau and the
+        # drive per neuron of each driven one
+        prm = np.concatenate([np.concatenate([p["theta"], p["amp"], p["itau"]]) for p in spec.pops] +
+                             [np.concatenate([p["tau"], drives[p["layer"]]]) for p in spec.pops if p["drive"]]) \
             if spec.pops else np.zeros(1)
         W = comp.fields["W"] if comp.fields["W"].size else np.zeros(1)
         D = comp.fields["D"] if comp.fields["D"].size else np.zeros(1, np.int64)
@@ -277,19 +323,16 @@ def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
 
 
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
-             dt_us, readout_current, convention: str, info: dict) -> SimulationResult:
-    """Run the generated kernel over the event chunks and build the result as the general path does."""
-    mod, spec, prm, W, D, v0, pool = _prepared(network, comp, record, cache)
+             dt_us, readout_current, convention: str, info: dict, pause_us: float | None = None,
+             resume: dict | None = None) -> SimulationResult | dict:
+    """Run the generated kernel over the event chunks and build the result as the general path does.
+
+    ``pause_us``: stop there (a window's end) and return the saved state (:func:`save_state`)
+    instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from."""
+    mod, spec, prm, W, D, v0, pool = _prepared(network, comp, record, cache, dt_us)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
     V, S, I, U = _take_state(mod, v0, pool)
-    for p, pop in enumerate(spec.pops):
-        if pop["lif"]:
-            S[getattr(mod, f"S_LT0_{p}")] = t0
-            S[getattr(mod, f"S_LAT_{p}")] = -np.inf
-    S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
-    if n_out and readout_current is not None and dt_us:
-        S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
     RT, RK = np.zeros(K), np.zeros(K, np.int64)
     RC, RY = np.zeros((3, K, L), np.int64), np.zeros((K, max(n_out, 0)))
     RAST = np.zeros((K, N) if spec.record_raster else (0, 1), np.int64)
@@ -298,16 +341,32 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     snap_t = np.ascontiguousarray(snap_t, np.float64)
     snap_b = np.ascontiguousarray(snap_b, np.int64)
     state = (V, S, I, U, prm, W, D, RT, RK, RC, RY, RAST)
-    I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
-    mod.start(t0, *state, LT, LN, snap_t, snap_b)
+    if resume is None:     # V holds v_init (_take_state)
+        for p, pop in enumerate(spec.pops):
+            if pop["lif"]:
+                S[getattr(mod, f"S_LT0_{p}")] = t0
+                S[getattr(mod, f"S_LAT_{p}")] = -np.inf
+        S[mod.S_YT], S[mod.S_T0], S[mod.S_DT] = t0, t0, float(dt_us or 0.0)
+        if mod.TIMERS:
+            S[mod.S_TSTOP] = t_stop
+        if n_out and readout_current is not None and dt_us:
+            S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
+        I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
+        mod.start(t0, *state, LT, LN, snap_t, snap_b)
+    else:
+        LT, LN = _restore(resume, mod, _digest(comp, cache, prm, W, D), state, LT, LN)
     e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
-    for ev_t, ev_pos, ev_cnt in chain(chunks, [e]):
+    for ev_t, ev_pos, ev_cnt in chain(chunks, [] if pause_us is not None else [e]):
         I[mod.I_INPUT] = 0
         final = ev_t is e[0]
         while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
-            n = int(I[mod.I_LOG])   # the spike-time log is nearly full: double it
-            LT = np.concatenate([LT[:n], np.empty(LT.size + 64)])
-            LN = np.concatenate([LN[:n], np.empty((LN.shape[0] + 64, 2), np.int64)])
+            LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
+    if pause_us is not None:
+        while not mod.pause(float(pause_us), *state, LT, LN, snap_t, snap_b):
+            LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
+        saved = save_state(mod, _digest(comp, cache, prm, W, D), state, LT, LN, N)   # copies
+        pool.append((V, S, I, U))
+        return saved
     rows = int(I[mod.I_ROW])
     info.update(queue_high_water=int(I[mod.I_HWM]),
                 snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
@@ -339,6 +398,87 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
         info=info)
+
+
+def _grown(LT, LN, n: int):
+    """The spike-time log (nearly full: ``n`` entries used) with room for 64 more than twice as many."""
+    return (np.concatenate([LT[:n], np.empty(LT.size + 64)]),
+            np.concatenate([LN[:n], np.empty((LN.shape[0] + 64, 2), np.int64)]))
+
+
+def _digest(comp, cache: dict, prm, W, D) -> str:
+    """SHA-256 of the kernel's parameter arrays (thresholds, amplitudes, time constants, weights,
+    out-degrees): a saved state records it, so that a state is never continued with other weights."""
+    key = ("fastpath_digest", id(comp))
+    if key not in cache:
+        h = hashlib.sha256()
+        for a in (prm, W, D):
+            h.update(np.ascontiguousarray(a).tobytes())
+        cache[key] = h.hexdigest()[:24]
+    return cache[key]
+
+
+#: the arrays of a fast-path state (EngineState.data of a run paused on the fast path), besides
+#: ``k`` (the pause's step index), ``path`` ("fast"), ``kernel`` (module name) and ``params`` (digest)
+STATE_ARRAYS = ("V", "S", "I", "U", "RT", "RK", "RC", "RY", "RAST", "LT", "LN")
+
+
+def save_state(mod, digest: str, state, LT, LN, N: int) -> dict:
+    """The kernel's state arrays as plain NumPy arrays (picklable: Dask sends them between workers),
+    minus the rows not taken yet and the unused tail of the spike-time log; ``kernel`` and ``params``
+    name the generated module and the parameters they belong to."""
+    V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
+    rows, log = int(I[mod.I_ROW]), int(I[mod.I_LOG])
+    open_row = min(rows + 1, RAST.shape[0])    # the raster's open row already counts spikes
+    s_end, i_end = _heap_ends(mod, int(I[mod.I_HN]) if mod.TIMERS else 0, S.size, I.size)
+    return dict(path="fast", kernel=mod.__name__, params=digest, V=V[:max(N, 1)].copy(), S=S[:s_end].copy(),
+                I=I[:i_end].copy(), U=U.copy(), RT=RT[:rows].copy(), RK=RK[:rows].copy(), RC=RC[:, :rows].copy(),
+                RY=RY[:rows].copy(), RAST=RAST[:open_row].copy(), LT=LT[:log].copy(), LN=LN[:log].copy())
+
+
+def _heap_ends(mod, n: int, s_size: int, i_size: int) -> tuple[int, int]:
+    """Saved lengths of S and I: without the crossing heap's unused capacity (the heap is the last
+    section of both) when the kernel has one."""
+    return (mod.S_HT + n, mod.I_HK + 3 * n) if mod.TIMERS else (s_size, i_size)
+
+
+def _restore(data: dict, mod, digest: str, state, LT, LN):
+    """Load a saved fast-path state into fresh arrays of the same kernel; returns the spike-time
+    log ``(LT, LN)`` (at least twice the saved length). A state of another kernel (another
+    topology, thresholds, record options or eventsim version) or of other weights is refused."""
+    if data.get("path") != "fast":
+        raise ValueError("resume=: this state was paused on the asynchronous engine's general path; "
+                         "it continues there only")
+    if data.get("kernel") != mod.__name__:
+        raise ValueError(f"resume=: the state was paused by fast-path kernel {data.get('kernel')!r}, but this call "
+                         f"runs {mod.__name__!r} (the network's topology or thresholds, the record options or "
+                         "eventsim's version differ)")
+    if data.get("params") != digest:
+        raise ValueError("resume=: the state was paused on a network with other weights or neuron parameters")
+    missing = [name for name in STATE_ARRAYS if name not in data]
+    if missing:
+        raise ValueError(f"resume=: the saved fast-path state lacks {missing}")
+    V, S, I, U, _, _, _, RT, RK, RC, RY, RAST = state
+    saved_i = np.asarray(data["I"])
+    fits = saved_i.ndim == 1 and saved_i.size > max(mod.I_ROW, mod.I_HN if mod.TIMERS else 0)
+    rows = int(saved_i[mod.I_ROW]) if fits else -1
+    s_end, i_end = _heap_ends(mod, int(saved_i[mod.I_HN]) if fits and mod.TIMERS else 0, S.size, I.size)
+    for name, dst, src in (("V", V, data["V"]), ("S", S[:s_end], data["S"]), ("I", I[:i_end], saved_i),
+                           ("U", U, data["U"]),
+                           ("RT", RT[:rows], data["RT"]), ("RK", RK[:rows], data["RK"]),
+                           ("RC", RC[:, :rows], data["RC"]), ("RY", RY[:rows], data["RY"]),
+                           ("RAST", RAST[:data["RAST"].shape[0]], data["RAST"])):
+        if rows < 0 or dst.shape != np.shape(src) or dst.dtype != np.asarray(src).dtype:
+            raise ValueError(f"resume=: the saved array {name} does not fit this network and these options")
+        dst[...] = src
+    log = data["LT"].shape[0]
+    if LT.shape[0]:
+        size = max(LT.shape[0], 2 * log)
+        LT, LN = np.empty(size), np.empty((size, 2), np.int64)
+        LT[:log], LN[:log] = data["LT"], data["LN"]
+    elif log:
+        raise ValueError("resume=: the saved state has spike times, but this run does not record them")
+    return LT, LN
 
 
 def kernel_source(network, record=(), dt_us: float | None = None, simultaneous: str = "none",

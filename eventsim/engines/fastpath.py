@@ -120,7 +120,10 @@ def unsupported(network, comp, batch: bool, frames, record, cache: dict, n_event
             f"{AUTO_CALLS}rd call or for {AUTO_EVENTS:,} events or more (EVENTSIM_FASTPATH=1: always)")
 
 
-def _unsupported_layers(network, comp) -> str | None:
+def unknown_layer(network, mode: str = "") -> str | None:
+    """The first layer neither generated kernel knows (a class or field missing from
+    :data:`_KNOWN`, a synaptic delay, sinabs's step options), as a reason; None when there is none.
+    ``mode`` is appended to the delay's reason (" (batch mode)")."""
     for layer in network.layers:
         known = _KNOWN.get(type(layer))
         if known is None:
@@ -129,9 +132,16 @@ def _unsupported_layers(network, comp) -> str | None:
         if extra:
             return f"{layer.name}: unknown fields {sorted(extra)}"
         if getattr(layer, "delay_us", 0.0):
-            return f"{layer.name}: synaptic delay"
+            return f"{layer.name}: synaptic delay{mode}"
         if getattr(layer, "multi_spike", False) or getattr(layer, "v_min", None) is not None:
             return f"{layer.name}: sinabs step options (multi_spike, v_min)"
+    return None
+
+
+def _unsupported_layers(network, comp) -> str | None:
+    why = unknown_layer(network)
+    if why is not None:
+        return why
     pi = comp.fields["pi"]
     for p, i in enumerate(comp.pops):
         spec = network.layers[i]

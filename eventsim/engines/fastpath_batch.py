@@ -15,7 +15,6 @@ general path.
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from itertools import chain
 
 import numpy as np
@@ -29,18 +28,10 @@ __all__ = ["unsupported_layers", "batch_fields", "run_fast_batch"]
 
 def unsupported_layers(network, comp) -> str | None:
     """Why a batch-mode call of this compiled network is not covered by the batch kernel (None: it is)."""
-    from .fastpath import _KNOWN
-    for layer in network.layers:
-        known = _KNOWN.get(type(layer))
-        if known is None:
-            return f"{layer.name}: layer kind {type(layer).__name__}"
-        extra = {f.name for f in fields(layer)} - known
-        if extra:
-            return f"{layer.name}: unknown fields {sorted(extra)}"
-        if getattr(layer, "delay_us", 0.0):
-            return f"{layer.name}: synaptic delay (batch mode)"
-        if getattr(layer, "multi_spike", False) or getattr(layer, "v_min", None) is not None:
-            return f"{layer.name}: sinabs step options (multi_spike, v_min)"
+    from .fastpath import unknown_layer
+    why = unknown_layer(network, " (batch mode)")
+    if why is not None:
+        return why
     pi = comp.fields["pi"]
     for p, i in enumerate(comp.pops):
         spec = network.layers[i]

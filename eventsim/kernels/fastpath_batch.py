@@ -30,7 +30,7 @@ import numpy as np
 
 from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_MOFF, O_OUTC,
                            O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
-from .fastpath_gen import _POOL_NAMES, STATE, _f, _helpers, _Writer
+from .fastpath_gen import _POOL_NAMES, STATE, _f, _helpers, _row_end, _Writer
 
 __all__ = ["generate_batch"]
 
@@ -515,23 +515,7 @@ def record_row(t, kind, {STATE}):
         if MEAN_READOUT:
             y = y / n_steps if n_steps > 0 else 0.0
         RY[r, o] = y
-    for layer in range(N_LAYERS):
-        RC[0, r, layer] = I[I_SP + layer]
-        RC[1, r, layer] = I[I_SY + layer]
-        RC[2, r, layer] = I[I_UP + layer]
-        I[I_SP + layer] = 0
-        I[I_SY + layer] = 0
-        I[I_UP + layer] = 0
-    I[I_ROW] = r + 1
-
-
-@njit(inline=INLINE, **INTERNAL)
-def budgets(t, {STATE}):
-    """A row for every synop budget the cumulative count has reached."""
-    while I[I_SNAPB] < SNAP_B.shape[0] and I[I_SYN] >= SNAP_B[I[I_SNAPB]]:
-        record_row(t, 1, {STATE})
-        I[I_SNAPB] += 1
-''')
+{_row_end()}''')
 
 
 def _entry(w: _Writer, spec) -> None:

@@ -735,7 +735,13 @@ def record_row(t, kind, {STATE}):
         y = S[S_Y + o] + 0.0
         {mean}
         RY[r, o] = y
-    for layer in range(N_LAYERS):
+{_row_end()}''')
+
+
+def _row_end() -> str:
+    """The end of ``record_row`` (the open row's counters, then zeroed) and ``budgets``: the same in
+    the continuous and the batch kernel."""
+    return f'''    for layer in range(N_LAYERS):
         RC[0, r, layer] = I[I_SP + layer]
         RC[1, r, layer] = I[I_SY + layer]
         RC[2, r, layer] = I[I_UP + layer]
@@ -751,7 +757,7 @@ def budgets(t, {STATE}):
     while I[I_SNAPB] < SNAP_B.shape[0] and I[I_SYN] >= SNAP_B[I[I_SNAPB]]:
         record_row(t, 1, {STATE})
         I[I_SNAPB] += 1
-''')
+'''
 
 
 def _flush(w: _Writer, spec) -> None:

@@ -27,6 +27,7 @@ strategy for random networks of that kind) and :func:`random_events`.
 from __future__ import annotations
 
 import heapq
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -562,3 +563,16 @@ def cuba_network_reference(w1, pop1, w2, pop2, inputs, t_stop_us, rec=None, rec_
         if t >= t_stop_us:
             break
     return spikes
+
+
+def without_delays_and_refractory(net: es.Network) -> es.Network:
+    """The same network, biases kept, without synaptic delays and refractory periods (the fast
+    paths leave those to the general path)."""
+    layers = []
+    for layer in net.layers:
+        if layer.synaptic:
+            layer = dataclasses.replace(layer, delay_us=0.0)
+        elif isinstance(layer, es.NeuronSpec):
+            layer = dataclasses.replace(layer, refractory_us=0.0)
+        layers.append(layer)
+    return es.Network(net.input_shape, layers)

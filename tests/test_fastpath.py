@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from hypothesis import strategies as st
 import eventsim as es
 from eventsim.engines import fastpath
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from async_reference import (assert_matches_reference, continuous_network, random_events,  # noqa: E402,F401
                              reference_simulate, warm_async)
 

@@ -5,9 +5,6 @@ independent reference: the same spikes and synops per step, readout to float tol
 """
 from __future__ import annotations
 
-import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +13,8 @@ from hypothesis import strategies as st
 
 import eventsim as es
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from async_reference import continuous_network, random_events, warm_async  # noqa: E402,F401
+from async_reference import (continuous_network, random_events, warm_async,  # noqa: E402,F401
+                             without_delays_and_refractory)
 from test_async_batch import random_network  # noqa: E402
 from test_fastpath import assert_same, both  # noqa: E402
 
@@ -37,18 +34,6 @@ def against_stepped(net, inputs, fast, steps, **kw):
     np.testing.assert_allclose(fast.logits, ref.logits, rtol=1e-9, atol=1e-9)
 
 
-def batch_eligible(net: es.Network) -> es.Network:
-    """The network without what the batch kernel leaves to the general path: delays, refractory periods."""
-    layers = []
-    for layer in net.layers:
-        if layer.synaptic:
-            layer = dataclasses.replace(layer, delay_us=0.0)
-        elif isinstance(layer, es.NeuronSpec):
-            layer = dataclasses.replace(layer, refractory_us=0.0)
-        layers.append(layer)
-    return es.Network(net.input_shape, layers)
-
-
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=random_network(), seed=st.integers(0, 1000), n=st.integers(0, 300))
 def test_random_networks_fast_general_stepped(net, seed, n):
@@ -66,7 +51,7 @@ def test_random_networks_fast_general_stepped(net, seed, n):
 def test_dag_networks_budgets_and_spike_times(net, seed, n, budgets):
     """Conv/pool/Add networks (the continuous fast path's strategy, with biases): snapshot rows at
     synop budgets, spike times and rasters, bit for bit."""
-    net = batch_eligible(net)
+    net = without_delays_and_refractory(net)
     events = random_events(n, (2, 4, 4), 4000, np.random.default_rng(seed))
     kw = dict(t_stop_us=5000, record=("spike_times", "spikes"), snapshot_synops=budgets or None, **BATCH)
     fast, general = both(net, events, **kw)

@@ -4,9 +4,7 @@ for bit, both = the plain-Python heapq reference (``tests/async_reference.py``),
 crossing times, windows, and a converted model (QCFS, BN folded into conv biases) on real N-MNIST."""
 from __future__ import annotations
 
-import dataclasses
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +14,13 @@ from hypothesis import strategies as st
 
 import eventsim as es
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from async_reference import (assert_matches_reference, continuous_network, random_events,  # noqa: E402,F401
-                             reference_simulate, warm_async)
+                             reference_simulate, warm_async, without_delays_and_refractory)
 from test_fastpath import assert_same, both  # noqa: E402
 from test_fastpath_windows import check_all_equal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DT = 1000.0
-
-
-def without_delays_and_refractory(net: es.Network) -> es.Network:
-    """The same network, biases kept, without what the fast path leaves to the general one:
-    delays and refractory periods."""
-    layers = []
-    for layer in net.layers:
-        if layer.synaptic:
-            layer = dataclasses.replace(layer, delay_us=0.0)
-        elif isinstance(layer, es.NeuronSpec):
-            layer = dataclasses.replace(layer, refractory_us=0.0)
-        layers.append(layer)
-    return es.Network(net.input_shape, layers)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,6 @@ kernel it belongs to, and continuing it elsewhere is a clear error."""
 from __future__ import annotations
 
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 import eventsim as es
 from eventsim.engines.state import EngineState
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from async_reference import continuous_network, random_events, warm_async  # noqa: E402,F401
 from test_fastpath import assert_same, fast_eligible, path_mode  # noqa: E402
 

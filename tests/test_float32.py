@@ -4,7 +4,6 @@ hand-computed cases; the float64 default; errors for what float32 does not cover
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 import eventsim as es
 from eventsim.engines import fastpath
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from async_reference import continuous_network, random_events, warm_async  # noqa: E402,F401
 from f32_reference import reference_float32  # noqa: E402
 from test_fastpath import assert_same, both, fast_eligible  # noqa: E402

@@ -356,6 +356,8 @@ DTYPES = ("float64", "float32")
 def check_dtype(dtype) -> str:
     """``"float64"`` or ``"float32"`` from a name or NumPy type (``None``: the default); ValueError
     naming the choices otherwise."""
+    if dtype is None or (isinstance(dtype, str) and dtype in DTYPES):   # the common spellings, cheaply
+        return dtype or "float64"
     try:
         name = np.dtype(dtype).name
     except TypeError:

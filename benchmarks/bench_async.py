@@ -736,6 +736,7 @@ def _cold_compile_child(model: str) -> dict:
     ev = load_samples(1)[0]
     os.environ["EVENTSIM_FASTPATH"] = "0"
     es.simulate(net, ev[:50], engine="async", simultaneous="batch", dt_us=1000)   # import, general kernels
+    es.simulate(net, ev[:50], engine="async")   # and the shared input kernels of continuous time (event_scan)
     os.environ["EVENTSIM_FASTPATH"] = "1"
     t, c = time.perf_counter(), time.process_time()
     res = es.simulate(net, ev, engine="async")

@@ -52,12 +52,11 @@ import numpy as np
 
 from ..kernels import async_layout as A
 from ..kernels import fastpath_batch as batch_gen
-from ..kernels import fastpath_drive, fastpath_gen
+from ..kernels import fastpath_drive, fastpath_gen, fastpath_text
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
 from .async_compile import _classify, _compile, _constant_currents, as_float32, check_dtype
-from . import fastpath_batch
 
 __all__ = ["unsupported", "kernel_dir", "kernel_module", "kernel_source", "source_hash", "run_fast"]
 
@@ -105,7 +104,7 @@ def unsupported(network, comp, batch: bool, frames, record, cache: dict, n_event
     if "membrane" in record:
         return "record='membrane'"
     if "fastpath_layers" not in comp.fields:   # per compiled network, once
-        comp.fields["fastpath_layers"] = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(
+        comp.fields["fastpath_layers"] = (batch_unsupported_layers if batch else _unsupported_layers)(
             network, comp)
     why = comp.fields["fastpath_layers"]
     if why is not None or mode == "1":
@@ -150,6 +149,39 @@ def _unsupported_layers(network, comp) -> str | None:
                    else "per-step bias" if spec.step_bias is not None else f"neuron model {int(pi[p, A.P_MODEL])}")
             return f"{spec.name}: {why}"
     return None
+
+
+def batch_unsupported_layers(network, comp) -> str | None:
+    """Why a batch-mode call of this compiled network is not covered by the batch kernel (None: it is)."""
+    why = unknown_layer(network, " (batch mode)")
+    if why is not None:
+        return why
+    pi = comp.fields["pi"]
+    for p, i in enumerate(comp.pops):
+        spec = network.layers[i]
+        if spec.refractory_us:
+            return f"{spec.name}: refractory period"
+        if pi[p, A.P_GAIN] or pi[p, A.P_BIAS]:
+            return f"{spec.name}: per-step gain/bias"
+        if pi[p, A.P_MODEL] == A.MODEL_CUBA or pi[p, A.P_STEPX]:
+            return f"{spec.name}: neuron model"
+    if comp.analog_macs:
+        return "a weighted layer fed a constant input (dense MACs per step)"
+    return None
+
+
+def batch_fields(spec, network, comp) -> None:
+    """Add what the batch generator needs to a continuous :class:`~eventsim.kernels.fastpath_gen.FastSpec`:
+    per population the per-step leak λ, the integrate/fire order and whether it takes a constant
+    charge per step; the number of max-pool windows; whether the readout has a constant input."""
+    pi, cf = comp.fields["pi"], comp.fields["cf"]
+    for p, pop in enumerate(spec.pops):
+        c0 = int(pi[p, A.P_COFF])
+        pop.update(leak=cf[A.C_LEAK, c0:c0 + pop["C"]].copy(), ifirst=bool(pi[p, A.P_IFIRST]),
+                   drive=bool(pi[p, A.P_DRIVE]))
+    spec.n_windows = comp.n_windows
+    spec.y_const = bool(network.has_readout and np.any(_constant_currents(network, None)[1] != 0.0))
+    spec.batch = True
 
 
 #: population kinds the generator knows: IF and LIF, without or with a constant current (a drive)
@@ -234,8 +266,9 @@ def kernel_dir() -> Path:
 
 def _own_source() -> str:
     """The source text the generated code depends on: the generators and their drivers."""
-    return "".join(inspect.getsource(m) for m in (fastpath_gen, fastpath_drive, sys.modules[__name__], batch_gen,
-                                                  fastpath_batch))
+    modules = (fastpath_text, fastpath_gen, fastpath_drive, batch_gen, sys.modules[__name__])
+    # the batch driver by its file (it imports this module, not the other way round)
+    return "".join(inspect.getsource(m) for m in modules) + Path(__file__).with_name("fastpath_batch.py").read_text()
 
 
 def source_hash(source: str) -> str:
@@ -274,7 +307,7 @@ def _source(network, comp, record, cache: dict, batch: bool = False):
     if key not in cache:
         spec = _spec(network, comp, record)
         if batch:
-            fastpath_batch.batch_fields(spec, network, comp)
+            batch_fields(spec, network, comp)
         source = batch_gen.generate_batch(spec) if batch else fastpath_gen.generate(spec)
         cache[key] = (source, "eventsim_fp_" + source_hash(source), spec)
     return cache[key]
@@ -506,11 +539,11 @@ def kernel_source(network, record=(), dt_us: float | None = None, simultaneous: 
         if batch:
             raise ValueError("dtype='float32' runs in continuous time only (simultaneous='none')")
         comp = as_float32(comp)
-    why = (fastpath_batch.unsupported_layers if batch else _unsupported_layers)(network, comp)
+    why = (batch_unsupported_layers if batch else _unsupported_layers)(network, comp)
     if why is not None:
         raise ValueError(f"the fast path does not cover this network: {why}")
     spec = _spec(network, comp, record)
     if batch:
-        fastpath_batch.batch_fields(spec, network, comp)
+        batch_fields(spec, network, comp)
         return batch_gen.generate_batch(spec)
     return fastpath_gen.generate(spec)

@@ -1,10 +1,11 @@
 """Fast path of the asynchronous engine in batch mode (``simultaneous="batch"``): the driver of the
 kernel :mod:`eventsim.kernels.fastpath_batch` generates per network topology.
 
-:func:`eventsim.engines.fastpath.unsupported` decides (with :func:`unsupported_layers` for a batch
-call); :func:`run_fast_batch` runs the kernel over the input chunks (event arrays or count frames,
-both as ``(t_k, flat position, count)`` per step) and builds the result as the general path does:
-the same rows, counters, rasters, spike times and readout, bit for bit.
+:func:`eventsim.engines.fastpath.unsupported` decides (with
+:func:`~eventsim.engines.fastpath.batch_unsupported_layers` for a batch call);
+:func:`run_fast_batch` runs the kernel over the input chunks (event arrays or count frames, both as
+``(t_k, flat position, count)`` per step) and builds the result as the general path does: the same
+rows, counters, rasters, spike times and readout, bit for bit.
 
 Covered: the network kinds of the continuous fast path (Conv2d, Linear, Sum/Avg/MaxPool2d,
 Flatten, Add, Branch, IF, LIF with per-step leak or ``tau_s``, a Readout) with zero delays, plus
@@ -19,45 +20,10 @@ from itertools import chain
 
 import numpy as np
 
-from ..kernels import async_layout as A
 from ..result import SimulationResult
 from .async_compile import _constant_currents
 
-__all__ = ["unsupported_layers", "batch_fields", "run_fast_batch"]
-
-
-def unsupported_layers(network, comp) -> str | None:
-    """Why a batch-mode call of this compiled network is not covered by the batch kernel (None: it is)."""
-    from .fastpath import unknown_layer
-    why = unknown_layer(network, " (batch mode)")
-    if why is not None:
-        return why
-    pi = comp.fields["pi"]
-    for p, i in enumerate(comp.pops):
-        spec = network.layers[i]
-        if spec.refractory_us:
-            return f"{spec.name}: refractory period"
-        if pi[p, A.P_GAIN] or pi[p, A.P_BIAS]:
-            return f"{spec.name}: per-step gain/bias"
-        if pi[p, A.P_MODEL] == A.MODEL_CUBA or pi[p, A.P_STEPX]:
-            return f"{spec.name}: neuron model"
-    if comp.analog_macs:
-        return "a weighted layer fed a constant input (dense MACs per step)"
-    return None
-
-
-def batch_fields(spec, network, comp) -> None:
-    """Add what the batch generator needs to a continuous :class:`~eventsim.kernels.fastpath_gen.FastSpec`:
-    per population the per-step leak λ, the integrate/fire order and whether it takes a constant
-    charge per step; the number of max-pool windows; whether the readout has a constant input."""
-    pi, cf = comp.fields["pi"], comp.fields["cf"]
-    for p, pop in enumerate(spec.pops):
-        c0 = int(pi[p, A.P_COFF])
-        pop.update(leak=cf[A.C_LEAK, c0:c0 + pop["C"]].copy(), ifirst=bool(pi[p, A.P_IFIRST]),
-                   drive=bool(pi[p, A.P_DRIVE]))
-    spec.n_windows = comp.n_windows
-    spec.y_const = bool(network.has_readout and np.any(_constant_currents(network, None)[1] != 0.0))
-    spec.batch = True
+__all__ = ["run_fast_batch"]
 
 
 def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,

@@ -15,7 +15,7 @@ instant (the general path's queue key: time, layer, phase 0 before 2).
 """
 from __future__ import annotations
 
-from .fastpath_gen import STATE, _theta, _Writer
+from .fastpath_text import STATE, _theta, _Writer
 
 __all__ = ["_heap", "_driven", "_crossings", "_run_timers"]
 

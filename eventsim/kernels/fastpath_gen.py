@@ -50,6 +50,7 @@ import numpy as np
 
 from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_OUTC, O_OUTH,
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
+from .fastpath_text import STATE, _f, _r, _theta, _Writer  # noqa: F401  (shared with the other generators)
 
 __all__ = ["FastSpec", "generate"]
 
@@ -73,34 +74,6 @@ class FastSpec:
 _RENORM = {False: 200.0, True: 60.0}
 
 
-def _r(f32: bool, expr: str) -> str:
-    """``expr`` as a value of the kernel's real type: ``np.float32(expr)`` in float32 mode."""
-    return f"np.float32({expr})" if f32 else expr
-
-
-def _f(x: float) -> str:
-    """A float literal that reads back bit for bit."""
-    x = float(x)
-    if x == np.inf:
-        return "np.inf"
-    if x == -np.inf:
-        return "-np.inf"
-    return repr(x)
-
-
-class _Writer:
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def __call__(self, text: str = "", indent: int = 0) -> None:
-        for line in text.split("\n"):
-            self.lines.append(("    " * indent + line) if line else "")
-
-    def source(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-STATE = "V, S, I, U, PRM, W, D, RT, RK, RC, RY, RAST, LT, LN, SNAP_T, SNAP_B"
 
 
 def generate(spec: FastSpec) -> str:
@@ -357,11 +330,6 @@ def sort_range(a, lo, n):
 
 
 ''')
-
-
-def _theta(pop, c_expr: str) -> str:
-    th = pop["theta"]
-    return _f(th[0]) if np.all(th == th[0]) else f"PRM[PRM_{pop['p']} + {c_expr}]"
 
 
 def _amp(pop, c_expr: str) -> str:

@@ -413,19 +413,28 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     rows = int(I[mod.I_ROW])
     info.update(queue_high_water=int(I[mod.I_HWM]),
                 snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
-    info["row_kind"] = RK[:rows].copy()
-    rasters, times = {}, {}
     m = int(I[mod.I_LOG])
     pool.append((V, S, I, U))    # nothing below reads the state
+    return kernel_result(network, spec, RT[:rows], RK[:rows], RC[:, :rows], RY[:rows], RAST[:rows], LT[:m], LN[:m],
+                         convention, dt_us, info)
+
+
+def kernel_result(network, spec, RT, RK, RC, RY, RAST, LT, LN, convention: str, dt_us, info: dict) -> SimulationResult:
+    """A generated kernel's rows ``RT``/``RK``/``RC``/``RY``, rasters ``RAST`` (neurons channels
+    innermost) and spike-time log ``LT``/``LN`` (time; neuron, count) as the general path's result:
+    rasters and spike times in (C, H, W) order, the output population's spikes in emission order."""
+    rows, L = RT.shape[0], spec.n_layers
+    info["row_kind"] = RK.copy()
+    rasters, times = {}, {}
     for pop in spec.pops:
         name, shape = pop["name"], network.shapes[pop["layer"]]
         C, H, Wd, off = pop["C"], pop["H"], pop["W"], pop["off"]
         n = C * H * Wd
         if spec.record_raster:
-            rasters[name] = RAST[:rows, off:off + n].reshape(rows, H, Wd, C).transpose(0, 3, 1, 2).reshape(
+            rasters[name] = RAST[:, off:off + n].reshape(rows, H, Wd, C).transpose(0, 3, 1, 2).reshape(
                 (rows,) + shape)
         if spec.record_times:
-            sel = np.flatnonzero((LN[:m, 0] >= off) & (LN[:m, 0] < off + n))
+            sel = np.flatnonzero((LN[:, 0] >= off) & (LN[:, 0] < off + n))
             sel = np.repeat(sel, LN[sel, 1])
             chw = np.arange(n).reshape(C, H, Wd).transpose(1, 2, 0).ravel()
             rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
@@ -436,9 +445,9 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     if spec.record_times:
         info["spike_times"] = times
     return SimulationResult(
-        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT[:rows].copy(),
-        logits=RY[:rows].copy(), spikes_per_row=RC[0, :rows].copy(), synops_per_row=RC[1, :rows].copy(),
-        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
+        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT.copy(),
+        logits=RY.copy(), spikes_per_row=RC[0].copy(), synops_per_row=RC[1].copy(),
+        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2].copy(),
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
         info=info)
 

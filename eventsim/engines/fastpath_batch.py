@@ -29,7 +29,7 @@ __all__ = ["run_fast_batch"]
 def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
                    dt_us: float, steps: int, convention: str, info: dict) -> SimulationResult:
     """Run the generated batch kernel over the input chunks; the result as the general path's."""
-    from .fastpath import _aligned, _source, kernel_module
+    from .fastpath import _aligned, _source, kernel_module, kernel_result
     key = ("fastpath_batch", id(comp), "spikes" in record, "spike_times" in record)
     if key not in cache:
         source, _, spec = _source(network, comp, record, cache, batch=True)
@@ -79,29 +79,7 @@ def run_fast_batch(network, comp, cache: dict, chunks, record, snap_t, snap_b, t
     rows = int(I[mod.I_ROW])
     info.update(queue_high_water=int(I[mod.I_HWM]),
                 snapshot_synops_unreached=snap_b[int(I[mod.I_SNAPB]):].tolist(), path="fast")
-    info["row_kind"] = RK[:rows].copy()
-    rasters, times = {}, {}
     m = int(I[mod.I_LOG])
-    for pop in spec.pops:
-        name, shape = pop["name"], network.shapes[pop["layer"]]
-        C, H, Wd, off = pop["C"], pop["H"], pop["W"], pop["off"]
-        n = C * H * Wd
-        if spec.record_raster:
-            rasters[name] = RAST[:rows, off:off + n].reshape(rows, H, Wd, C).transpose(0, 3, 1, 2).reshape(
-                (rows,) + shape)
-        if spec.record_times:
-            sel = np.flatnonzero((LN[:m, 0] >= off) & (LN[:m, 0] < off + n))
-            chw = np.arange(n).reshape(C, H, Wd).transpose(1, 2, 0).ravel()
-            rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
-            rec["t_us"], rec["neuron"] = LT[sel], chw[LN[sel, 0] - off]
-            times[name] = np.sort(rec, order=("t_us", "neuron"))
-            if pop["layer"] == L - 1:     # the output population, in emission order (decoding)
-                info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())
-    if spec.record_times:
-        info["spike_times"] = times
-    return SimulationResult(
-        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT[:rows].copy(),
-        logits=RY[:rows].copy(), spikes_per_row=RC[0, :rows].copy(), synops_per_row=RC[1, :rows].copy(),
-        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2, :rows].copy(),
-        synop_convention=convention, dt_us=float(dt_us), rasters=rasters, membranes={}, info=info)
+    return kernel_result(network, spec, RT[:rows], RK[:rows], RC[:, :rows], RY[:rows], RAST[:rows], LT[:m], LN[:m],
+                         convention, dt_us, info)
 

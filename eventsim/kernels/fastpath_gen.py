@@ -50,7 +50,7 @@ import numpy as np
 
 from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_OUTC, O_OUTH,
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
-from .fastpath_text import STATE, _f, _r, _theta, _Writer  # noqa: F401  (shared with the other generators)
+from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window  # noqa: F401  (shared with the other generators)
 
 __all__ = ["FastSpec", "generate"]
 
@@ -585,17 +585,7 @@ def {names[i]}(pos, a, t, {STATE}):
     d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
-    x = pos % {Wd}
-    y = (pos // {Wd}) % {H}
-    ci = pos // {H * Wd}
-{groups}
-    oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
-    ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
-    n = 0
-    for oy in range(oy0, oy1):
-        ky = y + {ph} - oy * {sh}
-        for ox in range(ox0, ox1):
-            wb = {woff} + ((cl * {kh} + ky) * {kw} + (x + {pw} - ox * {sw})) * {Cout}''')
+{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout)}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)

@@ -227,7 +227,7 @@ def check_{p}(k, t, {STATE}):
         sort_range(I, I_WK + P{p}_OFF, n)   # the general path's queue pops them in flat order
         for i in range(n):
             pos = I[I_WK + P{p}_OFF + i]
-            c = pos // {HW}
+            c = np.int64(U64(pos) // U64({HW}))
             j = (pos - c * {HW}) * {C} + c''')
     for line in _touch_lines(p, "j"):
         w(line, 3)
@@ -301,7 +301,7 @@ def spikes_{p}(t, {STATE}):
     sort_range(I, I_WL + P{p}_OFF, n)
     for i in range(n):
         pos = I[I_WL + P{p}_OFF + i]
-        c = pos // {HW}
+        c = np.int64(U64(pos) // U64({HW}))
         U[N_NEURONS + P{p}_OFF + (pos - c * {HW}) * {C} + c] = 0
         deliver_{p + 1}(pos, {_prm(pop, 1, "c")}, 1, t, {STATE})
         budgets(t, {STATE})
@@ -363,7 +363,7 @@ def {names[0]}(pos, a, cnt, t, {STATE}):
         if readout:
             w("j = pos", 1)
         else:
-            w(f"c = pos // {tHW}", 1)
+            w(f"c = np.int64(U64(pos) // U64({tHW}))", 1)
             w(f"j = (pos - c * {tHW}) * {tC} + c", 1)
         for line in _sink(spec, target, "j", "a * 1.0"):
             w(line, 1)
@@ -437,9 +437,7 @@ def {names[i]}(pos, a, cnt, t, {STATE}):
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {into}{
         ' (one per window and step: its largest value; a larger one later passes the difference, multiplicity 0)'
         if mode == 2 else ''}."""
-    x = pos % {Wd}
-    y = (pos // {Wd}) % {H}
-    c = pos // {H * Wd}
+    c, y, x = chw(pos, {H}, {Wd})
     val = {val}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
     ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})

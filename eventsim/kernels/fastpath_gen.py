@@ -22,7 +22,9 @@ The emitted module holds, in this order and each with a docstring:
   one event into the next op or into its target (a population or the readout); a Conv2d or Linear
   into a population does each tap (one input position onto the channels of one output position) as
   one vector operation, ``tap_<population>_<width>`` (made by ``make_tap``, an llvmlite intrinsic:
-  load, multiply, add, store, compare with θ, lane mask), and walks the set bits of the mask;
+  load, multiply, add, store, compare with θ, lane mask), and walks the set bits of the mask; a
+  Conv2d or Linear into the readout adds to its outputs with one vector add, ``acc_<width>``
+  (``make_acc``), bit for bit the scalar loop;
 * per population with a constant current (a *driven* one, a layer bias): ``queue_p``,
   ``check_p``, ``fire_p`` and ``wake_p`` (predicted threshold crossings, the general path's
   ``predict_and_queue``, ``check_continuous``, ``process_candidates`` and ``wake_continuous``),
@@ -294,7 +296,7 @@ def flush(t, {STATE}):
             sort_range(I, I_WL + P{p}_OFF, n)
         while fi < n:
             pos = I[U64(I_WL + P{p}_OFF + fi)]
-            c = pos // {hw}
+            c = np.int64(U64(pos) // U64({hw}))
             if fr < 0:   # take the neuron's pending spikes
                 g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
                 fr = I[U64(I_CNT + g)]

@@ -78,7 +78,7 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1
     if I[U64(I_CNT + g)] == 0:
-        I[U64(I_WL + P{p}_OFF + I[I_WN + {p}])] = (jl % {C}) * {H * Wd} + jl // {C}  # flat (C, H, W) index
+        I[U64(I_WL + P{p}_OFF + I[I_WN + {p}])] = np.int64(U64(jl) % U64({C})) * {H * Wd} + np.int64(U64(jl) // U64({C}))  # flat (C, H, W) index
         I[I_WN + {p}] += 1
         I[I_PEND] += 1
         if I[I_PEND] > I[I_HWM]:
@@ -95,7 +95,7 @@ def fire_{p}(t, {STATE}):
     for i in range(I[I_CN + {p}]):
         jl = I[U64(I_CAND + P{p}_OFF + i)]
         U[U64(P{p}_OFF + jl)] = 0
-        c = jl % {C}
+        c = np.int64(U64(jl) % U64({C}))
         th = {_r(pop["f32"], _theta(pop, "c"))}''')
     if pop["lif"]:
         w(f"scale = {_r(pop['f32'], f'S[S_SC_{p} + c]')}", 2)
@@ -171,10 +171,14 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str
     Into a population: one lane-mask tap per (up to) 64 channels (see ``make_tap`` in the emitted
     module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
     channel i crossed); the set bits are the candidates, in channel order."""
-    if target == len(spec.pops):
-        a = "np.float64(a)" if spec.f32 else "a"   # the readout sums in float64
-        return [f"for co in range({lo}, {lo} + {width}):",
-                f"    S[np.uint64(S_Y + {base} + co)] += {a} * W[np.uint64(wb + co)]"]
+    if target == len(spec.pops):   # the readout (float64): one vector add per (up to) 64 outputs
+        out = []
+        for c0 in range(0, width, 64):
+            n = min(64, width - c0)
+            spec.taps[f"acc_{n}"] = (None, n)
+            first = f"{lo} + {c0}" if c0 else lo
+            out.append(f"acc_{n}(S, S_Y + {base} + {first}, W, wb + {first}, a)")
+        return out
     pop = spec.pops[target]
     p = target
     if pop.get("drive"):   # scalar: each neuron's own drive
@@ -204,12 +208,16 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str
 
 
 def _taps(w: _Writer, spec) -> None:
-    """The lane-mask taps the scatters use, one per population and width."""
+    """The lane-mask taps the scatters use, one per population and width, and the readout's adds."""
     if not spec.taps:
         return
     w("")
     w("# lane-mask taps used by the scatters above (per population: comparison, threshold kind; width)")
+    w("# and vector adds into the readout (acc_<width>)")
     for name, (p, n) in sorted(spec.taps.items()):
+        if p is None:
+            w(f"{name} = make_acc({n}{', True' if spec.f32 else ''})")
+            continue
         pop = spec.pops[p]
         kind = "'lif'" if pop["lif"] else ("'scalar'" if np.all(pop["theta"] == pop["theta"][0]) else "'vector'")
         w(f"{name} = make_tap({n}, {bool(pop['ge'])}, {kind}{', True' if spec.f32 else ''})")
@@ -245,7 +253,7 @@ def {names[0]}(pos, a, t, {STATE}):
             w("j = pos", 1)
             c_expr = "0"
         else:
-            w(f"c = pos // {HW}", 1)
+            w(f"c = np.int64(U64(pos) // U64({HW}))", 1)
             w(f"j = (pos - c * {HW}) * {C} + c", 1)
             c_expr = "c"
         if refresh:
@@ -323,9 +331,7 @@ def {names[i]}(pos, a, t, {STATE}):
 def {names[i]}(pos, a, t, {STATE}):
     """{_POOL_NAMES[mode].capitalize()} pooling layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), window {kh}x{kw},
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {'the next op' if not last else tname}."""
-    x = pos % {Wd}
-    y = (pos // {Wd}) % {H}
-    c = pos // {H * Wd}
+    c, y, x = chw(pos, {H}, {Wd})
     val = {val}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
     ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})

@@ -51,9 +51,7 @@ def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout) 
     """The emitted walk of a Conv2d scatter over the outputs whose window holds input ``pos``:
     ``(ci, y, x)`` of pos, the group lines, the output range, and per output ``(oy, ox)`` the weight
     offset ``wb`` of its tap (the loop body follows, indented by 3 levels). Both generators use it."""
-    return f'''    x = pos % {Wd}
-    y = (pos // {Wd}) % {H}
-    ci = pos // {H * Wd}
+    return f'''    ci, y, x = chw(pos, {H}, {Wd})
 {groups}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
     ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
@@ -129,6 +127,37 @@ def make_tap(n, ge, kind, f32=False):
     return intrinsic(typer)
 
 
+def make_acc(n, f32=False):
+    """An intrinsic adding one event to n readout outputs as vector operations (n <= 64):
+
+        S[so:so+n] = S[so:so+n] + a*W[wo:wo+n]
+
+    in float64 (the readout's type; f32: the float32 weights and a are widened exactly, fpext).
+    Multiply and add stay separate instructions: bit for bit the scalar loop's arithmetic."""
+    dvt = ir.VectorType(ir.DoubleType(), n)
+    wvt = ir.VectorType(ir.FloatType() if f32 else ir.DoubleType(), n)
+    lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n)
+
+    def vector_at(context, builder, aryty, ary, offset, t):
+        data = context.make_array(aryty)(context, builder, ary).data
+        return builder.bitcast(builder.gep(data, [offset]), t.as_pointer())
+
+    def codegen(context, builder, sig, args):
+        a = builder.fpext(args[4], ir.DoubleType()) if f32 else args[4]
+        one = builder.insert_element(ir.Constant(dvt, ir.Undefined), a, ir.Constant(ir.IntType(32), 0))
+        av = builder.shuffle_vector(one, ir.Constant(dvt, ir.Undefined), lanes0)
+        w = builder.load(vector_at(context, builder, sig.args[2], args[2], args[3], wvt), align=4 if f32 else 8)
+        if f32:
+            w = builder.fpext(w, dvt)
+        yp = vector_at(context, builder, sig.args[0], args[0], args[1], dvt)
+        builder.store(builder.fadd(builder.load(yp, align=8), builder.fmul(av, w)), yp, align=8)
+        return context.get_dummy_value()
+
+    def typer(typingctx, S, so, W, wo, a):
+        return types.void(S, types.int64, W, types.int64, types.float32 if f32 else types.float64), codegen
+    return intrinsic(typer)
+
+
 @intrinsic
 def lowest_bit(typingctx, m):
     """Index of the lowest set bit of the uint64 m (m != 0)."""
@@ -138,11 +167,23 @@ def lowest_bit(typingctx, m):
 
 @njit(inline="always", **INTERNAL)
 def out_range(i, pad, k, stride, n_out):
-    """Outputs o whose window (o*stride - pad + [0, k)) contains input i: lo <= o < hi."""
-    top = i + pad
-    lo = max(-((k - 1 - top) // stride), 0)
-    hi = min(top // stride + 1, n_out) if top >= 0 else 0
-    return lo, hi
+    """Outputs o whose window (o*stride - pad + [0, k)) contains input i >= 0: lo <= o < hi.
+    Unsigned arithmetic (the arguments after i are constants): divisions by constants without
+    the sign fix-ups of floor division."""
+    top = U64(i + pad)
+    k1, s = U64(k - 1), U64(stride)
+    lo = (top - k1 + s - U64(1)) // s if top >= k1 else U64(0)
+    return np.int64(lo), np.int64(min(top // s + U64(1), U64(n_out)))
+
+
+@njit(inline="always", **INTERNAL)
+def chw(pos, h, w):
+    """(c, y, x) of the flat (C, H, W) index pos >= 0 (h, w constants), in unsigned arithmetic."""
+    u, hw, uw = U64(pos), U64(h) * U64(w), U64(w)
+    c = u // hw
+    r = u - c * hw
+    y = r // uw
+    return np.int64(c), np.int64(y), np.int64(r - y * uw)
 
 
 @njit(**INTERNAL)

@@ -27,6 +27,12 @@ PHASE_SHIFT = 47
 NEURON_MASK = (1 << 47) - 1
 #: limits of the packed key: layers + 1 < 1024, phases < 64, neurons < 2**47
 MAX_LAYERS, MAX_PHASES = 1022, 64
+#: phases: a wake-up (predicted crossing, end of a refractory period, batch wake-up), the batch
+#: threshold check of a population, and the first delivery phase (``PHASE_DELIVER + g`` delivers
+#: delay group ``g``); ``PHASE_INPUT`` marks a fresh input event (never queued)
+PHASE_INPUT, PHASE_WAKE, PHASE_CHECK, PHASE_DELIVER = -1, 0, 1, 2
+#: payload of a wake-up that is not a prediction (the end of a refractory period, a batch wake-up)
+AUX_WAKE = -1
 #: batch check of a population with a recurrent projection: after the deliveries of its own layer
 #: (its feedback from the step before), where ordinary populations use phase 1
 PHASE_LATE_CHECK = MAX_PHASES - 1

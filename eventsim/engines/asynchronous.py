@@ -65,6 +65,7 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
+from ..kernels.async_queue import ENTRY
 from ..kernels.layers import count_events
 from ..network import Network, NeuronSpec, Readout
 from ..neurons import CubaLI
@@ -85,11 +86,13 @@ SIMULTANEOUS = ("none", "batch")
 MAX_GRID_ROWS = 1 << 22
 MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
-#: Compiled network: the header record ``h``, the population and op records, ``ni`` (int64) and ``nf``
-#: (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
+#: Compiled network: the header record ``h`` (a record of a one-element array: Numba passes it by
+#: reference), the population and op tables, ``ni`` (int64) and ``nf`` (float64) flat buffers, see
+#: :mod:`eventsim.kernels.async_layout`.
 AsyncNet = NamedTuple("AsyncNet", [(name, np.ndarray) for name in ("h", "pop", "op", "ni", "nf")])
-#: Mutable state: the cursors record, flat buffers, the event heap and the spike-time log.
-AsyncState = NamedTuple("AsyncState", [(name, np.ndarray) for name in ("cur", "si", "sf", "su", "ht", "hk", "lt", "lj")])
+#: Mutable state: the cursors record (of a one-element array), flat buffers, the event heap
+#: (records ``ENTRY``) and the spike-time log (records ``LOG_ENTRY``).
+AsyncState = NamedTuple("AsyncState", [(name, np.ndarray) for name in ("cur", "si", "sf", "su", "queue", "log")])
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -438,7 +441,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         h[name] = pack.add(None, size)
     h["sf_snap_t"] = sf.add(snap_t)
     h = np.array([tuple(int(h[name]) for name in A.HEADER.names)], A.HEADER)   # the header record, fields by name
-    net = AsyncNet(h=h, pop=f["pop"], op=f["op_table"], ni=ni.array(), nf=net_nf)
+    net = AsyncNet(h=h[0], pop=f["pop"], op=f["op_table"], ni=ni.array(), nf=net_nf)
     si, sf = si.array(), sf.array()
     hd = h[0]
 
@@ -466,8 +469,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         if layers[i].step_bias is not None:
             csr[A.CS_BNOW, cs_p] = np.broadcast_to(layers[i].step_bias[0], (C,))
     log = 2 * (N + 1) if "spike_times" in record else 0
-    st = AsyncState(cur=cur, si=si, sf=sf, su=np.zeros(2 * N, np.uint8), ht=np.empty(queue_limit),
-                    hk=np.empty((queue_limit, 2), np.int64), lt=np.empty(log), lj=np.empty((log, 2), np.int64))
+    st = AsyncState(cur=cur[0], si=si, sf=sf, su=np.zeros(2 * N, np.uint8), queue=np.empty(queue_limit, ENTRY),
+                    log=np.empty(log, A.LOG_ENTRY))
     yf = rows(sf, "sf_readout", 4, n_out)
     row = rows(si, "si_row", 4, L)
 
@@ -484,9 +487,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     def call(*args):
         nonlocal st
         while not run(net, st, *args):  # the spike-time log is nearly full: double it
-            n = int(st.cur[0]["log_size"])
-            st = st._replace(lt=np.concatenate([st.lt[:n], np.empty(st.lt.size)]),
-                             lj=np.concatenate([st.lj[:n], np.empty((st.lj.shape[0], 2), np.int64)]))
+            n = int(st.cur["log_size"])
+            st = st._replace(log=np.concatenate([st.log[:n], np.empty(st.log.size, A.LOG_ENTRY)]))
 
     # ---------------------------------------------------------------- run
     analog = frames is not None and not is_counts
@@ -512,17 +514,17 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         else:
             chunks = _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
         for chunk in chunks:
-            st.cur[0]["input"] = 0
+            st.cur["input"] = 0
             call(*chunk, float(chunk[0][-1]), False, False)
-    st.cur[0]["input"] = 0
+    st.cur["input"] = 0
     if pause_us is not None:
         call(*empty, float(pause_us), not batch, False)
         return EngineState("async", float(pause_us), paused_options, network_signature(network),
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
-                queue_high_water=int(st.cur[0]["heap_high"]),
-                snapshot_synops_unreached=snap_b[int(st.cur[0]["next_snap_b"]):].tolist(),
+                queue_high_water=int(st.cur["heap_high"]),
+                snapshot_synops_unreached=snap_b[int(st.cur["next_snap_b"]):].tolist(),
                 path="general", fast_path_unsupported=why)
     res = _result(network, net, st, comp, record, synop_convention, info)
     return replace(res, dt_us=dt_us) if current_bias else res
@@ -571,41 +573,43 @@ def _check_current_bias(network: Network, batch: bool, inputs: Any) -> None:
 def _save(st: AsyncState, k: int) -> dict:
     """The state arrays as they are (the lead's kernels own their layout), minus the unused tails of
     the queue (entries ``[0, heap_size)`` are the heap) and of the spike-time log."""
-    heap, log = int(st.cur[0]["heap_size"]), int(st.cur[0]["log_size"])
-    return dict(path="general", k=k, cur=st.cur.copy(), si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(), ht=st.ht[:heap].copy(),
-                hk=st.hk[:heap].copy(), lt=st.lt[:log].copy(), lj=st.lj[:log].copy())
+    heap, log = int(st.cur["heap_size"]), int(st.cur["log_size"])
+    return dict(path="general", k=k, cur=np.array([st.cur]), si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(),
+                queue=st.queue[:heap].copy(), log=st.log[:log].copy())
 
 
 def _restore(st: AsyncState, data: dict) -> AsyncState:
     """A fresh state (the same network and options) loaded with a saved one; the queue keeps its
     ``queue_limit`` capacity, the spike-time log at least its initial size."""
-    for name in ("cur", "si", "sf", "su"):
-        if name not in data or getattr(st, name).shape != data[name].shape or \
-                getattr(st, name).dtype != data[name].dtype:
+    if "cur" not in data or data["cur"].shape != (1,) or data["cur"].dtype != A.CURSORS:
+        raise ValueError("resume=: the saved state does not fit this network and these options")
+    for name in A.CURSORS.names:
+        st.cur[name] = data["cur"][0][name]
+    for name in ("si", "sf", "su"):
+        if getattr(st, name).shape != data[name].shape:
             raise ValueError("resume=: the saved state does not fit this network and these options")
         getattr(st, name)[:] = data[name]
-    heap, log = data["ht"].shape[0], data["lt"].shape[0]
-    if heap > st.ht.shape[0]:
+    heap, log = data["queue"].shape[0], data["log"].shape[0]
+    if heap > st.queue.shape[0]:
         raise ValueError(f"resume=: the saved queue holds {heap} entries, more than queue_limit")
-    st.ht[:heap], st.hk[:heap] = data["ht"], data["hk"]
-    if st.lt.shape[0]:
-        size = max(st.lt.shape[0], 2 * log)
-        lt, lj = np.empty(size), np.empty((size, 2), np.int64)
-        lt[:log], lj[:log] = data["lt"], data["lj"]
-        st = st._replace(lt=lt, lj=lj)
+    st.queue[:heap] = data["queue"]
+    if st.log.shape[0]:
+        log_ = np.empty(max(st.log.shape[0], 2 * log), A.LOG_ENTRY)
+        log_[:log] = data["log"]
+        st = st._replace(log=log_)
     return st
 
 
 def _result(network, net, st, comp, record, convention, info) -> SimulationResult:
-    h, si, sf = net.h[0], st.si, st.sf
-    K, L, N, n_out = int(st.cur[0]["row"]), int(h["n_layers"]), int(h["n_neurons"]), int(h["n_out"])
+    h, si, sf = net.h, st.si, st.sf
+    K, L, N, n_out = int(st.cur["row"]), int(h["n_layers"]), int(h["n_neurons"]), int(h["n_out"])
     Kmax = int(h["n_rows"])
     pi = comp.fields["pi"]
     counts = si[h["si_out_counts"]:h["si_out_counts"] + 4 * Kmax * L].reshape(4, Kmax, L)[:, :K].copy()
     rast = si[h["si_raster"]:h["si_raster"] + Kmax * N].reshape(Kmax, N) if "spikes" in record else None
     mem = sf[h["sf_membrane"]:h["sf_membrane"] + Kmax * N].reshape(Kmax, N) if "membrane" in record else None
     rasters, membranes, times = {}, {}, {}
-    m = int(st.cur[0]["log_size"])
+    m = int(st.cur["log_size"])
     for p, i in enumerate(comp.pops):
         name, shape = network.layers[i].name, network.shapes[i]
         C, H, W, off, n = (int(pi[p, c]) for c in (A.P_C, A.P_H, A.P_W, A.P_OFF, A.P_N))
@@ -613,11 +617,12 @@ def _result(network, net, st, comp, record, convention, info) -> SimulationResul
             if arr is not None:
                 out[name] = arr[:K, off:off + n].reshape(K, H, W, C).transpose(0, 3, 1, 2).reshape((K,) + shape)
         if "spike_times" in record:
-            sel = np.flatnonzero((st.lj[:m, 0] >= off) & (st.lj[:m, 0] < off + n))
-            sel = np.repeat(sel, st.lj[sel, 1])
+            g = st.log["neuron"][:m]
+            sel = np.flatnonzero((g >= off) & (g < off + n))
+            sel = np.repeat(sel, st.log["count"][sel])
             chw = np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()  # local index -> flat (C, H, W)
             rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
-            rec["t_us"], rec["neuron"] = st.lt[sel], chw[st.lj[sel, 0] - off]
+            rec["t_us"], rec["neuron"] = st.log["t"][sel], chw[st.log["neuron"][sel] - off]
             times[name] = np.sort(rec, order=("t_us", "neuron"))
             if i == len(network.layers) - 1:     # the output population, in emission order (decoding)
                 info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())

@@ -7,8 +7,8 @@ one ``neuron_step`` with the step's accumulated current ``I·g_k + b_k``. After 
 neuron that would spike at the next step with no input (residual ``v > θ`` after a subtract
 reset, fire-then-integrate, ``v_init > θ``) queues a wake-up for that step.
 
-The heap ``st.ht, st.hk`` is allocated once at ``queue_limit`` entries (pages are committed only
-when first used, so memory follows the queue's high-water mark ``st.cur[0].heap_high``). When it is full,
+The heap ``st.queue`` is allocated once at ``queue_limit`` entries (pages are committed only
+when first used, so memory follows the queue's high-water mark ``st.cur.heap_high``). When it is full,
 stale predictions (version ≠ the neuron's) are dropped; if none can be dropped the run stops
 with an error.
 """
@@ -51,30 +51,28 @@ def to_flat(net, p, jl):
 @njit(inline="always", **ASYNC_JIT)
 def step_time(net, st, k):
     """Batch-mode time of step ``k``: ``t_start + (k + 1)·dt`` (the end of the step's bin)."""
-    return st.cur[0].t_start + (k + 1) * net.nf[F_DT]
+    return st.cur.t_start + (k + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
 def _compact(net, st):
     """Drop superseded predictions (version ≠ the neuron's pending one) and re-heapify."""
-    ht, hk = st.ht, st.hk
-    size = st.cur[0].heap_size
+    q = st.queue
+    size = st.cur.heap_size
     o_pv = nio(net, N_PV)
     w = 0
     for i in range(size):
         keep = True
-        layer, phase, neuron = unpack(hk[i, 0])
-        if phase == PHASE_WAKE and hk[i, 1] >= 0:   # a prediction (a version number)
+        layer, phase, neuron = unpack(q[i].key)
+        if phase == PHASE_WAKE and q[i].aux >= 0:   # a prediction (a version number)
             p = layer_pop(net, layer)
-            keep = st.si[o_pv + net.pop[p].offset + to_local(net, p, neuron)] == hk[i, 1]
+            keep = st.si[o_pv + net.pop[p].offset + to_local(net, p, neuron)] == q[i].aux
         if keep:
-            ht[w] = ht[i]
-            hk[w, 0] = hk[i, 0]
-            hk[w, 1] = hk[i, 1]
+            q[w].t, q[w].key, q[w].aux = q[i].t, q[i].key, q[i].aux
             w += 1
-    heapify(ht, hk, w)
-    st.cur[0].heap_size = w
-    st.cur[0].garbage = 0
+    heapify(q, w)
+    st.cur.heap_size = w
+    st.cur.garbage = 0
     return w < size
 
 
@@ -82,15 +80,15 @@ def _compact(net, st):
 def push(net, st, t, layer, phase, neuron, aux):
     """Push a queue entry; superseded predictions are dropped when they make up half the heap,
     or when it is full (then, if none can be dropped, the run stops with an error)."""
-    cur = st.cur[0]
+    cur = st.cur
     size = cur.heap_size
     garbage = cur.garbage
-    if size >= st.ht.shape[0] or (garbage > 4096 and 2 * garbage > size):
-        if not _compact(net, st) and size >= st.ht.shape[0]:
+    if size >= st.queue.shape[0] or (garbage > 4096 and 2 * garbage > size):
+        if not _compact(net, st) and size >= st.queue.shape[0]:
             raise ValueError("event queue overflow: more pending events than queue_limit; "
                              "raise queue_limit= or look for runaway spiking")
         size = cur.heap_size
-    cur.heap_size = heap_push(st.ht, st.hk, size, t, layer, phase, neuron, aux)
+    cur.heap_size = heap_push(st.queue, size, t, layer, phase, neuron, aux)
     cur.heap_high = max(cur.heap_high, size + 1)
 
 
@@ -103,9 +101,9 @@ def predict_and_queue(net, st, p, g, c, t):
     st.si[o_ver] += 1
     ts = max(predict(net, st, p, g, c, t), t)
     o_pt = nfo(net, N_PT) + g
-    if ts <= st.cur[0].t_stop and ts < st.sf[o_pt]:
+    if ts <= st.cur.t_stop and ts < st.sf[o_pt]:
         if st.sf[o_pt] != np.inf:
-            st.cur[0].garbage += 1
+            st.cur.garbage += 1
         st.sf[o_pt] = ts
         st.si[nio(net, N_PV) + g] = st.si[o_ver]
         push(net, st, ts, net.pop[p].layer, np.int64(PHASE_WAKE), to_flat(net, p, g - net.pop[p].offset),
@@ -118,7 +116,7 @@ def predict_and_queue(net, st, p, g, c, t):
 @njit(**ASYNC_JIT)
 def emit(net, st, p, jl, count, t, k):
     """Record ``count`` spikes of neuron ``jl`` of population ``p`` at ``t`` and queue their delivery."""
-    h, cur, si = net.h[0], st.cur[0], st.si
+    h, cur, si = net.h, st.cur, st.si
     layer = net.pop[p].layer
     g = net.pop[p].offset + jl
     si[ro(net, R_SP) + layer] += count
@@ -126,9 +124,9 @@ def emit(net, st, p, jl, count, t, k):
         si[h.si_raster + cur.row * h.n_neurons + g] += count
     if h.rec_times:
         i = cur.log_size
-        st.lt[i] = t
-        st.lj[i, 0] = g
-        st.lj[i, 1] = count
+        st.log[i].t = t
+        st.log[i].neuron = g
+        st.log[i].count = count
         cur.log_size = i + 1
     queue_groups(net, st, p + 1, np.int64(0), layer, to_flat(net, p, jl), count, t, k)
 
@@ -142,11 +140,11 @@ def queue_groups(net, st, s, first, layer, n, count, t, k):
     for gi in range(g0 + first, g0 + n_groups):
         if grp_get(net, gi, G_PATH1) == grp_get(net, gi, G_PATH0):
             continue
-        if net.h[0].batch:
+        if net.h.batch:
             td = step_time(net, st, k + grp_get(net, gi, G_STEPS))
         else:
-            td = t + net.nf[net.h[0].nf_grp_delay + gi]
-        if td <= st.cur[0].t_stop:
+            td = t + net.nf[net.h.nf_grp_delay + gi]
+        if td <= st.cur.t_stop:
             push(net, st, td, layer, PHASE_DELIVER + gi - g0, n, count)
 
 
@@ -167,7 +165,7 @@ def check_continuous(net, st, p, g, t):
         if refr > 0.0:
             tw = freeze(net, st, p, g, c, t)
             frozen = True
-            if tw <= st.cur[0].t_stop:
+            if tw <= st.cur.t_stop:
                 push(net, st, tw, layer, np.int64(PHASE_WAKE), to_flat(net, p, jl), np.int64(AUX_WAKE))
             break
         if net.pop[p].reset_zero:
@@ -189,11 +187,11 @@ def process_candidates(net, st, t):
     and :func:`~eventsim.kernels.async_neuron.predict`; anything else takes the general path."""
     sf, si = st.sf, st.si
     o_c = nio(net, N_CAND)
-    o_u = U_CAND * net.h[0].n_neurons
+    o_u = U_CAND * net.h.n_neurons
     o_v, o_tl, o_dr, o_pt = nfo(net, N_V), nfo(net, N_TL), nfo(net, N_DR), nfo(net, N_PT)
     o_ver, o_pv = nio(net, N_VER), nio(net, N_PV)
     p, lo, hi = np.int64(-1), np.int64(0), np.int64(0)
-    for i in range(st.cur[0].n_cand):
+    for i in range(st.cur.n_cand):
         g = si[o_c + i]
         st.su[o_u + g] = 0
         if g < lo or g >= hi:   # candidates come in runs of one population: skip the table lookup
@@ -219,9 +217,9 @@ def process_candidates(net, st, t):
                 elif kind == SINK_DRIVEN_LIF and r > th:
                     ts = max(t + cget(net, C_TAU, c) * math.log1p((th - (u / s_c + r)) / (r - th)), t)
                 if ts != np.inf:
-                    if ts <= st.cur[0].t_stop and ts < sf[o_pt + g]:
+                    if ts <= st.cur.t_stop and ts < sf[o_pt + g]:
                         if sf[o_pt + g] != np.inf:
-                            st.cur[0].garbage += 1
+                            st.cur.garbage += 1
                         sf[o_pt + g] = ts
                         si[o_pv + g] = si[o_ver + g]
                         push(net, st, ts, net.pop[p].layer, np.int64(PHASE_WAKE), to_flat(net, p, jl),
@@ -251,7 +249,7 @@ def process_candidates(net, st, t):
                 emit(net, st, p, jl, np.int64(n_sp), t, np.int64(0))
             continue
         check_continuous(net, st, p, g, t)
-    st.cur[0].n_cand = 0
+    st.cur.n_cand = 0
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -267,7 +265,7 @@ def wake_continuous(net, st, p, n, aux, t):
             check_continuous(net, st, p, g, t)
         return
     if st.si[nio(net, N_PV) + g] != aux:   # superseded by an earlier prediction
-        st.cur[0].garbage = max(st.cur[0].garbage - 1, 0)
+        st.cur.garbage = max(st.cur.garbage - 1, 0)
         return
     st.sf[nfo(net, N_PT) + g] = np.inf
     if ru != -np.inf:
@@ -284,7 +282,7 @@ def wake_continuous(net, st, p, n, aux, t):
     emit(net, st, p, jl, np.int64(1), t, np.int64(0))
     if net.pop[p].refractory_us > 0.0:
         tw = freeze(net, st, p, g, c, t)
-        if tw <= st.cur[0].t_stop:
+        if tw <= st.cur.t_stop:
             push(net, st, tw, net.pop[p].layer, np.int64(PHASE_WAKE), n, np.int64(AUX_WAKE))
         return
     check_continuous(net, st, p, g, t)
@@ -307,7 +305,7 @@ def catch_up(v, lam, idle):
 @njit(inline="always", **ASYNC_JIT)
 def first_free_step(net, st, ru):
     """First batch step whose time is at or after the end ``ru`` of a refractory period."""
-    return int(np.ceil((ru - st.cur[0].t_start) / net.nf[F_DT] - 1e-9)) - 1
+    return int(np.ceil((ru - st.cur.t_start) / net.nf[F_DT] - 1e-9)) - 1
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -318,7 +316,7 @@ def check_batch(net, st, p, t, k):
     C = net.pop[p].channels
     c0 = net.pop[p].channel0
     layer = net.pop[p].layer
-    tab = net.h[0].nf_tab + 2 * (net.pop[p].table + k * C)  # (gain, bias) pairs of step k
+    tab = net.h.nf_tab + 2 * (net.pop[p].table + k * C)  # (gain, bias) pairs of step k
     ifirst, zero, ge = net.pop[p].integrate_first, net.pop[p].reset_zero, net.pop[p].compare_ge
     gain, bias, drive = net.pop[p].gain, net.pop[p].bias, net.pop[p].drive
     refr = net.pop[p].refractory_us
@@ -327,7 +325,7 @@ def check_batch(net, st, p, t, k):
     o_syn = nfo(net, N_SYN) + off
     o_v, o_ru, o_acc = nfo(net, N_V) + off, nfo(net, N_RU) + off, nfo(net, N_ACC) + off
     o_ls, o_tch = nio(net, N_LS) + off, nio(net, N_TCH) + off
-    o_u = U_TOUCHED * net.h[0].n_neurons + off
+    o_u = U_TOUCHED * net.h.n_neurons + off
     o_n = pno(net, S_TCHN) + p
     for i in range(si[o_n]):
         jl = si[o_tch + i]
@@ -370,7 +368,7 @@ def check_batch(net, st, p, t, k):
             if refr > 0.0:
                 sf[o_ru + jl] = t + refr
                 k_next = max(k_next, first_free_step(net, st, t + refr))
-        if not drive and k_next < net.h[0].steps:
+        if not drive and k_next < net.h.steps:
             if stepx:
                 _, n0 = neuron_step_multi(v, 0.0, lam, theta, ifirst, zero, ge, stepx == STEPX_MULTI,
                                           cget(net, C_VMIN, c))
@@ -387,10 +385,10 @@ def check_batch(net, st, p, t, k):
 def push_checks(net, st, t):
     """Queue the batch threshold check of every population touched at ``t``."""
     o_pend = pno(net, S_PEND)
-    for i in range(st.cur[0].n_pend):
+    for i in range(st.cur.n_pend):
         p = st.si[o_pend + i]
         push(net, st, t, net.pop[p].layer, net.pop[p].check_phase, np.int64(0), np.int64(0))   # neuron, aux unused
-    st.cur[0].n_pend = 0
+    st.cur.n_pend = 0
 
 
 # ----------------------------------------------------------------------------- drive and rows
@@ -400,13 +398,13 @@ def push_checks(net, st, t):
 def readout_to(net, st, t):
     """Integrate the readout's constant input up to ``t`` (continuous mode); a leaky readout
     (:class:`~eventsim.neurons.LI`) decays exactly: ``Y ← Y·e^{−Δ/τ} + r·τ·(1 − e^{−Δ/τ})``."""
-    if not net.h[0].batch and t > st.cur[0].t_y:
+    if not net.h.batch and t > st.cur.t_y:
         o_y, o_r = yo(net, Y_Y), yo(net, Y_RATE)
-        span = t - st.cur[0].t_y
-        n_out = net.h[0].n_out
+        span = t - st.cur.t_y
+        n_out = net.h.n_out
         for o in range(n_out):
-            itau = yc(net, YC_ITAU, o) if net.h[0].y_leaky else 0.0
-            if net.h[0].y_leaky == YLEAKY_CUBA:   # CubaLI: the two-exponential evolution of a CubaLIF
+            itau = yc(net, YC_ITAU, o) if net.h.y_leaky else 0.0
+            if net.h.y_leaky == YLEAKY_CUBA:   # CubaLI: the two-exponential evolution of a CubaLIF
                 o_s = yo(net, Y_SYN) + o
                 y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * yc(net, YC_QSYN, o),
                                   itau, yc(net, YC_ITAUS, o), span)
@@ -417,14 +415,14 @@ def readout_to(net, st, t):
             else:
                 decay = math.exp(-span * itau)
                 st.sf[o_y + o] = st.sf[o_y + o] * decay - st.sf[o_r + o] * math.expm1(-span * itau) / itau
-        st.cur[0].t_y = t
+        st.cur.t_y = t
 
 
 @njit(inline="always", **ASYNC_JIT)
 def readout_step_value(net, st, o):
     """Batch mode: the readout after the open step, ``Y + I`` (leaky: ``λ·Y + I`` once per step)."""
     y, acc = st.sf[yo(net, Y_Y) + o], st.sf[yo(net, Y_ACC) + o]
-    if net.h[0].y_leaky and st.cur[0].timer > st.cur[0].y_step:
+    if net.h.y_leaky and st.cur.timer > st.cur.y_step:
         return yc(net, YC_LEAK, o) * y + readout_synapse(net, st, o, acc)
     return y + acc
 
@@ -432,7 +430,7 @@ def readout_step_value(net, st, o):
 @njit(inline="always", **ASYNC_JIT)
 def readout_synapse(net, st, o, acc):
     """Batch mode: a CubaLI's synaptic current after the open step, ``α·i + g·I`` (else ``I``)."""
-    if net.h[0].y_leaky != YLEAKY_CUBA:
+    if net.h.y_leaky != YLEAKY_CUBA:
         return acc
     return yc(net, YC_SLEAK, o) * st.sf[yo(net, Y_SYN) + o] + yc(net, YC_SGAIN, o) * acc
 
@@ -440,15 +438,15 @@ def readout_synapse(net, st, o, acc):
 @njit(**ASYNC_JIT)
 def flush_readout(net, st):
     """Batch mode: a step is over, the readout takes its input (a leaky one decays once per step)."""
-    for o in range(net.h[0].n_out):
-        if net.h[0].y_leaky == YLEAKY_CUBA and st.cur[0].timer > st.cur[0].y_step:
+    for o in range(net.h.n_out):
+        if net.h.y_leaky == YLEAKY_CUBA and st.cur.timer > st.cur.y_step:
             i_syn = readout_synapse(net, st, o, st.sf[yo(net, Y_ACC) + o])
             st.sf[yo(net, Y_Y) + o] = yc(net, YC_LEAK, o) * st.sf[yo(net, Y_Y) + o] + i_syn
             st.sf[yo(net, Y_SYN) + o] = i_syn
         else:
             st.sf[yo(net, Y_Y) + o] = readout_step_value(net, st, o)
         st.sf[yo(net, Y_ACC) + o] = 0.0
-    st.cur[0].y_step = st.cur[0].timer
+    st.cur.y_step = st.cur.timer
 
 
 @njit(**ASYNC_JIT)
@@ -463,10 +461,10 @@ def set_drive(net, st, t, rebase):
     readout_to(net, st, t)
     dt = net.nf[F_DT]
     o_rate, o_cst = yo(net, Y_RATE), yo(net, Y_CST)
-    for o in range(net.h[0].n_out):
+    for o in range(net.h.n_out):
         sf[o_rate + o] = sf[o_cst + o] / dt if dt > 0 else 0.0
     o_g, o_b = cso(net, CS_GNOW), cso(net, CS_BNOW)
-    for p in range(net.h[0].n_pop):
+    for p in range(net.h.n_pop):
         if not net.pop[p].drive:
             continue
         off = net.pop[p].offset
@@ -500,7 +498,7 @@ def set_drive(net, st, t, rebase):
 def record_row(net, st, t, kind):
     """Close the open row at ``t`` (``kind``: ``ROW_TIME`` or ``ROW_BUDGET``): readout, counters
     (then zeroed) and membranes."""
-    h, cur, si, sf = net.h[0], st.cur[0], st.si, st.sf
+    h, cur, si, sf = net.h, st.cur, st.si, st.sf
     r = cur.row
     if r >= h.n_rows:
         return

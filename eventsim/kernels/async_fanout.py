@@ -32,7 +32,7 @@ def touch(net, st, p, jl, t):
     """List neuron ``jl`` (local index) of population ``p`` for the batch threshold check at ``t``."""
     si = st.si
     g = net.pop[p].offset + jl
-    u = U_TOUCHED * net.h[0].n_neurons + g
+    u = U_TOUCHED * net.h.n_neurons + g
     if st.su[u] == 0:
         st.su[u] = 1
         o_n = pno(net, S_TCHN) + p
@@ -47,15 +47,15 @@ def pending(net, st, p, t):
     o_check = pso(net, S_CHECKT) + p
     if st.sf[o_check] != t:
         st.sf[o_check] = t
-        st.si[pno(net, S_PEND) + st.cur[0].n_pend] = p
-        st.cur[0].n_pend += 1
+        st.si[pno(net, S_PEND) + st.cur.n_pend] = p
+        st.cur.n_pend += 1
 
 
 @njit(inline="always", **ASYNC_JIT)
 def tap(net, st, i, base, c0, wb):
     """Record tap ``i`` of the current event: neurons ``base + c``, channels ``c0 ≤ c < c0 + width``,
     weights ``nf[wb + c]``."""
-    o = net.h[0].si_taps + 3 * i
+    o = net.h.si_taps + 3 * i
     st.si[o] = base
     st.si[o + 1] = c0
     st.si[o + 2] = wb
@@ -76,7 +76,7 @@ def sink(net, st, tp, n_taps, width, a, t):
     index makes Numba emit a negative-index wrap-around on every access, which costs ~20 % of
     the run time on a DVS128-scale network (``benchmarks/bench_async.py``).
     """
-    h, nf, sf, si, su = net.h[0], net.nf, st.sf, st.si, st.su
+    h, nf, sf, si, su = net.h, net.nf, st.sf, st.si, st.su
     o_taps = h.si_taps
     batch = h.batch
     if tp == h.n_pop:
@@ -164,8 +164,8 @@ def sink(net, st, tp, n_taps, width, a, t):
                     th = lims[np.uint64(o_lim + c)]
                     if (u >= th if ge else u > th) and su[o_flag + c] == 0:
                         su[o_flag + c] = 1
-                        si[o_cand + st.cur[0].n_cand] = off + c
-                        st.cur[0].n_cand += 1
+                        si[o_cand + st.cur.n_cand] = off + c
+                        st.cur.n_cand += 1
         elif kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
             o_tl, o_dr, o_ver = nfo(net, N_TL) + off, nfo(net, N_DR) + off, nio(net, N_VER) + off
             for c in range(c0, c0 + width):
@@ -177,15 +177,15 @@ def sink(net, st, tp, n_taps, width, a, t):
                 si[o_ver + c] += 1
                 if su[o_flag + c] == 0:
                     su[o_flag + c] = 1
-                    si[o_cand + st.cur[0].n_cand] = off + c
-                    st.cur[0].n_cand += 1
+                    si[o_cand + st.cur.n_cand] = off + c
+                    st.cur.n_cand += 1
         else:
             for c in range(c0, c0 + width):
                 if impulse(net, st, tp, off + c, coff + c, a * nf[wb + c], t):
                     if su[o_flag + c] == 0:
                         su[o_flag + c] = 1
-                        si[o_cand + st.cur[0].n_cand] = off + c
-                        st.cur[0].n_cand += 1
+                        si[o_cand + st.cur.n_cand] = off + c
+                        st.cur.n_cand += 1
                 else:
                     n_upd -= 1
     si[ro(net, R_UPD) + net.pop[tp].layer] += n_upd
@@ -194,25 +194,25 @@ def sink(net, st, tp, n_taps, width, a, t):
 @njit(inline="always", **ASYNC_JIT)
 def _flat_target(net, tp, channels):
     """True when target ``tp`` is 1-D while the op feeding it has ``channels`` channels (H·W > 1)."""
-    if tp == net.h[0].n_pop:
-        return net.h[0].n_out != channels
+    if tp == net.h.n_pop:
+        return net.h.n_out != channels
     return net.pop[tp].channels != channels
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _count(net, st, o, pos, cnt):
-    n = cnt * net.ni[net.h[0].ni_deg + net.op[o].d_off + pos]
+    n = cnt * net.ni[net.h.ni_deg + net.op[o].d_off + pos]
     st.si[ro(net, R_SYN) + net.op[o].layer] += n
-    st.cur[0].synops += n
+    st.cur.synops += n
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _buffer(net, st, bo, nb, q, v, n):
     """Append ``(q, v, n)`` to scratch buffer ``bo``; returns the new length."""
-    i = bo * net.h[0].buffer + nb
-    st.si[net.h[0].si_buf_pos + i] = q
-    st.sf[net.h[0].sf_buf_val + i] = v
-    st.si[net.h[0].si_buf_cnt + i] = n
+    i = bo * net.h.buffer + nb
+    st.si[net.h.si_buf_pos + i] = q
+    st.sf[net.h.sf_buf_val + i] = v
+    st.si[net.h.si_buf_cnt + i] = n
     return nb + 1
 
 
@@ -251,9 +251,9 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
             q = (c * OH + oy) * OW + ox
             if mode == POOL_MAX:
                 n_out = 1
-                if net.h[0].batch:
-                    i_step = net.h[0].si_pool + net.op[o].m_off + q
-                    i_best = net.h[0].sf_pool + net.op[o].m_off + q
+                if net.h.batch:
+                    i_step = net.h.si_pool + net.op[o].m_off + q
+                    i_best = net.h.sf_pool + net.op[o].m_off + q
                     if st.si[i_step] != k:
                         st.si[i_step] = k
                         st.sf[i_best] = a
@@ -272,9 +272,9 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
                     if n_taps:
                         sink(net, st, tp, n_taps, np.int64(1), val, t)
                         n_taps = 0
-                    sink(net, st, tp, tap(net, st, np.int64(0), base, ch, net.h[0].nf_one - ch), np.int64(1), v_out, t)
+                    sink(net, st, tp, tap(net, st, np.int64(0), base, ch, net.h.nf_one - ch), np.int64(1), v_out, t)
                 else:
-                    n_taps = tap(net, st, n_taps, base, ch, net.h[0].nf_one - ch)
+                    n_taps = tap(net, st, n_taps, base, ch, net.h.nf_one - ch)
     if n_taps:
         sink(net, st, tp, n_taps, np.int64(1), val, t)
     return nb
@@ -296,7 +296,7 @@ def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
     grp = ci // cin_g
     cl = ci - grp * cin_g
     co0 = grp * cout_g
-    woff = net.h[0].nf_w + net.op[o].w_off
+    woff = net.h.nf_w + net.op[o].w_off
     flat = tp >= 0 and _flat_target(net, tp, Cout)
     n_taps = 0
     oy0, oy1 = _out_range(y, ph, kh, sh, OH)
@@ -324,7 +324,7 @@ def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
 def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
     _count(net, st, o, pos, cnt)
     n_out = net.op[o].out_c
-    wb = net.h[0].nf_w + net.op[o].w_off + pos * n_out
+    wb = net.h.nf_w + net.op[o].w_off + pos * n_out
     if tp >= 0:
         sink(net, st, tp, tap(net, st, np.int64(0), np.int64(0), np.int64(0), wb), n_out, a, t)
         return nb
@@ -336,13 +336,13 @@ def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
 @njit(inline="always", **ASYNC_JIT)
 def _identity(net, st, pos, a, t, tp):
     """Flatten / Add only: the flat position maps one to one onto the target."""
-    if tp == net.h[0].n_pop:
+    if tp == net.h.n_pop:
         base, c = pos, np.int64(0)
     else:
         C, HW = net.pop[tp].channels, net.pop[tp].height * net.pop[tp].width
         c = pos // HW
         base = (pos - c * HW) * C
-    sink(net, st, tp, tap(net, st, np.int64(0), base, c, net.h[0].nf_one - c), np.int64(1), a, t)
+    sink(net, st, tp, tap(net, st, np.int64(0), base, c, net.h.nf_one - c), np.int64(1), a, t)
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -364,7 +364,7 @@ def deliver(net, st, grp, pos, a, cnt, t, k):
     """Carry one event (flat position ``pos``, value ``a``, multiplicity ``cnt``) along every path
     of delay group ``grp``. A path's ops are ``path_ops[Q_OP0 : Q_OP0 + Q_NOPS]`` (one op per layer,
     shared by the paths through that layer)."""
-    h = net.h[0]
+    h = net.h
     B = h.buffer
     o_p, o_v, o_c = h.si_buf_pos, h.sf_buf_val, h.si_buf_cnt
     for q in range(grp_get(net, grp, G_PATH0), grp_get(net, grp, G_PATH1)):

@@ -1,14 +1,21 @@
 """Layout of the compiled network and state shared by the asynchronous engine's kernels and driver.
 
-Numba passes a tuple by value, flattening every array in it into ~7 machine arguments at each
-call site, so a NamedTuple of 50 arrays makes every kernel call, and its compilation, slow. The
-compiled network is therefore a few typed tables plus two flat buffers for the rest, and the state
-one record plus six buffers. The typed tables are NumPy structured arrays: Numba passes each as one
-array and reads a field of a record by name at a fixed byte offset (``net.pop[p].channels``, where
-the flat layout read ``ni[ni[H_PI] + p·N_PI + P_C]``). Measured against the flat layout (N-MNIST,
-general path): runs 2-12 % slower, cold compilation ~20 % faster.
+Numba passes a tuple by value, flattening every array in it into ~7 machine arguments (its
+data pointer, size, shape, strides...) at each call of a kernel that is not inlined, and a record
+into one (a pointer): each array more in ``net`` or ``st`` made the general path ~2-4 % slower
+(N-MNIST). So the compiled network is one record, two tables of records and two flat buffers, and
+the state one record, two tables of records and three flat buffers (as many machine arguments as
+the flat layout of two buffers and seven arrays that came before):
 
-``net.h[0]`` (:data:`HEADER`, one record)
+* single records (the header ``net.h``, the cursors ``st.cur``) are NumPy record scalars, passed
+  by reference (the kernels' writes to ``st.cur`` land in the driver's array);
+* tables of records (``net.pop``, ``net.op``, ``st.queue``, ``st.log``) are NumPy structured
+  arrays: a field is read by name at a fixed byte offset (``net.pop[p].channels`` where a flat
+  layout reads ``ni[ni[H_PI] + p·N_PI + P_C]``);
+* the rest are flat int64/float64 buffers holding several tables each, at the offsets the header
+  names (``net.h.ni_grp``, ``net.h.sf_neuron``...).
+
+``net.h`` (:data:`HEADER`, one record)
     Settings and sizes (``batch``, ``n_pop``, ``n_neurons``, ``n_rows``...) and the offsets of the
     tables inside the flat buffers: ``ni_*`` in ``net.ni``, ``nf_*`` in ``net.nf``, ``si_*`` in
     ``st.si`` and ``sf_*`` in ``st.sf``.
@@ -29,7 +36,7 @@ general path): runs 2-12 % slower, cold compilation ~20 % faster.
     constant ``1.0`` and the readout's constants ``ycf[YC_*, o]``. Nothing in ``net.nf``, ``pop``
     and ``op`` depends on the run, so the driver builds them once per compiled network (the weights
     are not copied at each call).
-``st.cur[0]`` (:data:`CURSORS`, one record)
+``st.cur`` (:data:`CURSORS`, one record)
     The cursors: heap size, open row, next snapshot time and budget, log size, the candidate and
     pending counts, synops so far, the next step timer, the current time ``t_now``, ``t_start``,
     ``t_stop``...
@@ -41,11 +48,12 @@ general path): runs 2-12 % slower, cold compilation ~20 % faster.
     the output rows, scratch buffers (events between ops; the taps ``(base, first channel,
     weight offset)`` of one event at the last op) and, when recorded, rasters (``si``) and
     membranes (``sf``). The accessors below (:func:`nfo`, :func:`cso`...) give a row's offset.
-``st.ht``, ``st.hk``
-    The event heap (:mod:`eventsim.kernels.async_queue`), allocated once at ``queue_limit``
-    entries; memory pages are committed only when first touched.
-``st.lt``, ``st.lj``
-    Spike-time log: time, and ``(neuron, count)``; grown by the driver between calls.
+``st.queue[i]`` (:data:`eventsim.kernels.async_queue.ENTRY`)
+    The event heap (:mod:`eventsim.kernels.async_queue`): ``t``, packed ``key``, ``aux``;
+    allocated once at ``queue_limit`` entries (memory pages are committed only when first touched).
+``st.log[i]`` (:data:`LOG_ENTRY`)
+    Spike-time log (``record="spike_times"``): ``t``, global ``neuron``, ``count``; grown by the
+    driver between calls.
 
 The accessors below are inlined at Numba level (``inline="always"``): called with a constant
 column they would otherwise be compiled once per constant (Numba specialises on literals).
@@ -58,11 +66,11 @@ from ..config import ASYNC_JIT  # noqa: F401  (re-exported: the kernels import i
 
 def _record(fields) -> np.dtype:
     """A structured dtype marked aligned (every field is 8 bytes: the layout is the same), so that
-    Numba types its arrays as aligned arrays of records."""
+    Numba types its records as aligned."""
     return np.dtype(fields, align=True)
 
 
-#: ``net.h[0]``: settings, sizes and table offsets (``ni_*``: in ``net.ni``, ``nf_*``: in ``net.nf``,
+#: ``net.h``: settings, sizes and table offsets (``ni_*``: in ``net.ni``, ``nf_*``: in ``net.nf``,
 #: ``si_*``/``sf_*``: in ``st.si``/``st.sf``)
 HEADER = _record([(name, np.int64) for name in (
     "batch",          # 1: simultaneous="batch" (step grid), 0: continuous time
@@ -98,7 +106,7 @@ POP = _record([(name, np.int64) for name in (
 OP = _record([(name, np.int64) for name in (
     "kind", "mode", "layer", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw", "sh", "sw", "ph", "pw",
     "groups", "w_off", "d_off", "m_off")])
-#: ``st.cur[0]``: the cursors of a run
+#: ``st.cur``: the cursors of a run
 CURSORS = _record([(name, np.int64) for name in (
     "heap_size",        # entries in the event heap
     "row",              # the open snapshot row
@@ -114,6 +122,10 @@ CURSORS = _record([(name, np.int64) for name in (
     "garbage",          # superseded predictions in the heap
     "y_step")]          # batch: the timer at the readout's last step
     + [("t_now", np.float64), ("t_y", np.float64), ("t_start", np.float64), ("t_stop", np.float64)])
+
+#: ``st.log[i]``: the spike-time log (record="spike_times"): ``count`` spikes of global neuron
+#: ``neuron`` at time ``t`` (µs)
+LOG_ENTRY = _record([("t", np.float64), ("neuron", np.int64), ("count", np.int64)])
 
 # readout constants (nf_ycf: rows of n_out in net.nf, used when y_leaky: 1 LI, 2 CubaLI): λ per step,
 # 1/τ (µs⁻¹), and for CubaLI α, g per step, 1/τ_syn (µs⁻¹), q/τ_syn and q (see eventsim.neurons)
@@ -177,12 +189,12 @@ ROW_TIME, ROW_BUDGET = 0, 1
 
 @njit(inline="always", **ASYNC_JIT)
 def real(net, x):
-    """``x`` rounded to the network's real type: to float32 when ``net.h[0].f32`` (the value stays a
+    """``x`` rounded to the network's real type: to float32 when ``net.h.f32`` (the value stays a
     float64 that is exactly a float32), else unchanged. The operands of the rounded operations are
     float32 values, so computing in float64 and rounding once gives float32 arithmetic bit for bit
     (the product of two float32 is exact in float64; a float64 sum rounded to float32 is the
     float32 sum: 53 >= 2·24 + 2)."""
-    if net.h[0].f32:
+    if net.h.f32:
         return np.float64(np.float32(x))
     return x
 
@@ -197,92 +209,92 @@ def _u(i):
 @njit(inline="always", **ASYNC_JIT)
 def cget(net, row, c):
     """Per-channel constant ``cf[row, c]``."""
-    h = net.h[0]
+    h = net.h
     return net.nf[_u(h.nf_cf + row * h.n_channels + c)]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def src_groups(net, s):
     """``(first delay group, group count)`` of source ``s`` (0: input, 1 + p: population p)."""
-    o = net.h[0].ni_src + 2 * s
+    o = net.h.ni_src + 2 * s
     return net.ni[o], net.ni[o + 1]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def grp_get(net, gi, col):
     """Column ``col`` (``G_*``) of delay group ``gi``."""
-    return net.ni[net.h[0].ni_grp + 3 * gi + col]
+    return net.ni[net.h.ni_grp + 3 * gi + col]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def path_get(net, q, col):
     """Column ``col`` (``Q_*``) of path ``q``."""
-    return net.ni[net.h[0].ni_path + 3 * q + col]
+    return net.ni[net.h.ni_path + 3 * q + col]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def layer_pop(net, layer):
     """Population of layer ``layer`` (-1: none)."""
-    return net.ni[net.h[0].ni_l_pop + layer]
+    return net.ni[net.h.ni_l_pop + layer]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def neuron_pop(net, g):
     """Population of global neuron ``g``."""
-    return net.ni[net.h[0].ni_g_pop + g]
+    return net.ni[net.h.ni_g_pop + g]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def nfo(net, row):
     """Offset in ``st.sf`` of per-neuron float row ``row`` (``N_V``...)."""
-    h = net.h[0]
+    h = net.h
     return h.sf_neuron + row * h.n_neurons
 
 
 @njit(inline="always", **ASYNC_JIT)
 def nio(net, row):
     """Offset in ``st.si`` of per-neuron int row ``row`` (``N_VER``...)."""
-    h = net.h[0]
+    h = net.h
     return h.si_neuron + row * h.n_neurons
 
 
 @njit(inline="always", **ASYNC_JIT)
 def pso(net, row):
     """Offset in ``st.sf`` of per-population float row ``row`` (``S_*``)."""
-    h = net.h[0]
+    h = net.h
     return h.sf_pop + row * h.n_pop
 
 
 @njit(inline="always", **ASYNC_JIT)
 def pno(net, row):
     """Offset in ``st.si`` of per-population int row ``row`` (``S_TCHN``, ``S_PEND``)."""
-    h = net.h[0]
+    h = net.h
     return h.si_pop + row * h.n_pop
 
 
 @njit(inline="always", **ASYNC_JIT)
 def cso(net, row):
     """Offset in ``st.sf`` of per-channel state row ``row`` (``CS_*``)."""
-    h = net.h[0]
+    h = net.h
     return h.sf_channel + row * h.n_channels
 
 
 @njit(inline="always", **ASYNC_JIT)
 def yo(net, row):
     """Offset in ``st.sf`` of readout row ``row`` (``Y_*``)."""
-    h = net.h[0]
+    h = net.h
     return h.sf_readout + row * h.n_out
 
 
 @njit(inline="always", **ASYNC_JIT)
 def yc(net, row, o):
     """Readout constant ``ycf[row, o]`` (``YC_*``)."""
-    h = net.h[0]
+    h = net.h
     return net.nf[h.nf_ycf + row * h.n_out + o]
 
 
 @njit(inline="always", **ASYNC_JIT)
 def ro(net, row):
     """Offset in ``st.si`` of the open row's counter ``row`` (``R_*``, one per layer)."""
-    h = net.h[0]
+    h = net.h
     return h.si_row + row * h.n_layers

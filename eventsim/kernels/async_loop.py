@@ -27,10 +27,10 @@ from .neuron import neuron_step
 @njit(**ASYNC_JIT)
 def start(net, st):
     """Initial state at ``t_start``; row ``N_V`` holds ``v_init`` and ``N_CST`` the first frame."""
-    t = st.cur[0].t_start
+    t = st.cur.t_start
     sf = st.sf
-    if net.h[0].batch:
-        for p in range(net.h[0].n_pop):
+    if net.h.batch:
+        for p in range(net.h.n_pop):
             pop = net.pop[p]
             if pop.drive:
                 continue
@@ -43,9 +43,9 @@ def start(net, st):
                     n = (jl % C) * pop.height * pop.width + jl // C
                     push(net, st, step_time(net, st, 0), pop.layer, np.int64(PHASE_WAKE), n, np.int64(AUX_WAKE))
         return
-    st.cur[0].t_y = t
+    st.cur.t_y = t
     set_drive(net, st, t, np.int64(0))
-    for p in range(net.h[0].n_pop):
+    for p in range(net.h.n_pop):
         pop = net.pop[p]
         sf[pso(net, S_T0) + p] = t
         sf[pso(net, S_SCALET) + p] = -np.inf
@@ -54,7 +54,7 @@ def start(net, st):
             sf[nfo(net, N_TL) + g] = t
             if cget(net, C_ITAU, pop.channel0 + jl % pop.channels) != 0.0 and not is_cuba(net, p):
                 sf[nfo(net, N_V) + g] -= sf[nfo(net, N_DR) + g]  # v -> q = (v − v∞)·s, s = 1 at t0
-    for p in range(net.h[0].n_pop):   # v_init above θ fires at t_start; a drive needs a prediction
+    for p in range(net.h.n_pop):   # v_init above θ fires at t_start; a drive needs a prediction
         pop = net.pop[p]
         for jl in range(pop.size):
             g = pop.offset + jl
@@ -71,7 +71,7 @@ def rebase(net, st, t):
 @njit(inline="always", **ASYNC_JIT)
 def _budgets(net, st, t):
     """Take a row for every synop budget the cumulative count has reached."""
-    h, cur = net.h[0], st.cur[0]
+    h, cur = net.h, st.cur
     while cur.next_snap_b < h.n_snap_b and cur.synops >= net.ni[h.ni_snap_b + cur.next_snap_b]:
         record_row(net, st, t, np.int64(ROW_BUDGET))
         cur.next_snap_b += 1
@@ -79,10 +79,10 @@ def _budgets(net, st, t):
 
 @njit(inline="always", **ASYNC_JIT)
 def _timer(net, st, ks):
-    h, sf = net.h[0], st.sf
+    h, sf = net.h, st.sf
     if h.batch:
         t = step_time(net, st, ks)
-        st.cur[0].step = ks
+        st.cur.step = ks
         for p in range(h.n_pop):
             if net.pop[p].drive:
                 o = net.pop[p].offset
@@ -106,7 +106,7 @@ def _timer(net, st, ks):
                 sf[cso(net, CS_GNOW) + pop.channel0 + c] = net.nf[row + 2 * c]
             if pop.bias:
                 sf[cso(net, CS_BNOW) + pop.channel0 + c] = net.nf[row + 2 * c + 1]
-    set_drive(net, st, st.cur[0].t_start + k * net.nf[F_DT], np.int64(1))
+    set_drive(net, st, st.cur.t_start + k * net.nf[F_DT], np.int64(1))
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -117,14 +117,14 @@ def _source_event(net, st, s, layer, n, a, count, t, group):
     group and queue the delayed ones. Continuous mode delivers one unit at a time and tests the
     touched neurons after each.
     """
-    k = st.cur[0].step
+    k = st.cur.step
     g0, _ = src_groups(net, s)
     now = g0 if group < 0 else g0 + group
     if group < 0:
         queue_groups(net, st, s, np.int64(1), layer, n, count, t, k)
     if grp_get(net, now, G_PATH1) == grp_get(net, now, G_PATH0):
         return
-    batch = net.h[0].batch
+    batch = net.h.batch
     reps, value, mult = (1, a * count, count) if batch else (count, a, 1)
     for _ in range(reps):
         deliver(net, st, now, n, value, mult, t, k)
@@ -140,13 +140,13 @@ def _queue_entry(net, st, t, layer, phase, n, aux):
     """Act on one queue entry (``PHASE_INPUT``: a fresh input event with multiplicity ``aux``)."""
     if phase == PHASE_WAKE:
         p = layer_pop(net, layer)
-        if net.h[0].batch:
+        if net.h.batch:
             touch(net, st, p, to_local(net, p, n), t)
             push_checks(net, st, t)
         else:
             wake_continuous(net, st, p, n, aux, t)
     elif phase == PHASE_CHECK or phase == PHASE_LATE_CHECK:
-        check_batch(net, st, layer_pop(net, layer), t, st.cur[0].step)
+        check_batch(net, st, layer_pop(net, layer), t, st.cur.step)
     else:   # a spike of population p (the input: p = -1) along delay group phase − PHASE_DELIVER
         p = layer_pop(net, layer) if layer >= 0 else -1
         a = cget(net, C_AMP, net.pop[p].channel0 + n // (net.pop[p].height * net.pop[p].width)) if p >= 0 else 1.0
@@ -155,30 +155,30 @@ def _queue_entry(net, st, t, layer, phase, n, aux):
 
 @njit(inline="always", **ASYNC_JIT)
 def _timer_time(net, st, ks):
-    if ks >= net.h[0].n_timers:
+    if ks >= net.h.n_timers:
         return np.inf
-    if net.h[0].batch:
+    if net.h.batch:
         return step_time(net, st, ks)
-    return st.cur[0].t_start + (ks + 1) * net.nf[F_DT]
+    return st.cur.t_start + (ks + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
 def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
-    """Process input events ``(in_t, in_pos, in_cnt)`` from ``st.cur[0].input`` on, and everything
+    """Process input events ``(in_t, in_pos, in_cnt)`` from ``st.cur.input`` on, and everything
     queued, up to the horizon.
 
     Non-final calls stop before the first action at a time ``> horizon`` (``>= horizon`` when
     ``strict``); the final call runs to ``t_stop`` inclusive. Returns False when it stopped early
     because the spike-time log is nearly full (the caller grows it and calls again).
     """
-    h, cur, sf = net.h[0], st.cur[0], st.sf
+    h, cur, sf = net.h, st.cur, st.sf
     n_in = in_t.shape[0]
     margin = h.n_neurons + 1
     while True:
-        if h.rec_times and st.lt.shape[0] - cur.log_size < margin:
+        if h.rec_times and st.log.shape[0] - cur.log_size < margin:
             return False
         i = cur.input
-        tq = st.ht[0] if cur.heap_size > 0 else np.inf
+        tq = st.queue[0].t if cur.heap_size > 0 else np.inf
         ti = in_t[i] if i < n_in else np.inf
         ks = cur.timer
         tk = _timer_time(net, st, ks)
@@ -199,7 +199,7 @@ def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
                 cur.input = i + 1
                 layer, phase, n, aux = -1, PHASE_INPUT, in_pos[i], in_cnt[i]
             else:
-                _, layer, phase, n, aux, size = heap_pop(st.ht, st.hk, cur.heap_size)
+                _, layer, phase, n, aux, size = heap_pop(st.queue, cur.heap_size)
                 cur.heap_size = size
             _queue_entry(net, st, t, layer, phase, n, aux)
         else:

@@ -71,7 +71,7 @@ def cuba_predict(net, st, p, g, c, t):
     """Next crossing after ``t`` (before ``t_stop``) from the stored state: bracketed search."""
     sf = st.sf
     return crossing(sf[nfo(net, N_V) + g], sf[nfo(net, N_SYN) + g], sf[nfo(net, N_DR) + g],
-                    cget(net, C_ITAU, c), cget(net, C_ITAUS, c), sf[nfo(net, N_TL) + g], t, st.cur[0].t_stop,
+                    cget(net, C_ITAU, c), cget(net, C_ITAUS, c), sf[nfo(net, N_TL) + g], t, st.cur.t_stop,
                     cget(net, C_THETA, c), net.pop[p].compare_ge)
 
 
@@ -88,7 +88,7 @@ def lif_refresh(net, st, p, t):
     C = net.pop[p].channels
     o_t0 = pso(net, S_T0) + p
     t0 = sf[o_t0]
-    if (t - t0) * net.pop[p].itau_max > (RENORM_EXPONENT_F32 if net.h[0].f32 else RENORM_EXPONENT):
+    if (t - t0) * net.pop[p].itau_max > (RENORM_EXPONENT_F32 if net.h.f32 else RENORM_EXPONENT):
         o_v = nfo(net, N_V) + net.pop[p].offset
         o_ru = nfo(net, N_RU) + net.pop[p].offset
         for j in range(net.pop[p].size):

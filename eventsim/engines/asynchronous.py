@@ -488,7 +488,9 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         nonlocal st
         while not run(net, st, *args):  # the spike-time log is nearly full: double it
             n = int(st.cur["log_size"])
-            st = st._replace(log=np.concatenate([st.log[:n], np.empty(st.log.size, A.LOG_ENTRY)]))
+            grown = np.empty(n + st.log.size, A.LOG_ENTRY)   # (np.concatenate promotes record fields slowly)
+            grown[:n] = st.log[:n]
+            st = st._replace(log=grown)
 
     # ---------------------------------------------------------------- run
     analog = frames is not None and not is_counts

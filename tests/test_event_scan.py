@@ -63,3 +63,31 @@ def test_float_times_take_the_numpy_check():
     ev["t"] = [1.0, 2.5, 3.0]
     with pytest.raises(ValueError, match="whole number"):
         event_positions(ev, SHAPE, 0, None, 0.0, 10.0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("dtype_xy", [np.int16, np.uint16])
+def test_sorted_ties_equal_numpy_lexsort(seed, dtype_xy):
+    """sort_ties=True: each timestamp's events in position order (the engine's tie rule), as a
+    NumPy lexsort of the reference puts them; long tie groups (a whole chunk at one time) too."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(0, 300))
+    ev = _events(rng, n, dtype_xy=dtype_xy)
+    if seed % 3 == 0:
+        ev["t"] = 7                               # one group, longer than the insertion-sort limit
+    t, pos, last, unsorted = event_positions(ev, SHAPE, 0, None, 3.0, 35.0, sort_ties=True)
+    t_ref, pos_ref = _numpy(ev, SHAPE, 3, 35)
+    order = np.lexsort((pos_ref, t_ref))
+    np.testing.assert_array_equal(t, t_ref[order])
+    np.testing.assert_array_equal(pos, pos_ref[order])
+    assert not unsorted
+
+
+def test_sorted_ties_numpy_fallback():
+    """Float timestamps take the NumPy check; sort_ties still sorts the ties."""
+    ev = np.zeros(4, dtype=[("t", np.float64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
+    ev["t"] = [1.0, 1.0, 1.0, 2.0]
+    ev["x"] = [3, 1, 2, 0]
+    t, pos, last, unsorted = event_positions(ev, SHAPE, 0, None, 0.0, 10.0, sort_ties=True)
+    np.testing.assert_array_equal(pos, [1, 2, 3, 0])
+    assert last == 2 and not unsorted

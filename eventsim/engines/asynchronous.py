@@ -105,11 +105,8 @@ def _event_chunks(source, input_shape, t_start: float, t_stop: float, dt: float 
     sorted by time then position. Batch mode counts events per step and pixel at ``t_k``."""
     c_in, h, w = input_shape
     if not batch and is_event_array(source) and len(source) <= chunk_events:   # one chunk: one pass
-        t, pos, _, unsorted = event_positions(source, input_shape, 0, None, t_start, t_stop)
+        t, pos, _, _ = event_positions(source, input_shape, 0, None, t_start, t_stop, sort_ties=True)
         if t.size:
-            if unsorted:
-                order = np.argsort(t * (c_in * h * w) + pos, kind="stable")
-                t, pos = t[order], pos[order]
             yield t.astype(np.float64), pos, np.ones(t.size, np.int64)
         return
     pending, seen, last_t = [], 0, None

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..kernels import async_layout as A
 from ..kernels import fastpath_batch as batch_gen
-from ..kernels import fastpath_drive, fastpath_gen, fastpath_text
+from ..kernels import fastpath_drive, fastpath_gen, fastpath_layers, fastpath_text
 from ..network import IF, LIF, Add, AvgPool2d, Branch, Conv2d, Flatten, Linear, MaxPool2d, Readout, SumPool2d
 from .._io import atomic_write_text
 from ..result import SimulationResult
@@ -266,7 +266,7 @@ def kernel_dir() -> Path:
 
 def _own_source() -> str:
     """The source text the generated code depends on: the generators and their drivers."""
-    modules = (fastpath_text, fastpath_gen, fastpath_drive, batch_gen, sys.modules[__name__])
+    modules = (fastpath_text, fastpath_gen, fastpath_layers, fastpath_drive, batch_gen, sys.modules[__name__])
     # the batch driver by its file (it imports this module, not the other way round)
     return "".join(inspect.getsource(m) for m in modules) + Path(__file__).with_name("fastpath_batch.py").read_text()
 

@@ -62,11 +62,12 @@ def check_events(events: np.ndarray, input_shape: tuple, first_index: int = 0,
 
 
 def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_before, t_lo: float,
-                    t_hi: float) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
+                    t_hi: float, sort_ties: bool = False) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
     """Validate an event array as :func:`check_events` does and return ``(t, pos, last_t)``: the
     int64 times and flat input positions ``(c·H + y)·W + x`` of the events with
     ``t_lo <= t <= t_hi``, the time of the array's last event (None when empty) and whether two
     events of one timestamp are out of position order (``unsorted``; True when unknown).
+    ``sort_ties``: put each timestamp's events in position order (then ``unsorted`` is False).
 
     Integer fields go through one compiled pass (:func:`eventsim.kernels.event_scan.scan_events`);
     on an invalid event, and for other dtypes, :func:`check_events` runs and names the problem."""
@@ -76,15 +77,21 @@ def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_
         t, c, y, x = check_events(events, input_shape, first_index, t_before)
         keep = (t >= t_lo) & (t <= t_hi)
         c_in, h, w = input_shape
-        return t[keep], (c[keep] * h + y[keep]) * w + x[keep], (int(t[-1]) if t.size else None), True
+        last = int(t[-1]) if t.size else None
+        t, pos = t[keep], (c[keep] * h + y[keep]) * w + x[keep]
+        if sort_ties:
+            order = np.lexsort((pos, t))
+            t, pos = t[order], pos[order]
+        return t, pos, last, not sort_ties
     from ..kernels.event_scan import OK, scan_events
     c_in, h, w = input_shape
     n = fields[0].size
     out_t, out_pos = np.empty(n, np.int64), np.empty(n, np.int64)
-    # one compiled signature whatever the reader's dtypes and strides (each new one costs a compile)
-    fields = [np.ascontiguousarray(f, np.int64) for f in fields]
+    # one compiled signature whatever the reader's dtypes, strides and flags: writable int64 copies
+    # (each other dtype, layout or a read-only array would cost a compile of its own)
+    fields = [np.array(f, np.int64) for f in fields]
     flag, k, unsorted = scan_events(*fields, c_in, h, w, 0 if t_before is None else int(t_before), t_before is not None,
-                             float(t_lo), float(t_hi), out_t, out_pos)
+                                    float(t_lo), float(t_hi), sort_ties, out_t, out_pos)
     if flag != OK:
         check_events(events, input_shape, first_index, t_before)   # raises, naming the event
         raise AssertionError("scan_events flagged an event that check_events accepts")

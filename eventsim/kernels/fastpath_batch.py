@@ -30,8 +30,9 @@ import numpy as np
 
 from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_MOFF, O_OUTC,
                            O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
-from .fastpath_gen import _POOL_NAMES, STATE, _f, _helpers, _row_end, _Writer
-from .fastpath_text import conv_window
+from .fastpath_gen import _row_end
+from .fastpath_layers import _POOL_NAMES
+from .fastpath_text import STATE, _f, _helpers, _Writer, conv_window
 
 __all__ = ["generate_batch"]
 

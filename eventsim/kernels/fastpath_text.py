@@ -1,7 +1,9 @@
 """Text helpers shared by the fast path's source generators (:mod:`eventsim.kernels.fastpath_gen`,
-:mod:`eventsim.kernels.fastpath_drive`, :mod:`eventsim.kernels.fastpath_batch`): the writer of
-indented lines, exact float literals, the state argument list every emitted function takes, and
-the threshold expression of a population."""
+:mod:`eventsim.kernels.fastpath_layers`, :mod:`eventsim.kernels.fastpath_drive`,
+:mod:`eventsim.kernels.fastpath_batch`): the writer of indented lines, exact float literals, the
+state argument list every emitted function takes, the threshold expression of a population, the
+emitted Conv2d window walk, and :func:`_helpers`, the functions every emitted module starts with
+(the vector tap intrinsic, the lowest set bit, the output range of a window, the worklist sort)."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,3 +62,122 @@ def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout) 
         ky = y + {ph} - oy * {sh}
         for ox in range(ox0, ox1):
             wb = {woff} + ((cl * {kh} + ky) * {kw} + (x + {pw} - ox * {sw})) * {Cout}'''
+
+
+def _helpers(w: _Writer) -> None:
+    w('''
+# an index cast to unsigned: Numba then emits no negative-index wraparound code (hot loops only)
+U64 = np.uint64
+
+def make_tap(n, ge, kind, f32=False):
+    """An intrinsic doing one tap of n channels as vector operations (n <= 64):
+
+        u = V[vo:vo+n] + a*W[wo:wo+n]                  (kind 'scalar', 'vector': IF)
+        u = V[vo:vo+n] + (a*W[wo:wo+n])*S[so:so+n]     (kind 'lif': scaled time)
+        V[vo:vo+n] = u
+        return the lane mask of u > theta (u >= theta when ge), bit i for lane i
+
+    theta: the scalar argument th ('scalar'), T[to:to+n] ('vector': per channel), S[to:to+n]
+    ('lif': theta*s). Multiply and add stay separate instructions without fast-math flags (no fused
+    multiply-add): bit for bit the scalar code's arithmetic. f32: V, W and a are float32
+    (<n x float>); S and T stay float64 arrays of float32 values, converted exactly (fptrunc)."""
+    vt = ir.VectorType(ir.FloatType() if f32 else ir.DoubleType(), n)
+    dvt = ir.VectorType(ir.DoubleType(), n)
+    align = 4 if f32 else 8
+    lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n)
+
+    def splat(builder, x):
+        one = builder.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined), lanes0)
+
+    def vector_at(context, builder, aryty, ary, offset, t=vt):
+        data = context.make_array(aryty)(context, builder, ary).data
+        return builder.bitcast(builder.gep(data, [offset]), t.as_pointer())
+
+    def real(builder, x):   # float64 values (of float32 values, in f32 mode) as vt
+        return builder.fptrunc(x, vt) if f32 else x
+
+    def load64(context, builder, sig, args, i, j):
+        return real(builder, builder.load(vector_at(context, builder, sig.args[i], args[i], args[j], dvt), align=8))
+
+    def codegen(context, builder, sig, args):
+        vp = vector_at(context, builder, sig.args[0], args[0], args[1])
+        prod = builder.fmul(splat(builder, args[4]), builder.load(vector_at(context, builder, sig.args[2], args[2], args[3]), align=align))
+        if kind == "lif":
+            prod = builder.fmul(prod, load64(context, builder, sig, args, 5, 6))
+            th = load64(context, builder, sig, args, 5, 7)
+        elif kind == "vector":
+            th = load64(context, builder, sig, args, 5, 6)
+        else:
+            th = splat(builder, builder.fptrunc(args[5], ir.FloatType()) if f32 else args[5])
+        u = builder.fadd(builder.load(vp, align=align), prod)
+        builder.store(u, vp, align=align)
+        mask = builder.bitcast(builder.fcmp_ordered(">=" if ge else ">", u, th), ir.IntType(n))
+        return builder.zext(mask, ir.IntType(64))
+
+    i64, f64 = types.int64, types.float64
+    fa = types.float32 if f32 else f64   # the type of a
+    if kind == "lif":
+        def typer(typingctx, V, vo, W, wo, a, S, so, to):
+            return types.uint64(V, i64, W, i64, fa, S, i64, i64), codegen
+    elif kind == "vector":
+        def typer(typingctx, V, vo, W, wo, a, T, to):
+            return types.uint64(V, i64, W, i64, fa, T, i64), codegen
+    else:
+        def typer(typingctx, V, vo, W, wo, a, th):
+            return types.uint64(V, i64, W, i64, fa, f64), codegen
+    return intrinsic(typer)
+
+
+@intrinsic
+def lowest_bit(typingctx, m):
+    """Index of the lowest set bit of the uint64 m (m != 0)."""
+    def codegen(context, builder, sig, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return types.int64(types.uint64), codegen
+
+@njit(inline="always", **INTERNAL)
+def out_range(i, pad, k, stride, n_out):
+    """Outputs o whose window (o*stride - pad + [0, k)) contains input i: lo <= o < hi."""
+    top = i + pad
+    lo = max(-((k - 1 - top) // stride), 0)
+    hi = min(top // stride + 1, n_out) if top >= 0 else 0
+    return lo, hi
+
+
+@njit(**INTERNAL)
+def sift_down(a, lo, root, end):
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and a[U64(lo + child)] < a[U64(lo + child + 1)]:
+            child += 1
+        if a[U64(lo + root)] >= a[U64(lo + child)]:
+            return
+        a[U64(lo + root)], a[U64(lo + child)] = a[U64(lo + child)], a[U64(lo + root)]
+        root = child
+
+
+@njit(**INTERNAL)
+def sort_range(a, lo, n):
+    """Sort a[lo:lo + n] in place, without allocating: insertion sort (worklists of one instant
+    are short), heap sort beyond 32 entries. Indices are unsigned (U64): no negative-index
+    wraparound code in the inner loops."""
+    if n > 32:
+        for root in range(n // 2 - 1, -1, -1):
+            sift_down(a, lo, root, n)
+        for end in range(n - 1, 0, -1):
+            a[U64(lo)], a[U64(lo + end)] = a[U64(lo + end)], a[U64(lo)]
+            sift_down(a, lo, 0, end)
+        return
+    for i in range(lo + 1, lo + n):
+        x = a[U64(i)]
+        j = i
+        while j > lo and a[U64(j - 1)] > x:
+            a[U64(j)] = a[U64(j - 1)]
+            j -= 1
+        a[U64(j)] = x
+
+
+''')

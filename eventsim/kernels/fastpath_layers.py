@@ -1,0 +1,350 @@
+"""Per-layer emission of the asynchronous engine's fast path (:mod:`eventsim.kernels.fastpath_gen`):
+one function per layer kind.
+
+* :func:`_population`: a neuron population's ``refresh_p`` (LIF only), ``emit_p`` and ``fire_p``;
+* :func:`_path`: one emitted function per op of a path from a source to its target — Conv2d (one
+  vector tap per input position and output position, :func:`_channel_loop`), Linear, pooling (sum,
+  average, spike-max), identity (Flatten, Add) — ending in the target's update (:func:`_sink_lines`:
+  an IF or LIF neuron, or the readout);
+* :func:`_taps`: the ``tap_<population>_<width>`` intrinsics the scatters use.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_OUTC, O_OUTH,
+                           O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
+from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window
+
+__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES"]
+
+_POOL_NAMES = {0: "sum", 1: "average", 2: "spike-max"}
+
+#: LIF renormalisation exponent, float64 and float32 (as eventsim.kernels.async_neuron)
+_RENORM = {False: 200.0, True: 60.0}
+
+
+# ----------------------------------------------------------------------------- populations
+
+
+def _amp(pop, c_expr: str) -> str:
+    a = pop["amp"]
+    return _f(a[0]) if np.all(a == a[0]) else f"PRM[PRM_{pop['p']} + {pop['C']} + {c_expr}]"
+
+
+def _population(w: _Writer, p: int, pop: dict) -> None:
+    pop["p"] = p
+    C, H, Wd, off, layer = pop["C"], pop["H"], pop["W"], pop["off"], pop["layer"]
+    cmp = ">=" if pop["ge"] else ">"
+    kind = "LIF (scaled time q = (v - v_inf)*s)" if pop["lif"] else "IF"
+    w(f"# {'-' * 77} population {p}: {pop['name']}, {kind}, shape ({C}, {H}, {Wd})")
+    w(f"P{p}_OFF = {off}  # first neuron in V (channels innermost: j = (y*W + x)*C + c)")
+    w("")
+    if pop["lif"]:
+        uniform = bool(np.all(pop["itau"] == pop["itau"][0]))
+        w(f'''
+@njit(**INTERNAL)
+def refresh_{p}(t, V, S, PRM):
+    """Bring s = exp((t - t0)/tau) and theta*s of population {p} to time t; renormalise
+    (q <- q*exp(-(t - t0)/tau), t0 <- t) when (t - t0)*max(1/tau) exceeds 200."""
+    if S[S_LAT_{p}] == t:
+        return
+    t0 = S[S_LT0_{p}]
+    if (t - t0) * {_f(pop["itau"].max())} > {_RENORM[pop["f32"]]}:
+        for j in range({C * H * Wd}):
+            V[P{p}_OFF + j] *= math.exp(-(t - t0) * PRM[PRM_{p} + {2 * C} + j % {C}])
+        S[S_LT0_{p}] = t
+        t0 = t
+    s = {_r(pop["f32"], f"math.exp((t - t0) * PRM[PRM_{p} + {2 * C}])")}
+    for c in range({C}):''')
+        if not uniform:
+            w(f"s = {_r(pop['f32'], f'math.exp((t - t0) * PRM[PRM_{p} + {2 * C} + c])')}", 2)
+        w(f'''        S[S_SC_{p} + c] = s
+        S[S_THS_{p} + c] = {_r(pop["f32"], f"PRM[PRM_{p} + c]")} * s
+    S[S_LAT_{p}] = t
+''')
+    w(f'''
+@njit(inline="always", **INTERNAL)
+def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
+    """Count n_sp spikes of neuron jl (local index) at t, log them and queue their delivery."""
+    I[I_SP + {layer}] += n_sp
+    g = P{p}_OFF + jl
+    if RECORD_RASTER and I[I_ROW] < RAST.shape[0]:
+        RAST[I[I_ROW], g] += n_sp
+    if RECORD_TIMES:
+        k = I[I_LOG]
+        LT[k] = t
+        LN[k, 0] = g
+        LN[k, 1] = n_sp
+        I[I_LOG] = k + 1
+    if I[U64(I_CNT + g)] == 0:
+        I[U64(I_WL + P{p}_OFF + I[I_WN + {p}])] = (jl % {C}) * {H * Wd} + jl // {C}  # flat (C, H, W) index
+        I[I_WN + {p}] += 1
+        I[I_PEND] += 1
+        if I[I_PEND] > I[I_HWM]:
+            I[I_HWM] = I[I_PEND]
+    I[U64(I_CNT + g)] += n_sp
+''')
+    if pop.get("drive"):   # its threshold tests: _driven
+        return
+    w(f'''
+
+@njit(inline=INLINE, **INTERNAL)
+def fire_{p}(t, {STATE}):
+    """Fire every candidate of population {p} while v {cmp} theta ({pop['reset']} reset)."""
+    for i in range(I[I_CN + {p}]):
+        jl = I[U64(I_CAND + P{p}_OFF + i)]
+        U[U64(P{p}_OFF + jl)] = 0
+        c = jl % {C}
+        th = {_r(pop["f32"], _theta(pop, "c"))}''')
+    if pop["lif"]:
+        w(f"scale = {_r(pop['f32'], f'S[S_SC_{p} + c]')}", 2)
+        w(f"lim = {_r(pop['f32'], f'S[S_THS_{p} + c]')}", 2)
+    else:
+        w("lim = th", 2)
+    w(f'''        u = V[U64(P{p}_OFF + jl)]
+        n_sp = 0
+        while u {cmp} lim:
+            n_sp += 1''')
+    if pop["zero"]:
+        w(f"u = {_r(pop['f32'], '0.0')}", 3)
+        w("break", 3)
+    else:
+        w("u = u - th * scale" if pop["lif"] else "u = u - th", 3)
+        w('''if n_sp >= 1048576:
+    raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 3)
+    w(f'''        V[U64(P{p}_OFF + jl)] = u
+        if n_sp:
+            emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
+    I[I_CN + {p}] = 0
+''')
+
+
+# ----------------------------------------------------------------------------- ops
+
+
+def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind: int) -> list[str]:
+    """Lines adding ``x·wt`` (a value times a weight expression) to neuron ``v_idx`` (local) of
+    ``target``, marking candidates. The readout sums in float64 (in float32 mode too)."""
+    f32 = spec.f32
+    if target == len(spec.pops):
+        return [f"S[S_Y + {v_idx}] += {'np.float64(' + x + ')' if f32 else x} * {wt}"]
+    wt = _r(f32, wt) if wt == "1.0" else wt
+    val = f"{x} * {wt}"
+    pop = spec.pops[target]
+    p = target
+    cmp = ">=" if pop["ge"] else ">"
+    out = []
+    if pop.get("drive"):   # every touched neuron is a candidate: its crossing is tested or re-predicted
+        lif = [f"V[P{p}_OFF + {v_idx}] += ({val}) * S[S_SC_{p} + {c_expr}]"]   # q += (a·w)·s
+        if_ = [f"V[P{p}_OFF + {v_idx}] = V[P{p}_OFF + {v_idx}] + PRM[PRM_DR_{p} + {v_idx}] * "   # v ← v + r·(t − t₁) + a·w
+               f"(t - S[S_TL + P{p}_OFF + {v_idx}]) + {val}",
+               f"S[S_TL + P{p}_OFF + {v_idx}] = t"]
+        if pop.get("mixed"):   # per channel: IF arithmetic where τ = ∞; s is refreshed only for a LIF
+            # channel (the general path's generic sink: its renormalisation moments are those)
+            out += [f"if PRM[PRM_{p} + {2 * pop['C']} + {c_expr}] == 0.0:"] + ["    " + x for x in if_] + \
+                ["else:", f"    refresh_{p}(t, V, S, PRM)"] + ["    " + x for x in lif]
+        else:
+            out += lif if pop["lif"] else if_
+        return out + [f"I[I_VER + P{p}_OFF + {v_idx}] += 1",
+                      f"if U[P{p}_OFF + {v_idx}] == 0:",
+                      f"    U[P{p}_OFF + {v_idx}] = 1",
+                      f"    I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = {v_idx}",
+                      f"    I[I_CN + {p}] += 1"]
+    if pop["lif"]:
+        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + ({val}) * {_r(f32, f'S[S_SC_{p} + {c_expr}]')}")
+        lim = _r(f32, f"S[S_THS_{p} + {c_expr}]")
+    else:
+        out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + {val}")
+        lim = _r(f32, _theta(pop, c_expr))
+    out += [f"V[U64(P{p}_OFF + {v_idx})] = u",
+            f"if u {cmp} {lim} and U[U64(P{p}_OFF + {v_idx})] == 0:",
+            f"    U[U64(P{p}_OFF + {v_idx})] = 1",
+            f"    I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = {v_idx}",
+            f"    I[I_CN + {p}] += 1"]
+    return out
+
+
+def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str]:
+    """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < lo + width``, of ``target``.
+
+    Into a population: one lane-mask tap per (up to) 64 channels (see ``make_tap`` in the emitted
+    module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
+    channel i crossed); the set bits are the candidates, in channel order."""
+    if target == len(spec.pops):
+        a = "np.float64(a)" if spec.f32 else "a"   # the readout sums in float64
+        return [f"for co in range({lo}, {lo} + {width}):",
+                f"    S[np.uint64(S_Y + {base} + co)] += {a} * W[np.uint64(wb + co)]"]
+    pop = spec.pops[target]
+    p = target
+    if pop.get("drive"):   # scalar: each neuron's own drive
+        return [f"for co in range({lo}, {lo} + {width}):",
+                f"    j = {base} + co"] + ["    " + x for x in _sink_lines(spec, target, "j", "a", "W[wb + co]", "co", 0)]
+    out = []
+    for c0 in range(0, width, 64):
+        n = min(64, width - c0)
+        name = f"tap_{p}_{n}"
+        spec.taps[name] = (p, n)
+        first = f"{lo} + {c0}" if c0 else lo
+        if pop["lif"]:
+            args = f"a, S, S_SC_{p} + {first}, S_THS_{p} + {first}"
+        elif np.all(pop["theta"] == pop["theta"][0]):
+            args = f"a, {_f(pop['theta'][0])}"
+        else:
+            args = f"a, PRM, PRM_{p} + {first}"
+        out += [f"m = {name}(V, P{p}_OFF + {base} + {first}, W, wb + {first}, {args})",
+                "while m:   # the channels that crossed, lowest first",
+                f"    j = {base} + {first} + lowest_bit(m)",
+                "    m &= m - np.uint64(1)",
+                f"    if U[U64(P{p}_OFF + j)] == 0:",
+                f"        U[U64(P{p}_OFF + j)] = 1",
+                f"        I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = j",
+                f"        I[I_CN + {p}] += 1"]
+    return out
+
+
+def _taps(w: _Writer, spec) -> None:
+    """The lane-mask taps the scatters use, one per population and width."""
+    if not spec.taps:
+        return
+    w("")
+    w("# lane-mask taps used by the scatters above (per population: comparison, threshold kind; width)")
+    for name, (p, n) in sorted(spec.taps.items()):
+        pop = spec.pops[p]
+        kind = "'lif'" if pop["lif"] else ("'scalar'" if np.all(pop["theta"] == pop["theta"][0]) else "'vector'")
+        w(f"{name} = make_tap({n}, {bool(pop['ge'])}, {kind}{', True' if spec.f32 else ''})")
+
+
+def _target_layer(spec, target):
+    return spec.out_layer if target == len(spec.pops) else spec.pops[target]["layer"]
+
+
+def _target_dims(spec, target):
+    """(C, H·W) of a target: its channel count and plane size."""
+    if target == len(spec.pops):
+        return spec.n_out, 1
+    pop = spec.pops[target]
+    return pop["C"], pop["H"] * pop["W"]
+
+
+def _path(w: _Writer, spec, s: int, q: int, target: int, ops: list, fns: dict) -> None:
+    """One function per op of path ``q`` of source ``s``, last op first (each calls the next)."""
+    names = [f"path_{s}_{q}_op{i}" for i in range(max(len(ops), 1))]
+    tlayer = _target_layer(spec, target)
+    tname = "the readout" if target == len(spec.pops) else f"population {target} ({spec.pops[target]['name']})"
+    # (a LIF with IF channels and a drive refreshes per neuron: _sink_lines)
+    lif = target < len(spec.pops) and spec.pops[target]["lif"] and not spec.pops[target].get("mixed")
+    refresh = f"refresh_{target}(t, V, S, PRM)" if lif else None
+    if not ops:
+        C, HW = _target_dims(spec, target)
+        w(f'''
+@njit(inline=INLINE, **INTERNAL)
+def {names[0]}(pos, a, t, {STATE}):
+    """Flatten/Add only: flat position pos maps one to one onto {tname}."""''')
+        if target == len(spec.pops):
+            w("j = pos", 1)
+            c_expr = "0"
+        else:
+            w(f"c = pos // {HW}", 1)
+            w(f"j = (pos - c * {HW}) * {C} + c", 1)
+            c_expr = "c"
+        if refresh:
+            w(refresh, 1)
+        for line in _sink_lines(spec, target, "j", "a", "1.0", c_expr, 1):
+            w(line, 1)
+        w(f"I[I_UP + {tlayer}] += 1", 1)
+        return
+    for i in range(len(ops) - 1, -1, -1):
+        r = ops[i]
+        last = i == len(ops) - 1
+        nxt = None if last else names[i + 1]
+        kind = int(r[O_KIND])
+        layer = int(r[O_LAYER])
+        Cin, H, Wd = int(r[O_INC]), int(r[O_INH]), int(r[O_INW])
+        Cout, OH, OW = int(r[O_OUTC]), int(r[O_OUTH]), int(r[O_OUTW])
+        kh, kw, sh, sw, ph, pw = (int(r[x]) for x in (O_KH, O_KW, O_SH, O_SW, O_PH, O_PW))
+        if last:
+            tC, tHW = _target_dims(spec, target)
+        if kind == 1:
+            G = int(r[O_GROUPS])
+            cin_g, cout_g = Cin // G, Cout // G
+            woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
+            flat = last and tC != Cout
+            groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
+                      f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
+            w(f'''
+@njit(inline=INLINE, **INTERNAL)
+def {names[i]}(pos, a, t, {STATE}):
+    """Conv2d layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), kernel {kh}x{kw}, stride ({sh}, {sw}),
+    padding ({ph}, {pw}), groups {G}; scatters one event into {'the next op' if not last else tname}."""
+    d = D[U64({doff} + pos)]
+    I[I_SY + {layer}] += d
+    I[I_SYN] += d
+{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout)}''')
+            if not last:
+                w(f"for co in range(co0, co0 + {cout_g}):", 3)
+                w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
+            else:
+                if refresh:
+                    w(refresh, 3)
+                w(f"n += {cout_g}", 3)
+                if flat:
+                    w(f"for co in range(co0, co0 + {cout_g}):", 3)
+                    w(f"j = (co * {OH} + oy) * {OW} + ox", 4)
+                    for line in _sink_lines(spec, target, "j", "a", "W[U64(wb + co)]", "j", 4):
+                        w(line, 4)
+                else:
+                    w(f"base = (oy * {OW} + ox) * {Cout}", 3)
+                    for line in _channel_loop(spec, target, "base", "co0", cout_g):
+                        w(line, 3)
+                w(f"I[I_UP + {tlayer}] += n", 1)
+        elif kind == 2:
+            woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
+            if not last:
+                raise NotImplementedError("a Linear layer feeding another op")
+            w(f'''
+@njit(inline=INLINE, **INTERNAL)
+def {names[i]}(pos, a, t, {STATE}):
+    """Linear layer {layer}: {Cin * H * Wd} -> {Cout}; scatters one event into {tname}."""
+    d = D[U64({doff} + pos)]
+    I[I_SY + {layer}] += d
+    I[I_SYN] += d
+    wb = {woff} + pos * {Cout}''')
+            if refresh:
+                w(refresh, 1)
+            for line in _channel_loop(spec, target, "0", "0", Cout):
+                w(line, 1)
+            w(f"I[I_UP + {tlayer}] += {Cout}", 1)
+        else:
+            mode = int(r[O_MODE])
+            val = f"a / {_r(spec.f32, _f(float(kh * kw)))}" if mode == 1 else "a"
+            w(f'''
+@njit(inline=INLINE, **INTERNAL)
+def {names[i]}(pos, a, t, {STATE}):
+    """{_POOL_NAMES[mode].capitalize()} pooling layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), window {kh}x{kw},
+    stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {'the next op' if not last else tname}."""
+    x = pos % {Wd}
+    y = (pos // {Wd}) % {H}
+    c = pos // {H * Wd}
+    val = {val}
+    oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
+    ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
+    n = 0
+    for oy in range(oy0, oy1):
+        for ox in range(ox0, ox1):
+            q = (c * {OH} + oy) * {OW} + ox''')
+            if not last:
+                w(f"{nxt}(q, val, t, {STATE})", 3)
+            else:
+                flat = tC != Cin
+                if refresh:
+                    w(refresh, 3)
+                w("n += 1", 3)
+                if flat:
+                    for line in _sink_lines(spec, target, "q", "val", "1.0", "q", 3):
+                        w(line, 3)
+                else:
+                    w(f"j = (oy * {OW} + ox) * {Cin} + c", 3)
+                    for line in _sink_lines(spec, target, "j", "val", "1.0", "c", 3):
+                        w(line, 3)
+                w(f"I[I_UP + {tlayer}] += n", 1)

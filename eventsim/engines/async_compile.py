@@ -42,6 +42,13 @@ class _Packer:
         return np.concatenate(self.parts)
 
 
+def records(a: np.ndarray) -> np.ndarray:
+    """A structured array as the kernels take it: a ``np.recarray`` view, whose records also allow
+    the kernels' attribute syntax (``net.pop[p].offset``, ``st.cur.t_now = t``) when they run as
+    plain Python (``NUMBA_DISABLE_JIT=1``); Numba types it as the structured array it is."""
+    return a.view(np.recarray)
+
+
 def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dict]:
     """``net.nf`` (see :mod:`eventsim.kernels.async_layout`) and the header fields (``nf_*``) of its tables.
     Nothing in it depends on the run, so it is built once per compiled network and shared by
@@ -246,7 +253,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C
-    pop = np.zeros(P, A.POP)   # the kernels' records: the columns P_* by name, and pf
+    pop = records(np.zeros(P, A.POP))   # the kernels' records: the columns P_* by name, and pf
     for col, name in enumerate(A.POP.names[:A.N_PI]):
         pop[name] = pi[:, col]
     pop["refractory_us"], pop["itau_max"] = pf[:, A.PF_REFR], pf[:, A.PF_ITMAX]
@@ -344,7 +351,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
              grp_delay=_f64(gdelay), path=np.array(path, np.int64).reshape(-1, 3), path_ops=_i64(path_ops),
              op=np.array(op_rows, np.int64).reshape(-1, A.N_OP), W=_f64(np.concatenate(Wl)) if Wl else _f64([]),
              D=_i64(np.concatenate(Dl)) if Dl else _i64([]), one=_f64([1.0]))
-    f["op_table"] = np.ascontiguousarray(f["op"]).view(A.OP).reshape(-1)   # the same rows, fields by name
+    f["op_table"] = records(np.ascontiguousarray(f["op"]).view(A.OP).reshape(-1))   # the same rows, fields by name
     analog_macs = {}
     for i, layer in enumerate(layers):
         src_i = network.input_of(i)

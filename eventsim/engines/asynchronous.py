@@ -72,7 +72,7 @@ from ..neurons import CubaLI
 from ..result import SimulationResult
 from . import fastpath, fastpath_batch
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
-                            _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype)
+                            _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype, records)
 from .cache import cache_for
 from .inputs import _integer_times, check_events, check_start, check_steps, event_positions, is_event_array, prepare_steps
 from .params import check_dt, check_record
@@ -437,7 +437,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
                              ("sf_membrane", sf, K * N if "membrane" in record else 0)):
         h[name] = pack.add(None, size)
     h["sf_snap_t"] = sf.add(snap_t)
-    h = np.array([tuple(int(h[name]) for name in A.HEADER.names)], A.HEADER)   # the header record, fields by name
+    h = records(np.array([tuple(int(h[name]) for name in A.HEADER.names)], A.HEADER))   # the header record, fields by name
     net = AsyncNet(h=h[0], pop=f["pop"], op=f["op_table"], ni=ni.array(), nf=net_nf)
     si, sf = si.array(), sf.array()
     hd = h[0]
@@ -453,7 +453,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     psr = rows(sf, "sf_pop", A.N_PS, P)
     psr[A.S_CHECKT] = psr[A.S_SCALET] = -np.inf
     si[hd["si_pool"]:hd["si_pool"] + M] = -1
-    cur = np.zeros(1, A.CURSORS)
+    cur = records(np.zeros(1, A.CURSORS))
     cur["t_now"], cur["t_y"], cur["t_start"], cur["t_stop"] = -np.inf, t0, t0, t_stop
     for p, i in enumerate(pops):
         C, o, n = pi[p, A.P_C], pi[p, A.P_OFF], pi[p, A.P_N]
@@ -466,8 +466,8 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         if layers[i].step_bias is not None:
             csr[A.CS_BNOW, cs_p] = np.broadcast_to(layers[i].step_bias[0], (C,))
     log = 2 * (N + 1) if "spike_times" in record else 0
-    st = AsyncState(cur=cur[0], si=si, sf=sf, su=np.zeros(2 * N, np.uint8), queue=np.empty(queue_limit, ENTRY),
-                    log=np.empty(log, A.LOG_ENTRY))
+    st = AsyncState(cur=cur[0], si=si, sf=sf, su=np.zeros(2 * N, np.uint8), queue=records(np.empty(queue_limit, ENTRY)),
+                    log=records(np.empty(log, A.LOG_ENTRY)))
     yf = rows(sf, "sf_readout", 4, n_out)
     row = rows(si, "si_row", 4, L)
 
@@ -485,7 +485,7 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         nonlocal st
         while not run(net, st, *args):  # the spike-time log is nearly full: double it
             n = int(st.cur["log_size"])
-            grown = np.empty(n + st.log.size, A.LOG_ENTRY)   # (np.concatenate promotes record fields slowly)
+            grown = records(np.empty(n + st.log.size, A.LOG_ENTRY))   # (np.concatenate promotes record fields slowly)
             grown[:n] = st.log[:n]
             st = st._replace(log=grown)
 
@@ -573,8 +573,8 @@ def _save(st: AsyncState, k: int) -> dict:
     """The state arrays as they are (the lead's kernels own their layout), minus the unused tails of
     the queue (entries ``[0, heap_size)`` are the heap) and of the spike-time log."""
     heap, log = int(st.cur["heap_size"]), int(st.cur["log_size"])
-    return dict(path="general", k=k, cur=np.array([st.cur]), si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(),
-                queue=st.queue[:heap].copy(), log=st.log[:log].copy())
+    return dict(path="general", k=k, cur=np.array([st.cur], A.CURSORS), si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(),
+                queue=np.array(st.queue[:heap]), log=np.array(st.log[:log]))   # plain arrays
 
 
 def _restore(st: AsyncState, data: dict) -> AsyncState:
@@ -593,7 +593,7 @@ def _restore(st: AsyncState, data: dict) -> AsyncState:
         raise ValueError(f"resume=: the saved queue holds {heap} entries, more than queue_limit")
     st.queue[:heap] = data["queue"]
     if st.log.shape[0]:
-        log_ = np.empty(max(st.log.shape[0], 2 * log), A.LOG_ENTRY)
+        log_ = records(np.empty(max(st.log.shape[0], 2 * log), A.LOG_ENTRY))
         log_[:log] = data["log"]
         st = st._replace(log=log_)
     return st

@@ -197,7 +197,7 @@ def process_candidates(net, st, t):
         if g < lo or g >= hi:   # candidates come in runs of one population: skip the table lookup
             p = neuron_pop(net, g)
             lo = net.pop[p].offset
-            hi = lo + net.pop[p].size
+            hi = lo + net.pop[p].neurons
         kind = net.pop[p].sink
         if kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:   # IF / LIF with a drive only
             jl = g - net.pop[p].offset
@@ -470,7 +470,7 @@ def set_drive(net, st, t, rebase):
         off = net.pop[p].offset
         C = net.pop[p].channels
         gain = net.pop[p].gain
-        for jl in range(net.pop[p].size):
+        for jl in range(net.pop[p].neurons):
             g = off + jl
             c = net.pop[p].channel0 + jl % C
             cur = sf[nfo(net, N_CST) + g]
@@ -527,7 +527,7 @@ def record_row(net, st, t, kind):
         o_mem = h.sf_membrane + r * N
         for p in range(h.n_pop):
             pop = net.pop[p]
-            for jl in range(pop.size):
+            for jl in range(pop.neurons):
                 g = pop.offset + jl
                 c = pop.channel0 + jl % pop.channels
                 if not batch:

@@ -89,10 +89,10 @@ HEADER = _record([(name, np.int64) for name in (
     "si_taps", "si_raster",
     "sf_neuron", "sf_pop", "sf_channel", "sf_readout", "sf_pool", "sf_out_t", "sf_out_logits", "sf_buf_val",
     "sf_membrane", "sf_snap_t")])
-#: ``net.pop[p]``: one spiking population (a ``NeuronSpec`` layer); neurons ``offset ≤ g < offset + size``
+#: ``net.pop[p]``: one spiking population (a ``NeuronSpec`` layer); neurons ``offset ≤ g < offset + neurons``
 #: stored channels innermost, channels ``channel0 ≤ c < channel0 + channels`` of the ``cf`` rows
 POP = _record([(name, np.int64) for name in (
-    "layer", "offset", "size", "channels", "height", "width", "channel0",
+    "layer", "offset", "neurons", "channels", "height", "width", "channel0",
     "model",            # 0 IF, 1 LIF, MODEL_CUBA
     "compare_ge", "reset_zero", "integrate_first",
     "drive",            # a constant current (bias, analog input, per-step bias) drives it

@@ -35,7 +35,7 @@ def start(net, st):
             if pop.drive:
                 continue
             C = pop.channels
-            for jl in range(pop.size):
+            for jl in range(pop.neurons):
                 c = pop.channel0 + jl % C
                 _, s = neuron_step(sf[nfo(net, N_V) + pop.offset + jl], 0.0, cget(net, C_LEAK, c),
                                    cget(net, C_THETA, c), pop.integrate_first, pop.reset_zero, pop.compare_ge)
@@ -49,14 +49,14 @@ def start(net, st):
         pop = net.pop[p]
         sf[pso(net, S_T0) + p] = t
         sf[pso(net, S_SCALET) + p] = -np.inf
-        for jl in range(pop.size):
+        for jl in range(pop.neurons):
             g = pop.offset + jl
             sf[nfo(net, N_TL) + g] = t
             if cget(net, C_ITAU, pop.channel0 + jl % pop.channels) != 0.0 and not is_cuba(net, p):
                 sf[nfo(net, N_V) + g] -= sf[nfo(net, N_DR) + g]  # v -> q = (v − v∞)·s, s = 1 at t0
     for p in range(net.h.n_pop):   # v_init above θ fires at t_start; a drive needs a prediction
         pop = net.pop[p]
-        for jl in range(pop.size):
+        for jl in range(pop.neurons):
             g = pop.offset + jl
             if pop.drive or sf[nfo(net, N_V) + g] >= cget(net, C_THETA, pop.channel0 + jl % pop.channels):
                 check_continuous(net, st, p, g, t)
@@ -86,7 +86,7 @@ def _timer(net, st, ks):
         for p in range(h.n_pop):
             if net.pop[p].drive:
                 o = net.pop[p].offset
-                for jl in range(net.pop[p].size):
+                for jl in range(net.pop[p].neurons):
                     sf[nfo(net, N_ACC) + o + jl] = sf[nfo(net, N_CST) + o + jl]
                     touch(net, st, p, jl, t)
         if h.y_dense:

@@ -91,7 +91,7 @@ def lif_refresh(net, st, p, t):
     if (t - t0) * net.pop[p].itau_max > (RENORM_EXPONENT_F32 if net.h.f32 else RENORM_EXPONENT):
         o_v = nfo(net, N_V) + net.pop[p].offset
         o_ru = nfo(net, N_RU) + net.pop[p].offset
-        for j in range(net.pop[p].size):
+        for j in range(net.pop[p].neurons):
             if sf[o_ru + j] == -np.inf:
                 sf[o_v + j] = real(net, sf[o_v + j] * math.exp(-(t - t0) * cget(net, C_ITAU, c0 + j % C)))
         sf[o_t0] = t

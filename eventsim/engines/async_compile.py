@@ -10,6 +10,7 @@ from __future__ import annotations
 from math import ceil
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .. import counting
@@ -43,10 +44,11 @@ class _Packer:
 
 
 def records(a: np.ndarray) -> np.ndarray:
-    """A structured array as the kernels take it: a ``np.recarray`` view, whose records also allow
-    the kernels' attribute syntax (``net.pop[p].offset``, ``st.cur.t_now = t``) when they run as
-    plain Python (``NUMBA_DISABLE_JIT=1``); Numba types it as the structured array it is."""
-    return a.view(np.recarray)
+    """A structured array as the kernels take it. Interpreted (``NUMBA_DISABLE_JIT=1``), a
+    ``np.recarray`` view, whose records allow the kernels' attribute syntax (``net.pop[p].offset``,
+    ``st.cur.t_now = t``) in plain Python; compiled, the array itself (Numba reads fields by name
+    either way, and dispatches a plain array faster than a subclass)."""
+    return a.view(np.recarray) if numba.config.DISABLE_JIT else a
 
 
 def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dict]:

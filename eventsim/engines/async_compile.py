@@ -10,6 +10,7 @@ from __future__ import annotations
 from math import ceil
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .. import counting
@@ -42,18 +43,26 @@ class _Packer:
         return np.concatenate(self.parts)
 
 
+def records(a: np.ndarray) -> np.ndarray:
+    """A structured array as the kernels take it. Interpreted (``NUMBA_DISABLE_JIT=1``), a
+    ``np.recarray`` view, whose records allow the kernels' attribute syntax (``net.pop[p].offset``,
+    ``st.cur.t_now = t``) in plain Python; compiled, the array itself (Numba reads fields by name
+    either way, and dispatches a plain array faster than a subclass)."""
+    return a.view(np.recarray) if numba.config.DISABLE_JIT else a
+
+
 def _net_floats(comp: "_Compiled", dt_us: float | None) -> tuple[np.ndarray, dict]:
-    """``net.nf`` (see :mod:`eventsim.kernels.async_layout`) and the header slots of its tables.
+    """``net.nf`` (see :mod:`eventsim.kernels.async_layout`) and the header fields (``nf_*``) of its tables.
     Nothing in it depends on the run, so it is built once per compiled network and shared by
     every call (the kernels never write it): the weights are not copied per sample. It stays
     writeable: Numba dispatches read-only arrays through its slow typing path."""
     nf = _Packer(np.float64)
     nf.add([dt_us or 0.0])
     f = comp.fields
-    slots = {slot: nf.add(f[key]) for slot, key in ((A.H_PF, "pf"), (A.H_CF, "cf"), (A.H_TAB, "tab"),
-                                                     (A.H_GDELAY, "grp_delay"), (A.H_W, "W"))}
-    slots[A.H_ONE] = nf.add([1.0])
-    slots[A.H_YCF] = nf.add(f["ycf"])
+    slots = {name: nf.add(f[key]) for name, key in (("nf_cf", "cf"), ("nf_tab", "tab"),
+                                                     ("nf_grp_delay", "grp_delay"), ("nf_w", "W"))}
+    slots["nf_one"] = nf.add([1.0])
+    slots["nf_ycf"] = nf.add(f["ycf"])
     return nf.array(), slots
 
 
@@ -151,27 +160,27 @@ def _constant_currents(network: Network, frame: np.ndarray | None):
 
 
 def _population_params(spec: NeuronSpec, channels: int, dt_us: float | None, batch: bool):
-    """Per-channel θ, amplitude, λ (per step), τ (µs) and v_init; the continuous model (0 IF, 1 LIF)."""
+    """Per-channel θ, amplitude, λ (per step), τ (µs) and v_init; the continuous model (MODEL_IF, MODEL_LIF)."""
     lif = isinstance(spec, LIF)
     tau_s = getattr(spec, "tau_s", None)
     params = neuron_params(spec, channels, dt_us if (dt_us or not lif or tau_s is None) else 1.0)
     if not lif:
-        return params, np.full(channels, np.inf), 0
+        return params, np.full(channels, np.inf), A.MODEL_IF
     if tau_s is not None:
-        return params, np.full(channels, tau_s * 1e6), 1
+        return params, np.full(channels, tau_s * 1e6), A.MODEL_LIF
     if dt_us is None:
         raise ValueError(f"{spec.name}: a per-step leak needs a step length to become a time constant "
                          "(τ = −Δt / ln λ); pass dt_us=, or give the LIF as tau_s=")
     lam = params.leak
     if np.all(lam == 1.0):
-        return params, np.full(channels, np.inf), 0
+        return params, np.full(channels, np.inf), A.MODEL_IF
     with np.errstate(divide="ignore"):
         tau = np.where(lam == 1.0, np.inf, -dt_us / np.log(lam))   # λ = 1: no leak, IF arithmetic
-    return params, tau, 1
+    return params, tau, A.MODEL_LIF
 
 
 class _Compiled(NamedTuple):
-    fields: dict          # AsyncNet arrays that depend on the network only
+    fields: dict          # tables that depend on the network only (``pop``, ``op_table``: the kernels' records)
     pops: list            # layer index of each population
     n_neurons: int
     n_channels: int
@@ -220,8 +229,8 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         if not plain or model == A.MODEL_CUBA:   # the general sink (kernels.async_neuron, async_cuba)
             kind = A.SINK_GENERAL
         elif not drive:
-            kind = A.SINK_IF if model == 0 else A.SINK_LIF
-        elif model == 0:
+            kind = A.SINK_IF if model == A.MODEL_IF else A.SINK_LIF
+        elif model == A.MODEL_IF:
             kind = A.SINK_DRIVEN_IF
         else:
             kind = A.SINK_DRIVEN_LIF if np.all(np.isfinite(tau)) else A.SINK_GENERAL
@@ -246,7 +255,11 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
         tab_off += S * C if S is not None else 0
         off += C * H * W
         coff += C
-    f = dict(pi=pi, pf=pf, cf=np.ascontiguousarray(np.concatenate(cf, axis=1)) if cf else np.zeros((A.N_CF, 0)),
+    pop = records(np.zeros(P, A.POP))   # the kernels' records: the columns P_* by name, and pf
+    for col, name in enumerate(A.POP.names[:A.N_PI]):
+        pop[name] = pi[:, col]
+    pop["refractory_us"], pop["itau_max"] = pf[:, A.PF_REFR], pf[:, A.PF_ITMAX]
+    f = dict(pi=pi, pf=pf, pop=pop, cf=np.ascontiguousarray(np.concatenate(cf, axis=1)) if cf else np.zeros((A.N_CF, 0)),
              tab=_f64(np.concatenate(tab)) if tab else _f64([]),
              l_pop=_i64([pop_of.get(i, -1) for i in range(L)]), g_pop=_i64(np.repeat(np.arange(P), pi[:, A.P_N])),
              ycf=_readout_rows(network, dt_us, batch))
@@ -340,6 +353,7 @@ def _compile(network: Network, kinds, event_input: bool, convention: str, dt_us:
              grp_delay=_f64(gdelay), path=np.array(path, np.int64).reshape(-1, 3), path_ops=_i64(path_ops),
              op=np.array(op_rows, np.int64).reshape(-1, A.N_OP), W=_f64(np.concatenate(Wl)) if Wl else _f64([]),
              D=_i64(np.concatenate(Dl)) if Dl else _i64([]), one=_f64([1.0]))
+    f["op_table"] = records(np.ascontiguousarray(f["op"]).view(A.OP).reshape(-1))   # the same rows, fields by name
     analog_macs = {}
     for i, layer in enumerate(layers):
         src_i = network.input_of(i)

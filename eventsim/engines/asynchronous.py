@@ -65,13 +65,14 @@ import numpy as np
 from .. import counting
 from ..kernels import async_layout as A
 from ..kernels.async_loop import rebase, run, start
+from ..kernels.async_queue import ENTRY
 from ..kernels.layers import count_events
 from ..network import Network, NeuronSpec, Readout
 from ..neurons import CubaLI
 from ..result import SimulationResult
 from . import fastpath, fastpath_batch
 from .async_compile import (CURRENT_TIME_BASE_US, _classify, _compile, _constant_currents, _f64, _i64,
-                            _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype)
+                            _net_floats, _Packer, _round32, as_float32, bias_is_current, check_dtype, records)
 from .cache import cache_for
 from .inputs import _integer_times, check_events, check_start, check_steps, event_positions, is_event_array, prepare_steps
 from .params import check_dt, check_record
@@ -85,10 +86,13 @@ SIMULTANEOUS = ("none", "batch")
 MAX_GRID_ROWS = 1 << 22
 MAX_STEPS = 1 << 31
 RECORDABLE = ("spikes", "spike_times", "membrane")
-#: Compiled network: ``ni`` (int64) and ``nf`` (float64) flat buffers, see :mod:`eventsim.kernels.async_layout`.
-AsyncNet = NamedTuple("AsyncNet", [("ni", np.ndarray), ("nf", np.ndarray)])
-#: Mutable state: flat buffers, the event heap and the spike-time log.
-AsyncState = NamedTuple("AsyncState", [(name, np.ndarray) for name in ("si", "sf", "su", "ht", "hk", "lt", "lj")])
+#: Compiled network: the header record ``h`` (a record of a one-element array: Numba passes it by
+#: reference), the population and op tables, ``ni`` (int64) and ``nf`` (float64) flat buffers, see
+#: :mod:`eventsim.kernels.async_layout`.
+AsyncNet = NamedTuple("AsyncNet", [(name, np.ndarray) for name in ("h", "pop", "op", "ni", "nf")])
+#: Mutable state: the cursors record (of a one-element array), flat buffers, the event heap
+#: (records ``ENTRY``) and the spike-time log (records ``LOG_ENTRY``).
+AsyncState = NamedTuple("AsyncState", [(name, np.ndarray) for name in ("cur", "si", "sf", "su", "queue", "log")])
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -406,51 +410,51 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     macs = comp.analog_macs
     N, P, Ct, L, B, M = comp.n_neurons, len(pops), comp.n_channels, len(layers), comp.buffer, comp.n_windows
     K = snap_t.size + snap_b.size
-    ni = _Packer(np.int64, A.N_HEADER)
-    h = {A.H_BATCH: batch, A.H_STEPS: steps or 0, A.H_NTIMERS: steps if batch else max((comp.tables or 0) - 1, 0),
-         A.H_RASTER: "spikes" in record, A.H_TIMES: "spike_times" in record, A.H_MEM: "membrane" in record,
-         A.H_NOUT: n_out, A.H_OUTLAYER: L - 1, A.H_OUTMEAN: has_out and layers[-1].mode == "mean",
-         A.H_YDENSE: has_out and (kinds[-2][0] if L > 1 else not event_input), A.H_NPOP: P, A.H_N: N, A.H_CT: Ct,
-         A.H_L: L, A.H_K: K, A.H_B: B, A.H_M: M, A.H_NMAC: len(macs), A.H_NSNAPB: snap_b.size,
-         A.H_NSNAPT: snap_t.size,
-         A.H_F32: f32, A.H_YLEAKY: A.YLEAKY_NONE if not has_out or type(layers[-1]) is Readout else (
-             A.YLEAKY_CUBA if isinstance(layers[-1], CubaLI) else A.YLEAKY_LI)}
-    for slot, key in ((A.H_PI, "pi"), (A.H_LPOP, "l_pop"), (A.H_GPOP, "g_pop"), (A.H_SRC, "src"), (A.H_GRP, "grp"),
-                      (A.H_PATH, "path"), (A.H_PATHOPS, "path_ops"), (A.H_OP, "op"), (A.H_D, "D")):
-        h[slot] = ni.add(f[key])
-    h[A.H_MAC] = ni.add(np.array(list(macs.items()), np.int64).ravel())
-    h[A.H_SNAPB] = ni.add(snap_b)
-    h.update(nf_slots)
-    si, sf = _Packer(np.int64, A.N_ISCAL), _Packer(np.float64, A.N_FSCAL)
-    for slot, pack, size in ((A.H_SI_NI, si, A.N_NI * N), (A.H_SI_PN, si, 2 * P), (A.H_SI_MP, si, M),
-                             (A.H_SI_ROW, si, 4 * L), (A.H_SI_OCNT, si, 4 * K * L), (A.H_SI_OKIND, si, K),
-                             (A.H_SI_BP, si, 2 * B), (A.H_SI_BC, si, 2 * B),
-                             (A.H_SI_TAPS, si, 3 * max([1] + [int(r[A.O_KH] * r[A.O_KW]) for r in f["op"]])),
-                             (A.H_SI_RAST, si, K * N if "spikes" in record else 0),
-                             (A.H_SF_NF, sf, A.N_NF * N), (A.H_SF_PS, sf, A.N_PS * P), (A.H_SF_CS, sf, 4 * Ct),
-                             (A.H_SF_YF, sf, 5 * n_out), (A.H_SF_MP, sf, M), (A.H_SF_OT, sf, K),
-                             (A.H_SF_OLOG, sf, K * n_out), (A.H_SF_BV, sf, 2 * B),
-                             (A.H_SF_MEM, sf, K * N if "membrane" in record else 0)):
-        h[slot] = pack.add(None, size)
-    h[A.H_SF_SNAPT] = sf.add(snap_t)
-    ni = ni.array()
-    for slot, value in h.items():
-        ni[slot] = int(value)
-    net = AsyncNet(ni=ni, nf=net_nf)
+    h = dict(
+            batch=batch, steps=steps or 0, n_timers=steps if batch else max((comp.tables or 0) - 1, 0),
+            rec_raster="spikes" in record, rec_times="spike_times" in record, rec_membrane="membrane" in record,
+            n_out=n_out, out_layer=L - 1, out_mean=has_out and layers[-1].mode == "mean",
+            y_dense=has_out and (kinds[-2][0] if L > 1 else not event_input), n_pop=P, n_neurons=N,
+            n_channels=Ct, n_layers=L, n_rows=K, buffer=B, n_windows=M, n_mac=len(macs), n_snap_b=snap_b.size,
+            n_snap_t=snap_t.size, f32=f32,
+            y_leaky=A.YLEAKY_NONE if not has_out or type(layers[-1]) is Readout else (
+                A.YLEAKY_CUBA if isinstance(layers[-1], CubaLI) else A.YLEAKY_LI), **nf_slots)
+    ni = _Packer(np.int64)
+    for name, key in (("ni_l_pop", "l_pop"), ("ni_g_pop", "g_pop"), ("ni_src", "src"), ("ni_grp", "grp"),
+                      ("ni_path", "path"), ("ni_path_ops", "path_ops"), ("ni_deg", "D")):
+        h[name] = ni.add(f[key])
+    h["ni_mac"] = ni.add(np.array(list(macs.items()), np.int64).ravel())
+    h["ni_snap_b"] = ni.add(snap_b)
+    si, sf = _Packer(np.int64), _Packer(np.float64)
+    for name, pack, size in (("si_neuron", si, A.N_NI * N), ("si_pop", si, 2 * P), ("si_pool", si, M),
+                             ("si_row", si, 4 * L), ("si_out_counts", si, 4 * K * L), ("si_out_kind", si, K),
+                             ("si_buf_pos", si, 2 * B), ("si_buf_cnt", si, 2 * B),
+                             ("si_taps", si, 3 * max([1] + [int(r[A.O_KH] * r[A.O_KW]) for r in f["op"]])),
+                             ("si_raster", si, K * N if "spikes" in record else 0),
+                             ("sf_neuron", sf, A.N_NF * N), ("sf_pop", sf, A.N_PS * P), ("sf_channel", sf, 4 * Ct),
+                             ("sf_readout", sf, 5 * n_out), ("sf_pool", sf, M), ("sf_out_t", sf, K),
+                             ("sf_out_logits", sf, K * n_out), ("sf_buf_val", sf, 2 * B),
+                             ("sf_membrane", sf, K * N if "membrane" in record else 0)):
+        h[name] = pack.add(None, size)
+    h["sf_snap_t"] = sf.add(snap_t)
+    h = records(np.array([tuple(int(h[name]) for name in A.HEADER.names)], A.HEADER))   # the header record, fields by name
+    net = AsyncNet(h=h[0], pop=f["pop"], op=f["op_table"], ni=ni.array(), nf=net_nf)
     si, sf = si.array(), sf.array()
+    hd = h[0]
 
-    def rows(buf, slot, n_rows, width):
-        return buf[ni[slot]:ni[slot] + n_rows * width].reshape(n_rows, width)
+    def rows(buf, name, n_rows, width):
+        return buf[hd[name]:hd[name] + n_rows * width].reshape(n_rows, width)
 
-    nfr, nir, csr = rows(sf, A.H_SF_NF, A.N_NF, N), rows(si, A.H_SI_NI, A.N_NI, N), rows(sf, A.H_SF_CS, 4, Ct)
+    nfr, nir, csr = rows(sf, "sf_neuron", A.N_NF, N), rows(si, "si_neuron", A.N_NI, N), rows(sf, "sf_channel", 4, Ct)
     nfr[A.N_RU] = -np.inf
     nfr[A.N_PT] = np.inf
     nir[A.N_LS] = -1
     csr[A.CS_SC] = csr[A.CS_GNOW] = 1.0
-    psr = rows(sf, A.H_SF_PS, A.N_PS, P)
+    psr = rows(sf, "sf_pop", A.N_PS, P)
     psr[A.S_CHECKT] = psr[A.S_SCALET] = -np.inf
-    si[ni[A.H_SI_MP]:ni[A.H_SI_MP] + M] = -1
-    sf[A.T_CUR], sf[A.T_YT], sf[A.T_START], sf[A.T_STOP] = -np.inf, t0, t0, t_stop
+    si[hd["si_pool"]:hd["si_pool"] + M] = -1
+    cur = records(np.zeros(1, A.CURSORS))
+    cur["t_now"], cur["t_y"], cur["t_start"], cur["t_stop"] = -np.inf, t0, t0, t_stop
     for p, i in enumerate(pops):
         C, o, n = pi[p, A.P_C], pi[p, A.P_OFF], pi[p, A.P_N]
         cs_p = slice(pi[p, A.P_COFF], pi[p, A.P_COFF] + C)
@@ -462,10 +466,10 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         if layers[i].step_bias is not None:
             csr[A.CS_BNOW, cs_p] = np.broadcast_to(layers[i].step_bias[0], (C,))
     log = 2 * (N + 1) if "spike_times" in record else 0
-    st = AsyncState(si=si, sf=sf, su=np.zeros(2 * N, np.uint8), ht=np.empty(queue_limit),
-                    hk=np.empty((queue_limit, 2), np.int64), lt=np.empty(log), lj=np.empty((log, 2), np.int64))
-    yf = rows(sf, A.H_SF_YF, 4, n_out)
-    row = rows(si, A.H_SI_ROW, 4, L)
+    st = AsyncState(cur=cur[0], si=si, sf=sf, su=np.zeros(2 * N, np.uint8), queue=records(np.empty(queue_limit, ENTRY)),
+                    log=records(np.empty(log, A.LOG_ENTRY)))
+    yf = rows(sf, "sf_readout", 4, n_out)
+    row = rows(si, "si_row", 4, L)
 
     def set_frame(frame):
         currents, y_const, _ = _constant_currents(network, frame)
@@ -480,9 +484,10 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
     def call(*args):
         nonlocal st
         while not run(net, st, *args):  # the spike-time log is nearly full: double it
-            n = int(st.si[A.K_LOG])
-            st = st._replace(lt=np.concatenate([st.lt[:n], np.empty(st.lt.size)]),
-                             lj=np.concatenate([st.lj[:n], np.empty((st.lj.shape[0], 2), np.int64)]))
+            n = int(st.cur["log_size"])
+            grown = records(np.empty(n + st.log.size, A.LOG_ENTRY))   # (np.concatenate promotes record fields slowly)
+            grown[:n] = st.log[:n]
+            st = st._replace(log=grown)
 
     # ---------------------------------------------------------------- run
     analog = frames is not None and not is_counts
@@ -508,16 +513,17 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         else:
             chunks = _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
         for chunk in chunks:
-            st.si[A.K_INPUT] = 0
+            st.cur["input"] = 0
             call(*chunk, float(chunk[0][-1]), False, False)
-    st.si[A.K_INPUT] = 0
+    st.cur["input"] = 0
     if pause_us is not None:
         call(*empty, float(pause_us), not batch, False)
         return EngineState("async", float(pause_us), paused_options, network_signature(network),
                            _save(st, int(round((pause_us - t0) / dt_us))))
     call(*empty, t_stop, False, True)
     info = dict(simultaneous=simultaneous, input_kind="events" if event_input else "analog", t_stop_us=t_stop,
-                queue_high_water=int(st.si[A.K_HWM]), snapshot_synops_unreached=snap_b[int(st.si[A.K_SNAPB]):].tolist(),
+                queue_high_water=int(st.cur["heap_high"]),
+                snapshot_synops_unreached=snap_b[int(st.cur["next_snap_b"]):].tolist(),
                 path="general", fast_path_unsupported=why)
     res = _result(network, net, st, comp, record, synop_convention, info)
     return replace(res, dt_us=dt_us) if current_bias else res
@@ -565,41 +571,44 @@ def _check_current_bias(network: Network, batch: bool, inputs: Any) -> None:
 
 def _save(st: AsyncState, k: int) -> dict:
     """The state arrays as they are (the lead's kernels own their layout), minus the unused tails of
-    the queue (entries ``[0, si[K_HEAP])`` are the heap) and of the spike-time log."""
-    heap, log = int(st.si[A.K_HEAP]), int(st.si[A.K_LOG])
-    return dict(path="general", k=k, si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(), ht=st.ht[:heap].copy(),
-                hk=st.hk[:heap].copy(), lt=st.lt[:log].copy(), lj=st.lj[:log].copy())
+    the queue (entries ``[0, heap_size)`` are the heap) and of the spike-time log."""
+    heap, log = int(st.cur["heap_size"]), int(st.cur["log_size"])
+    return dict(path="general", k=k, cur=np.array([st.cur], A.CURSORS), si=st.si.copy(), sf=st.sf.copy(), su=st.su.copy(),
+                queue=np.array(st.queue[:heap]), log=np.array(st.log[:log]))   # plain arrays
 
 
 def _restore(st: AsyncState, data: dict) -> AsyncState:
     """A fresh state (the same network and options) loaded with a saved one; the queue keeps its
     ``queue_limit`` capacity, the spike-time log at least its initial size."""
+    if "cur" not in data or data["cur"].shape != (1,) or data["cur"].dtype != A.CURSORS:
+        raise ValueError("resume=: the saved state does not fit this network and these options")
+    for name in A.CURSORS.names:
+        st.cur[name] = data["cur"][0][name]
     for name in ("si", "sf", "su"):
         if getattr(st, name).shape != data[name].shape:
             raise ValueError("resume=: the saved state does not fit this network and these options")
         getattr(st, name)[:] = data[name]
-    heap, log = data["ht"].shape[0], data["lt"].shape[0]
-    if heap > st.ht.shape[0]:
+    heap, log = data["queue"].shape[0], data["log"].shape[0]
+    if heap > st.queue.shape[0]:
         raise ValueError(f"resume=: the saved queue holds {heap} entries, more than queue_limit")
-    st.ht[:heap], st.hk[:heap] = data["ht"], data["hk"]
-    if st.lt.shape[0]:
-        size = max(st.lt.shape[0], 2 * log)
-        lt, lj = np.empty(size), np.empty((size, 2), np.int64)
-        lt[:log], lj[:log] = data["lt"], data["lj"]
-        st = st._replace(lt=lt, lj=lj)
+    st.queue[:heap] = data["queue"]
+    if st.log.shape[0]:
+        log_ = records(np.empty(max(st.log.shape[0], 2 * log), A.LOG_ENTRY))
+        log_[:log] = data["log"]
+        st = st._replace(log=log_)
     return st
 
 
 def _result(network, net, st, comp, record, convention, info) -> SimulationResult:
-    ni, si, sf = net.ni, st.si, st.sf
-    K, L, N, n_out = int(si[A.K_ROW]), int(ni[A.H_L]), int(ni[A.H_N]), int(ni[A.H_NOUT])
-    Kmax = int(ni[A.H_K])
+    h, si, sf = net.h, st.si, st.sf
+    K, L, N, n_out = int(st.cur["row"]), int(h["n_layers"]), int(h["n_neurons"]), int(h["n_out"])
+    Kmax = int(h["n_rows"])
     pi = comp.fields["pi"]
-    counts = si[ni[A.H_SI_OCNT]:ni[A.H_SI_OCNT] + 4 * Kmax * L].reshape(4, Kmax, L)[:, :K].copy()
-    rast = si[ni[A.H_SI_RAST]:ni[A.H_SI_RAST] + Kmax * N].reshape(Kmax, N) if "spikes" in record else None
-    mem = sf[ni[A.H_SF_MEM]:ni[A.H_SF_MEM] + Kmax * N].reshape(Kmax, N) if "membrane" in record else None
+    counts = si[h["si_out_counts"]:h["si_out_counts"] + 4 * Kmax * L].reshape(4, Kmax, L)[:, :K].copy()
+    rast = si[h["si_raster"]:h["si_raster"] + Kmax * N].reshape(Kmax, N) if "spikes" in record else None
+    mem = sf[h["sf_membrane"]:h["sf_membrane"] + Kmax * N].reshape(Kmax, N) if "membrane" in record else None
     rasters, membranes, times = {}, {}, {}
-    m = int(si[A.K_LOG])
+    m = int(st.cur["log_size"])
     for p, i in enumerate(comp.pops):
         name, shape = network.layers[i].name, network.shapes[i]
         C, H, W, off, n = (int(pi[p, c]) for c in (A.P_C, A.P_H, A.P_W, A.P_OFF, A.P_N))
@@ -607,21 +616,22 @@ def _result(network, net, st, comp, record, convention, info) -> SimulationResul
             if arr is not None:
                 out[name] = arr[:K, off:off + n].reshape(K, H, W, C).transpose(0, 3, 1, 2).reshape((K,) + shape)
         if "spike_times" in record:
-            sel = np.flatnonzero((st.lj[:m, 0] >= off) & (st.lj[:m, 0] < off + n))
-            sel = np.repeat(sel, st.lj[sel, 1])
+            g = st.log["neuron"][:m]
+            sel = np.flatnonzero((g >= off) & (g < off + n))
+            sel = np.repeat(sel, st.log["count"][sel])
             chw = np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()  # local index -> flat (C, H, W)
             rec = np.empty(sel.size, dtype=[("t_us", np.float64), ("neuron", np.int64)])
-            rec["t_us"], rec["neuron"] = st.lt[sel], chw[st.lj[sel, 0] - off]
+            rec["t_us"], rec["neuron"] = st.log["t"][sel], chw[st.log["neuron"][sel] - off]
             times[name] = np.sort(rec, order=("t_us", "neuron"))
             if i == len(network.layers) - 1:     # the output population, in emission order (decoding)
                 info["output_spikes"] = (rec["t_us"].copy(), rec["neuron"].copy())
-    info["row_kind"] = si[ni[A.H_SI_OKIND]:ni[A.H_SI_OKIND] + K].copy()
+    info["row_kind"] = si[h["si_out_kind"]:h["si_out_kind"] + K].copy()
     if "spike_times" in record:
         info["spike_times"] = times
-    logits = sf[ni[A.H_SF_OLOG]:ni[A.H_SF_OLOG] + Kmax * n_out].reshape(Kmax, n_out)[:K].copy()
+    logits = sf[h["sf_out_logits"]:h["sf_out_logits"] + Kmax * n_out].reshape(Kmax, n_out)[:K].copy()
     return SimulationResult(
         engine="async", layer_names=tuple(layer.name for layer in network.layers),
-        times_us=sf[ni[A.H_SF_OT]:ni[A.H_SF_OT] + K].copy(), logits=logits, spikes_per_row=counts[A.R_SP],
+        times_us=sf[h["sf_out_t"]:h["sf_out_t"] + K].copy(), logits=logits, spikes_per_row=counts[A.R_SP],
         synops_per_row=counts[A.R_SYN], macs_per_row=counts[A.R_MAC], neuron_updates_per_row=counts[A.R_UPD],
         synop_convention=convention, dt_us=float(net.nf[A.F_DT]) or None, rasters=rasters, membranes=membranes,
         info=info)

@@ -7,8 +7,8 @@ one ``neuron_step`` with the step's accumulated current ``I·g_k + b_k``. After 
 neuron that would spike at the next step with no input (residual ``v > θ`` after a subtract
 reset, fire-then-integrate, ``v_init > θ``) queues a wake-up for that step.
 
-The heap ``st.ht, st.hk`` is allocated once at ``queue_limit`` entries (pages are committed only
-when first used, so memory follows the queue's high-water mark ``si[K_HWM]``). When it is full,
+The heap ``st.queue`` is allocated once at ``queue_limit`` entries (pages are committed only
+when first used, so memory follows the queue's high-water mark ``st.cur.heap_high``). When it is full,
 stale predictions (version ≠ the neuron's) are dropped; if none can be dropped the run stops
 with an error.
 """
@@ -17,23 +17,16 @@ import math
 import numpy as np
 from numba import njit
 
-from .async_layout import (SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF, SINK_LIF, YLEAKY_CUBA, ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_QSYN, C_SGAIN,
-                           C_SLEAK, C_TAU, C_THETA, F_DT, N_SYN, P_CHECKPH,
-                           G_PATH0, G_PATH1, G_STEPS, H_BATCH, H_GDELAY, H_GPOP, H_GRP,
-                           H_K, H_L, H_LPOP, H_MEM, H_N, H_NOUT, H_NPOP, H_OUTMEAN, H_RASTER, H_SF_MEM,
-                           H_SF_OLOG, H_SF_OT, H_SI_OCNT, H_SI_OKIND, H_SI_RAST, H_SRC, H_STEPS, H_TAB,
-                           H_TIMES, K_CAND, K_GARBAGE, K_HEAP, K_HWM, K_LOG, K_PEND, K_ROW, K_TIMER, N_ACC,
-                           N_CAND, N_CST, N_DR, N_LS, N_PT, N_PV, N_RU, N_TCH, N_TL, N_V, N_VER, PF_REFR,
-                           P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE, P_H, P_IFIRST, P_LAYER, P_N, P_OFF,
-                           P_SINK, P_TAB, P_W, P_ZERO, R_SP, R_UPD, S_PEND, S_TCHN, T_START, T_STOP, T_YT,
-                           U_CAND, U_TOUCHED, Y_ACC, Y_CST, Y_RATE, Y_Y, cget, cso, nfo, nio, pfget, pget, pno, ro,
-                           yo)
+from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, CS_SC, CS_THS, C_ITAU, C_LEAK, C_QSYN, C_SGAIN,
+                           C_SLEAK, C_TAU, C_THETA, C_VMIN, F_DT, G_PATH0, G_PATH1, G_STEPS, N_ACC, N_CAND,
+                           N_CST, N_DR, N_LS, N_PT, N_PV, N_RU, N_SYN, N_TCH, N_TL, N_V, N_VER, R_SP, R_UPD,
+                           SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF, SINK_LIF, STEPX_MULTI, S_PEND, S_TCHN,
+                           U_CAND, U_TOUCHED, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN, YC_SLEAK,
+                           YLEAKY_CUBA, Y_ACC, Y_CST, Y_RATE, Y_SYN, Y_Y, cget, cso, grp_get, layer_pop,
+                           neuron_pop, nfo, nio, pno, real, ro, src_groups, yc, yo)
 from .async_neuron import above, cuba_advance, fire, freeze, is_cuba, predict, release, set_value, value_at
-from .async_queue import heap_push, heapify, unpack
+from .async_queue import AUX_WAKE, PHASE_DELIVER, PHASE_WAKE, heap_push, heapify, unpack
 from .async_cuba import evolve
-from .async_layout import C_VMIN, P_STEPX, STEPX_MULTI, real
-from .async_layout import (H_YCF, H_YLEAKY, K_YSTEP, YC_ITAU, YC_ITAUS, YC_LEAK, YC_QSYN, YC_SGAIN,
-                           YC_SLEAK, Y_SYN)
 from .neuron import neuron_step, neuron_step_multi
 
 
@@ -43,45 +36,43 @@ from .neuron import neuron_step, neuron_step_multi
 @njit(inline="always", **ASYNC_JIT)
 def to_local(net, p, n):
     """Flat ``(C, H, W)`` index ``n`` of population ``p`` -> channels-innermost local index."""
-    hw = pget(net, p, P_H) * pget(net, p, P_W)
+    hw = net.pop[p].height * net.pop[p].width
     c = n // hw
-    return (n - c * hw) * pget(net, p, P_C) + c
+    return (n - c * hw) * net.pop[p].channels + c
 
 
 @njit(inline="always", **ASYNC_JIT)
 def to_flat(net, p, jl):
     """Channels-innermost local index -> flat ``(C, H, W)`` index."""
-    C = pget(net, p, P_C)
-    return (jl % C) * pget(net, p, P_H) * pget(net, p, P_W) + jl // C
+    C = net.pop[p].channels
+    return (jl % C) * net.pop[p].height * net.pop[p].width + jl // C
 
 
 @njit(inline="always", **ASYNC_JIT)
 def step_time(net, st, k):
     """Batch-mode time of step ``k``: ``t_start + (k + 1)·dt`` (the end of the step's bin)."""
-    return st.sf[T_START] + (k + 1) * net.nf[F_DT]
+    return st.cur.t_start + (k + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
 def _compact(net, st):
     """Drop superseded predictions (version ≠ the neuron's pending one) and re-heapify."""
-    ht, hk = st.ht, st.hk
-    size = st.si[K_HEAP]
+    q = st.queue
+    size = st.cur.heap_size
     o_pv = nio(net, N_PV)
     w = 0
     for i in range(size):
         keep = True
-        layer, phase, neuron = unpack(hk[i, 0])
-        if phase == 0 and hk[i, 1] >= 0:
-            p = net.ni[net.ni[H_LPOP] + layer]
-            keep = st.si[o_pv + pget(net, p, P_OFF) + to_local(net, p, neuron)] == hk[i, 1]
+        layer, phase, neuron = unpack(q[i].key)
+        if phase == PHASE_WAKE and q[i].aux >= 0:   # a prediction (a version number)
+            p = layer_pop(net, layer)
+            keep = st.si[o_pv + net.pop[p].offset + to_local(net, p, neuron)] == q[i].aux
         if keep:
-            ht[w] = ht[i]
-            hk[w, 0] = hk[i, 0]
-            hk[w, 1] = hk[i, 1]
+            q[w].t, q[w].key, q[w].aux = q[i].t, q[i].key, q[i].aux
             w += 1
-    heapify(ht, hk, w)
-    st.si[K_HEAP] = w
-    st.si[K_GARBAGE] = 0
+    heapify(q, w)
+    st.cur.heap_size = w
+    st.cur.garbage = 0
     return w < size
 
 
@@ -89,15 +80,16 @@ def _compact(net, st):
 def push(net, st, t, layer, phase, neuron, aux):
     """Push a queue entry; superseded predictions are dropped when they make up half the heap,
     or when it is full (then, if none can be dropped, the run stops with an error)."""
-    size = st.si[K_HEAP]
-    garbage = st.si[K_GARBAGE]
-    if size >= st.ht.shape[0] or (garbage > 4096 and 2 * garbage > size):
-        if not _compact(net, st) and size >= st.ht.shape[0]:
+    cur = st.cur
+    size = cur.heap_size
+    garbage = cur.garbage
+    if size >= st.queue.shape[0] or (garbage > 4096 and 2 * garbage > size):
+        if not _compact(net, st) and size >= st.queue.shape[0]:
             raise ValueError("event queue overflow: more pending events than queue_limit; "
                              "raise queue_limit= or look for runaway spiking")
-        size = st.si[K_HEAP]
-    st.si[K_HEAP] = heap_push(st.ht, st.hk, size, t, layer, phase, neuron, aux)
-    st.si[K_HWM] = max(st.si[K_HWM], size + 1)
+        size = cur.heap_size
+    cur.heap_size = heap_push(st.queue, size, t, layer, phase, neuron, aux)
+    cur.heap_high = max(cur.heap_high, size + 1)
 
 
 @njit(**ASYNC_JIT)
@@ -109,12 +101,12 @@ def predict_and_queue(net, st, p, g, c, t):
     st.si[o_ver] += 1
     ts = max(predict(net, st, p, g, c, t), t)
     o_pt = nfo(net, N_PT) + g
-    if ts <= st.sf[T_STOP] and ts < st.sf[o_pt]:
+    if ts <= st.cur.t_stop and ts < st.sf[o_pt]:
         if st.sf[o_pt] != np.inf:
-            st.si[K_GARBAGE] += 1
+            st.cur.garbage += 1
         st.sf[o_pt] = ts
         st.si[nio(net, N_PV) + g] = st.si[o_ver]
-        push(net, st, ts, pget(net, p, P_LAYER), np.int64(0), to_flat(net, p, g - pget(net, p, P_OFF)),
+        push(net, st, ts, net.pop[p].layer, np.int64(PHASE_WAKE), to_flat(net, p, g - net.pop[p].offset),
              st.si[o_ver])
 
 
@@ -124,18 +116,18 @@ def predict_and_queue(net, st, p, g, c, t):
 @njit(**ASYNC_JIT)
 def emit(net, st, p, jl, count, t, k):
     """Record ``count`` spikes of neuron ``jl`` of population ``p`` at ``t`` and queue their delivery."""
-    ni, si = net.ni, st.si
-    layer = pget(net, p, P_LAYER)
-    g = pget(net, p, P_OFF) + jl
+    h, cur, si = net.h, st.cur, st.si
+    layer = net.pop[p].layer
+    g = net.pop[p].offset + jl
     si[ro(net, R_SP) + layer] += count
-    if ni[H_RASTER] and si[K_ROW] < ni[H_K]:
-        si[ni[H_SI_RAST] + si[K_ROW] * ni[H_N] + g] += count
-    if ni[H_TIMES]:
-        i = si[K_LOG]
-        st.lt[i] = t
-        st.lj[i, 0] = g
-        st.lj[i, 1] = count
-        si[K_LOG] = i + 1
+    if h.rec_raster and cur.row < h.n_rows:
+        si[h.si_raster + cur.row * h.n_neurons + g] += count
+    if h.rec_times:
+        i = cur.log_size
+        st.log[i].t = t
+        st.log[i].neuron = g
+        st.log[i].count = count
+        cur.log_size = i + 1
     queue_groups(net, st, p + 1, np.int64(0), layer, to_flat(net, p, jl), count, t, k)
 
 
@@ -144,16 +136,16 @@ def queue_groups(net, st, s, first, layer, n, count, t, k):
     """Queue the delivery of ``count`` events of source ``s`` (0: input, 1 + p: population p) at
     flat position ``n`` along each of its delay groups from the ``first``-th on, at ``t`` plus the
     group's delay (batch mode: whole steps after step ``k``); deliveries after ``t_stop`` are dropped."""
-    ni = net.ni
-    s_row = ni[H_SRC] + 2 * s
-    g0 = ni[s_row]
-    for gi in range(g0 + first, g0 + ni[s_row + 1]):
-        g_row = ni[H_GRP] + 3 * gi
-        if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
+    g0, n_groups = src_groups(net, s)
+    for gi in range(g0 + first, g0 + n_groups):
+        if grp_get(net, gi, G_PATH1) == grp_get(net, gi, G_PATH0):
             continue
-        td = step_time(net, st, k + ni[g_row + G_STEPS]) if ni[H_BATCH] else t + net.nf[ni[H_GDELAY] + gi]
-        if td <= st.sf[T_STOP]:
-            push(net, st, td, layer, 2 + gi - g0, n, count)
+        if net.h.batch:
+            td = step_time(net, st, k + grp_get(net, gi, G_STEPS))
+        else:
+            td = t + net.nf[net.h.nf_grp_delay + gi]
+        if td <= st.cur.t_stop:
+            push(net, st, td, layer, PHASE_DELIVER + gi - g0, n, count)
 
 
 @njit(**ASYNC_JIT)
@@ -161,10 +153,10 @@ def check_continuous(net, st, p, g, t):
     """Fire neuron ``g`` while it is above threshold, then queue its next predicted crossing."""
     if st.sf[nfo(net, N_RU) + g] != -np.inf:
         return
-    jl = g - pget(net, p, P_OFF)
-    c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
-    layer = pget(net, p, P_LAYER)
-    refr = pfget(net, p, PF_REFR)
+    jl = g - net.pop[p].offset
+    c = net.pop[p].channel0 + jl % net.pop[p].channels
+    layer = net.pop[p].layer
+    refr = net.pop[p].refractory_us
     n_sp = 0
     frozen = False
     while above(net, st, p, g, c, t):
@@ -173,17 +165,17 @@ def check_continuous(net, st, p, g, t):
         if refr > 0.0:
             tw = freeze(net, st, p, g, c, t)
             frozen = True
-            if tw <= st.sf[T_STOP]:
-                push(net, st, tw, layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
+            if tw <= st.cur.t_stop:
+                push(net, st, tw, layer, np.int64(PHASE_WAKE), to_flat(net, p, jl), np.int64(AUX_WAKE))
             break
-        if pget(net, p, P_ZERO):
+        if net.pop[p].reset_zero:
             break
         if n_sp >= 1048576:
             raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; "
                              "check the weights and thresholds (a subtract reset removes only θ per spike)")
     if n_sp:
         emit(net, st, p, jl, n_sp, t, np.int64(0))
-    if (pget(net, p, P_DRIVE) or is_cuba(net, p)) and not frozen:   # a synaptic current charges on
+    if (net.pop[p].drive or is_cuba(net, p)) and not frozen:   # a synaptic current charges on
         predict_and_queue(net, st, p, g, c, t)
 
 
@@ -195,21 +187,21 @@ def process_candidates(net, st, t):
     and :func:`~eventsim.kernels.async_neuron.predict`; anything else takes the general path."""
     sf, si = st.sf, st.si
     o_c = nio(net, N_CAND)
-    o_u = U_CAND * net.ni[H_N]
+    o_u = U_CAND * net.h.n_neurons
     o_v, o_tl, o_dr, o_pt = nfo(net, N_V), nfo(net, N_TL), nfo(net, N_DR), nfo(net, N_PT)
     o_ver, o_pv = nio(net, N_VER), nio(net, N_PV)
     p, lo, hi = np.int64(-1), np.int64(0), np.int64(0)
-    for i in range(si[K_CAND]):
+    for i in range(st.cur.n_cand):
         g = si[o_c + i]
         st.su[o_u + g] = 0
         if g < lo or g >= hi:   # candidates come in runs of one population: skip the table lookup
-            p = net.ni[net.ni[H_GPOP] + g]
-            lo = pget(net, p, P_OFF)
-            hi = lo + pget(net, p, P_N)
-        kind = pget(net, p, P_SINK)
+            p = neuron_pop(net, g)
+            lo = net.pop[p].offset
+            hi = lo + net.pop[p].neurons
+        kind = net.pop[p].sink
         if kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:   # IF / LIF with a drive only
-            jl = g - pget(net, p, P_OFF)
-            c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+            jl = g - net.pop[p].offset
+            c = net.pop[p].channel0 + jl % net.pop[p].channels
             th = cget(net, C_THETA, c)
             r = sf[o_dr + g]
             if kind == SINK_DRIVEN_IF:   # the sink just set t₁ = t
@@ -217,7 +209,7 @@ def process_candidates(net, st, t):
             else:           # q against (θ − v∞)·s; the sink refreshed s at t
                 s_c = sf[cso(net, CS_SC) + c]
                 u, lim = sf[o_v + g], (th - r) * s_c
-            if not (u >= lim if pget(net, p, P_GE) else u > lim):
+            if not (u >= lim if net.pop[p].compare_ge else u > lim):
                 si[o_ver + g] += 1
                 ts = np.inf   # as predict(): IF t₁ + (θ − v)/r, LIF t + τ·ln(1 + (θ − v)/(v∞ − θ))
                 if kind == SINK_DRIVEN_IF and r > 0.0:
@@ -225,25 +217,26 @@ def process_candidates(net, st, t):
                 elif kind == SINK_DRIVEN_LIF and r > th:
                     ts = max(t + cget(net, C_TAU, c) * math.log1p((th - (u / s_c + r)) / (r - th)), t)
                 if ts != np.inf:
-                    if ts <= st.sf[T_STOP] and ts < sf[o_pt + g]:
+                    if ts <= st.cur.t_stop and ts < sf[o_pt + g]:
                         if sf[o_pt + g] != np.inf:
-                            si[K_GARBAGE] += 1
+                            st.cur.garbage += 1
                         sf[o_pt + g] = ts
                         si[o_pv + g] = si[o_ver + g]
-                        push(net, st, ts, pget(net, p, P_LAYER), np.int64(0), to_flat(net, p, jl), si[o_ver + g])
+                        push(net, st, ts, net.pop[p].layer, np.int64(PHASE_WAKE), to_flat(net, p, jl),
+                             si[o_ver + g])
                 continue
         elif kind == SINK_IF or kind == SINK_LIF:   # plain IF / LIF: fire while above θ (as fire() does), no drive
-            jl = g - pget(net, p, P_OFF)
-            c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+            jl = g - net.pop[p].offset
+            c = net.pop[p].channel0 + jl % net.pop[p].channels
             th = cget(net, C_THETA, c)
             scale = sf[cso(net, CS_SC) + c] if kind == SINK_LIF else 1.0   # s, refreshed at t by the sink
             lim = sf[cso(net, CS_THS) + c] if kind == SINK_LIF else th
-            ge = pget(net, p, P_GE)
+            ge = net.pop[p].compare_ge
             u = sf[o_v + g]
             n_sp = 0
             while u >= lim if ge else u > lim:
                 n_sp += 1
-                if pget(net, p, P_ZERO):
+                if net.pop[p].reset_zero:
                     u = 0.0
                     sf[o_tl + g] = t
                     break
@@ -256,15 +249,15 @@ def process_candidates(net, st, t):
                 emit(net, st, p, jl, np.int64(n_sp), t, np.int64(0))
             continue
         check_continuous(net, st, p, g, t)
-    si[K_CAND] = 0
+    st.cur.n_cand = 0
 
 
 @njit(inline="always", **ASYNC_JIT)
 def wake_continuous(net, st, p, n, aux, t):
     """A predicted crossing (``aux`` = version) or the end of a refractory period (``aux = -1``)."""
     jl = to_local(net, p, n)
-    g = pget(net, p, P_OFF) + jl
-    c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+    g = net.pop[p].offset + jl
+    c = net.pop[p].channel0 + jl % net.pop[p].channels
     ru = st.sf[nfo(net, N_RU) + g]
     if aux < 0:
         if ru != -np.inf and ru <= t:
@@ -272,7 +265,7 @@ def wake_continuous(net, st, p, n, aux, t):
             check_continuous(net, st, p, g, t)
         return
     if st.si[nio(net, N_PV) + g] != aux:   # superseded by an earlier prediction
-        st.si[K_GARBAGE] = max(st.si[K_GARBAGE] - 1, 0)
+        st.cur.garbage = max(st.cur.garbage - 1, 0)
         return
     st.sf[nfo(net, N_PT) + g] = np.inf
     if ru != -np.inf:
@@ -285,12 +278,12 @@ def wake_continuous(net, st, p, n, aux, t):
         return
     # the drive carried v exactly to θ: spike, and reset to 0 (= θ − θ for a subtract reset)
     set_value(net, st, p, g, c, t, 0.0)
-    st.si[ro(net, R_UPD) + pget(net, p, P_LAYER)] += 1
+    st.si[ro(net, R_UPD) + net.pop[p].layer] += 1
     emit(net, st, p, jl, np.int64(1), t, np.int64(0))
-    if pfget(net, p, PF_REFR) > 0.0:
+    if net.pop[p].refractory_us > 0.0:
         tw = freeze(net, st, p, g, c, t)
-        if tw <= st.sf[T_STOP]:
-            push(net, st, tw, pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
+        if tw <= st.cur.t_stop:
+            push(net, st, tw, net.pop[p].layer, np.int64(PHASE_WAKE), n, np.int64(AUX_WAKE))
         return
     check_continuous(net, st, p, g, t)
 
@@ -312,27 +305,27 @@ def catch_up(v, lam, idle):
 @njit(inline="always", **ASYNC_JIT)
 def first_free_step(net, st, ru):
     """First batch step whose time is at or after the end ``ru`` of a refractory period."""
-    return int(np.ceil((ru - st.sf[T_START]) / net.nf[F_DT] - 1e-9)) - 1
+    return int(np.ceil((ru - st.cur.t_start) / net.nf[F_DT] - 1e-9)) - 1
 
 
 @njit(inline="always", **ASYNC_JIT)
 def check_batch(net, st, p, t, k):
     """Advance every touched neuron of population ``p`` to step ``k`` and emit its spikes."""
     sf, si = st.sf, st.si
-    off = pget(net, p, P_OFF)
-    C = pget(net, p, P_C)
-    c0 = pget(net, p, P_COFF)
-    layer = pget(net, p, P_LAYER)
-    tab = net.ni[H_TAB] + 2 * (pget(net, p, P_TAB) + k * C)  # (gain, bias) pairs of step k
-    ifirst, zero, ge = pget(net, p, P_IFIRST), pget(net, p, P_ZERO), pget(net, p, P_GE)
-    gain, bias, drive = pget(net, p, P_GAIN), pget(net, p, P_BIAS), pget(net, p, P_DRIVE)
-    refr = pfget(net, p, PF_REFR)
-    stepx = pget(net, p, P_STEPX)
+    off = net.pop[p].offset
+    C = net.pop[p].channels
+    c0 = net.pop[p].channel0
+    layer = net.pop[p].layer
+    tab = net.h.nf_tab + 2 * (net.pop[p].table + k * C)  # (gain, bias) pairs of step k
+    ifirst, zero, ge = net.pop[p].integrate_first, net.pop[p].reset_zero, net.pop[p].compare_ge
+    gain, bias, drive = net.pop[p].gain, net.pop[p].bias, net.pop[p].drive
+    refr = net.pop[p].refractory_us
+    stepx = net.pop[p].step_extra
     cuba = is_cuba(net, p)
     o_syn = nfo(net, N_SYN) + off
     o_v, o_ru, o_acc = nfo(net, N_V) + off, nfo(net, N_RU) + off, nfo(net, N_ACC) + off
     o_ls, o_tch = nio(net, N_LS) + off, nio(net, N_TCH) + off
-    o_u = U_TOUCHED * net.ni[H_N] + off
+    o_u = U_TOUCHED * net.h.n_neurons + off
     o_n = pno(net, S_TCHN) + p
     for i in range(si[o_n]):
         jl = si[o_tch + i]
@@ -375,7 +368,7 @@ def check_batch(net, st, p, t, k):
             if refr > 0.0:
                 sf[o_ru + jl] = t + refr
                 k_next = max(k_next, first_free_step(net, st, t + refr))
-        if not drive and k_next < net.ni[H_STEPS]:
+        if not drive and k_next < net.h.steps:
             if stepx:
                 _, n0 = neuron_step_multi(v, 0.0, lam, theta, ifirst, zero, ge, stepx == STEPX_MULTI,
                                           cget(net, C_VMIN, c))
@@ -383,7 +376,8 @@ def check_batch(net, st, p, t, k):
             else:
                 _, s0 = neuron_step(v, 0.0, lam, theta, ifirst, zero, ge)
             if s0 or i_syn != 0.0:   # a synaptic current keeps charging: step it every step
-                push(net, st, step_time(net, st, k_next), layer, np.int64(0), to_flat(net, p, jl), np.int64(-1))
+                push(net, st, step_time(net, st, k_next), layer, np.int64(PHASE_WAKE), to_flat(net, p, jl),
+                     np.int64(AUX_WAKE))
     si[o_n] = 0
 
 
@@ -391,10 +385,10 @@ def check_batch(net, st, p, t, k):
 def push_checks(net, st, t):
     """Queue the batch threshold check of every population touched at ``t``."""
     o_pend = pno(net, S_PEND)
-    for i in range(st.si[K_PEND]):
+    for i in range(st.cur.n_pend):
         p = st.si[o_pend + i]
-        push(net, st, t, pget(net, p, P_LAYER), pget(net, p, P_CHECKPH), np.int64(0), np.int64(0))
-    st.si[K_PEND] = 0
+        push(net, st, t, net.pop[p].layer, net.pop[p].check_phase, np.int64(0), np.int64(0))   # neuron, aux unused
+    st.cur.n_pend = 0
 
 
 # ----------------------------------------------------------------------------- drive and rows
@@ -404,17 +398,16 @@ def push_checks(net, st, t):
 def readout_to(net, st, t):
     """Integrate the readout's constant input up to ``t`` (continuous mode); a leaky readout
     (:class:`~eventsim.neurons.LI`) decays exactly: ``Y ← Y·e^{−Δ/τ} + r·τ·(1 − e^{−Δ/τ})``."""
-    if not net.ni[H_BATCH] and t > st.sf[T_YT]:
+    if not net.h.batch and t > st.cur.t_y:
         o_y, o_r = yo(net, Y_Y), yo(net, Y_RATE)
-        span = t - st.sf[T_YT]
-        n_out = net.ni[H_NOUT]
+        span = t - st.cur.t_y
+        n_out = net.h.n_out
         for o in range(n_out):
-            itau = net.nf[net.ni[H_YCF] + YC_ITAU * n_out + o] if net.ni[H_YLEAKY] else 0.0
-            if net.ni[H_YLEAKY] == YLEAKY_CUBA:   # CubaLI: the two-exponential evolution of a CubaLIF
-                base = net.ni[H_YCF] + o
+            itau = yc(net, YC_ITAU, o) if net.h.y_leaky else 0.0
+            if net.h.y_leaky == YLEAKY_CUBA:   # CubaLI: the two-exponential evolution of a CubaLIF
                 o_s = yo(net, Y_SYN) + o
-                y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * net.nf[base + YC_QSYN * n_out],
-                                  itau, net.nf[base + YC_ITAUS * n_out], span)
+                y, i_syn = evolve(st.sf[o_y + o], st.sf[o_s], st.sf[o_r + o] * yc(net, YC_QSYN, o),
+                                  itau, yc(net, YC_ITAUS, o), span)
                 st.sf[o_y + o] = y
                 st.sf[o_s] = i_syn
             elif itau == 0.0:
@@ -422,41 +415,38 @@ def readout_to(net, st, t):
             else:
                 decay = math.exp(-span * itau)
                 st.sf[o_y + o] = st.sf[o_y + o] * decay - st.sf[o_r + o] * math.expm1(-span * itau) / itau
-        st.sf[T_YT] = t
+        st.cur.t_y = t
 
 
 @njit(inline="always", **ASYNC_JIT)
 def readout_step_value(net, st, o):
     """Batch mode: the readout after the open step, ``Y + I`` (leaky: ``λ·Y + I`` once per step)."""
     y, acc = st.sf[yo(net, Y_Y) + o], st.sf[yo(net, Y_ACC) + o]
-    if net.ni[H_YLEAKY] and st.si[K_TIMER] > st.si[K_YSTEP]:
-        return net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * y + readout_synapse(net, st, o, acc)
+    if net.h.y_leaky and st.cur.timer > st.cur.y_step:
+        return yc(net, YC_LEAK, o) * y + readout_synapse(net, st, o, acc)
     return y + acc
 
 
 @njit(inline="always", **ASYNC_JIT)
 def readout_synapse(net, st, o, acc):
     """Batch mode: a CubaLI's synaptic current after the open step, ``α·i + g·I`` (else ``I``)."""
-    if net.ni[H_YLEAKY] != 2:
+    if net.h.y_leaky != YLEAKY_CUBA:
         return acc
-    n = net.ni[H_NOUT]
-    base = net.ni[H_YCF] + o
-    return net.nf[base + YC_SLEAK * n] * st.sf[yo(net, Y_SYN) + o] + net.nf[base + YC_SGAIN * n] * acc
+    return yc(net, YC_SLEAK, o) * st.sf[yo(net, Y_SYN) + o] + yc(net, YC_SGAIN, o) * acc
 
 
 @njit(**ASYNC_JIT)
 def flush_readout(net, st):
     """Batch mode: a step is over, the readout takes its input (a leaky one decays once per step)."""
-    for o in range(net.ni[H_NOUT]):
-        if net.ni[H_YLEAKY] == YLEAKY_CUBA and st.si[K_TIMER] > st.si[K_YSTEP]:
+    for o in range(net.h.n_out):
+        if net.h.y_leaky == YLEAKY_CUBA and st.cur.timer > st.cur.y_step:
             i_syn = readout_synapse(net, st, o, st.sf[yo(net, Y_ACC) + o])
-            st.sf[yo(net, Y_Y) + o] = net.nf[net.ni[H_YCF] + YC_LEAK * net.ni[H_NOUT] + o] * st.sf[yo(net, Y_Y) + o] \
-                + i_syn
+            st.sf[yo(net, Y_Y) + o] = yc(net, YC_LEAK, o) * st.sf[yo(net, Y_Y) + o] + i_syn
             st.sf[yo(net, Y_SYN) + o] = i_syn
         else:
             st.sf[yo(net, Y_Y) + o] = readout_step_value(net, st, o)
         st.sf[yo(net, Y_ACC) + o] = 0.0
-    st.si[K_YSTEP] = st.si[K_TIMER]
+    st.cur.y_step = st.cur.timer
 
 
 @njit(**ASYNC_JIT)
@@ -471,18 +461,18 @@ def set_drive(net, st, t, rebase):
     readout_to(net, st, t)
     dt = net.nf[F_DT]
     o_rate, o_cst = yo(net, Y_RATE), yo(net, Y_CST)
-    for o in range(net.ni[H_NOUT]):
+    for o in range(net.h.n_out):
         sf[o_rate + o] = sf[o_cst + o] / dt if dt > 0 else 0.0
     o_g, o_b = cso(net, CS_GNOW), cso(net, CS_BNOW)
-    for p in range(net.ni[H_NPOP]):
-        if not pget(net, p, P_DRIVE):
+    for p in range(net.h.n_pop):
+        if not net.pop[p].drive:
             continue
-        off = pget(net, p, P_OFF)
-        C = pget(net, p, P_C)
-        gain = pget(net, p, P_GAIN)
-        for jl in range(pget(net, p, P_N)):
+        off = net.pop[p].offset
+        C = net.pop[p].channels
+        gain = net.pop[p].gain
+        for jl in range(net.pop[p].neurons):
             g = off + jl
-            c = pget(net, p, P_COFF) + jl % C
+            c = net.pop[p].channel0 + jl % C
             cur = sf[nfo(net, N_CST) + g]
             if gain:
                 cur = cur * sf[o_g + c]
@@ -506,40 +496,40 @@ def set_drive(net, st, t, rebase):
 
 @njit(**ASYNC_JIT)
 def record_row(net, st, t, kind):
-    """Close the open row at ``t`` (``kind`` 0: time, 1: synop budget): readout, counters (then
-    zeroed) and membranes."""
-    ni, si, sf = net.ni, st.si, st.sf
-    r = si[K_ROW]
-    if r >= ni[H_K]:
+    """Close the open row at ``t`` (``kind``: ``ROW_TIME`` or ``ROW_BUDGET``): readout, counters
+    (then zeroed) and membranes."""
+    h, cur, si, sf = net.h, st.cur, st.si, st.sf
+    r = cur.row
+    if r >= h.n_rows:
         return
     readout_to(net, st, t)
-    sf[ni[H_SF_OT] + r] = t
-    si[ni[H_SI_OKIND] + r] = kind
-    batch = ni[H_BATCH]
+    sf[h.sf_out_t + r] = t
+    si[h.si_out_kind + r] = kind
+    batch = h.batch
     if batch:
-        n_steps = float(si[K_TIMER])
+        n_steps = float(cur.timer)
     else:
-        n_steps = (t - st.sf[T_START]) / net.nf[F_DT] if net.nf[F_DT] > 0 else 0.0
-    n_out = ni[H_NOUT]
+        n_steps = (t - cur.t_start) / net.nf[F_DT] if net.nf[F_DT] > 0 else 0.0
+    n_out = h.n_out
     o_y, o_acc = yo(net, Y_Y), yo(net, Y_ACC)
     for o in range(n_out):
         y = readout_step_value(net, st, o) if batch else sf[o_y + o] + sf[o_acc + o]
-        if ni[H_OUTMEAN]:
+        if h.out_mean:
             y = y / n_steps if n_steps > 0 else 0.0
-        sf[ni[H_SF_OLOG] + r * n_out + o] = y
-    L, K = ni[H_L], ni[H_K]
-    for i in range(4):
+        sf[h.sf_out_logits + r * n_out + o] = y
+    L, K = h.n_layers, h.n_rows
+    for i in range(4):   # the counters R_SP, R_SYN, R_MAC, R_UPD
         for layer in range(L):
-            si[ni[H_SI_OCNT] + (i * K + r) * L + layer] = si[ro(net, i) + layer]
+            si[h.si_out_counts + (i * K + r) * L + layer] = si[ro(net, i) + layer]
             si[ro(net, i) + layer] = 0
-    if ni[H_MEM]:
-        N = ni[H_N]
-        o_mem = ni[H_SF_MEM] + r * N
-        for p in range(ni[H_NPOP]):
-            off = pget(net, p, P_OFF)
-            for jl in range(pget(net, p, P_N)):
-                g = off + jl
-                c = pget(net, p, P_COFF) + jl % pget(net, p, P_C)
+    if h.rec_membrane:
+        N = h.n_neurons
+        o_mem = h.sf_membrane + r * N
+        for p in range(h.n_pop):
+            pop = net.pop[p]
+            for jl in range(pop.neurons):
+                g = pop.offset + jl
+                c = pop.channel0 + jl % pop.channels
                 if not batch:
                     sf[o_mem + g] = value_at(net, st, p, g, c, t)
                     continue
@@ -550,5 +540,5 @@ def record_row(net, st, t, kind):
                         sf[o_mem + g] = sf[nfo(net, N_V) + g]
                         continue
                     last = max(last, first_free_step(net, st, ru) - 1)
-                sf[o_mem + g] = catch_up(sf[nfo(net, N_V) + g], cget(net, C_LEAK, c), si[K_TIMER] - 1 - last)
-    si[K_ROW] = r + 1
+                sf[o_mem + g] = catch_up(sf[nfo(net, N_V) + g], cget(net, C_LEAK, c), cur.timer - 1 - last)
+    cur.row = r + 1

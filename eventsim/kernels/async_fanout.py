@@ -18,17 +18,12 @@ mode applies the impulse and lists the neuron as a threshold candidate when it m
 import numpy as np
 from numba import njit
 
-from .async_layout import (OP_CONV, OP_POOL, POOL_AVG, POOL_MAX, SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF,
-                           SINK_LIF, YLEAKY_CUBA, ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, H_B, H_BATCH, H_CF, H_CT, H_D,
-                           H_GRP, H_N, H_NOUT, H_NPOP, H_ONE, H_OUTLAYER, H_PATH, H_PATHOPS, H_SF_BV, H_SF_MP,
-                           H_F32, H_SI_BC, H_SI_BP, H_SI_MP, H_SI_TAPS, H_W, K_CAND, K_PEND, K_SYN, N_ACC, N_CAND,
-                           N_DR, N_TCH, N_TL, N_V, N_VER, O_DOFF, O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND,
-                           O_KW, O_LAYER, O_MODE, O_MOFF, O_OUTC, O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW,
-                           O_WOFF, P_C, P_COFF, P_GE, P_H, P_LAYER, P_OFF, P_SINK, P_W, Q_NOPS, Q_OP0,
-                           Q_TARGET, R_SYN, R_UPD, S_CHECKT, S_PEND, S_TCHN, U_CAND, U_TOUCHED, Y_ACC, Y_Y,
-                           cso, nfo, nio, opget, pget, pno, pso, real, ro, yo)
+from .async_layout import (ASYNC_JIT, CS_SC, CS_THS, C_THETA, G_PATH0, G_PATH1, N_ACC, N_CAND, N_DR, N_TCH,
+                           N_TL, N_V, N_VER, OP_CONV, OP_POOL, POOL_AVG, POOL_MAX, Q_NOPS, Q_OP0,
+                           Q_TARGET, R_SYN, R_UPD, SINK_DRIVEN_IF, SINK_DRIVEN_LIF, SINK_IF, SINK_LIF,
+                           S_CHECKT, S_PEND, S_TCHN, U_CAND, U_TOUCHED, YC_GSYN, YLEAKY_CUBA, Y_ACC, Y_SYN,
+                           Y_Y, cso, grp_get, nfo, nio, path_get, pno, pso, real, ro, yo)
 from .async_events import readout_to
-from .async_layout import H_YCF, H_YLEAKY, YC_GSYN, Y_SYN
 from .async_neuron import impulse, lif_refresh
 
 
@@ -36,12 +31,12 @@ from .async_neuron import impulse, lif_refresh
 def touch(net, st, p, jl, t):
     """List neuron ``jl`` (local index) of population ``p`` for the batch threshold check at ``t``."""
     si = st.si
-    g = pget(net, p, P_OFF) + jl
-    u = U_TOUCHED * net.ni[H_N] + g
+    g = net.pop[p].offset + jl
+    u = U_TOUCHED * net.h.n_neurons + g
     if st.su[u] == 0:
         st.su[u] = 1
         o_n = pno(net, S_TCHN) + p
-        si[nio(net, N_TCH) + pget(net, p, P_OFF) + si[o_n]] = jl
+        si[nio(net, N_TCH) + net.pop[p].offset + si[o_n]] = jl
         si[o_n] += 1
     pending(net, st, p, t)
 
@@ -52,15 +47,15 @@ def pending(net, st, p, t):
     o_check = pso(net, S_CHECKT) + p
     if st.sf[o_check] != t:
         st.sf[o_check] = t
-        st.si[pno(net, S_PEND) + st.si[K_PEND]] = p
-        st.si[K_PEND] += 1
+        st.si[pno(net, S_PEND) + st.cur.n_pend] = p
+        st.cur.n_pend += 1
 
 
 @njit(inline="always", **ASYNC_JIT)
 def tap(net, st, i, base, c0, wb):
     """Record tap ``i`` of the current event: neurons ``base + c``, channels ``c0 ≤ c < c0 + width``,
     weights ``nf[wb + c]``."""
-    o = net.ni[H_SI_TAPS] + 3 * i
+    o = net.h.si_taps + 3 * i
     st.si[o] = base
     st.si[o + 1] = c0
     st.si[o + 2] = wb
@@ -72,7 +67,7 @@ def sink(net, st, tp, n_taps, width, a, t):
     """Integrate ``a·w`` into target ``tp`` (a population, or the number of populations for the
     readout) along the ``n_taps`` taps of one event (see :func:`tap`), ``width`` channels each.
 
-    Population kinds (``P_SINK``): ``SINK_IF`` and ``SINK_LIF`` without drive, gain or refractory
+    Population kinds (``pop.sink``): ``SINK_IF`` and ``SINK_LIF`` without drive, gain or refractory
     period (``v += a·w``, ``q += a·w·s``, tested against θ or θ·s); ``SINK_DRIVEN_IF`` and
     ``SINK_DRIVEN_LIF`` with a drive only; ``SINK_GENERAL`` anything else (:func:`~eventsim.kernels.async_neuron.impulse`). One call per event keeps
     Numba's per-call cost (it passes the state tuple by value) off the per-synapse path.
@@ -81,30 +76,30 @@ def sink(net, st, tp, n_taps, width, a, t):
     index makes Numba emit a negative-index wrap-around on every access, which costs ~20 % of
     the run time on a DVS128-scale network (``benchmarks/bench_async.py``).
     """
-    ni, nf, sf, si, su = net.ni, net.nf, st.sf, st.si, st.su
-    o_taps = ni[H_SI_TAPS]
-    batch = ni[H_BATCH]
-    if tp == ni[H_NPOP]:
-        if not batch and ni[H_YLEAKY]:
+    h, nf, sf, si, su = net.h, net.nf, st.sf, st.si, st.su
+    o_taps = h.si_taps
+    batch = h.batch
+    if tp == h.n_pop:
+        if not batch and h.y_leaky:
             readout_to(net, st, t)
         o_y = yo(net, Y_ACC if batch else Y_Y)
-        if not batch and ni[H_YLEAKY] == YLEAKY_CUBA:   # CubaLI: into its synaptic current, i += a·w·q/τ_syn
+        if not batch and h.y_leaky == YLEAKY_CUBA:   # CubaLI: into its synaptic current, i += a·w·q/τ_syn
             o_y = yo(net, Y_SYN)
-            o_g = ni[H_YCF] + YC_GSYN * ni[H_NOUT]
+            o_g = h.nf_ycf + YC_GSYN * h.n_out   # the row ycf[YC_GSYN]
             for i in range(n_taps):
                 base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
                 for c in range(c0, c0 + width):
                     sf[o_y + base + c] += a * nf[wb + c] * nf[o_g + base + c]
-            si[ro(net, R_UPD) + ni[H_OUTLAYER]] += n_taps * width
+            si[ro(net, R_UPD) + h.out_layer] += n_taps * width
             return
         for i in range(n_taps):
             base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
             for c in range(c0, c0 + width):
                 sf[o_y + base + c] += a * nf[wb + c]
-        si[ro(net, R_UPD) + ni[H_OUTLAYER]] += n_taps * width
+        si[ro(net, R_UPD) + h.out_layer] += n_taps * width
         return
-    N = ni[H_N]
-    p_off = pget(net, tp, P_OFF)
+    N = h.n_neurons
+    p_off = net.pop[tp].offset
     if batch:
         o_list = nio(net, N_TCH) + p_off
         o_n = pno(net, S_TCHN) + tp
@@ -120,16 +115,16 @@ def sink(net, st, tp, n_taps, width, a, t):
                     si[o_n] += 1
         pending(net, st, tp, t)
         return
-    coff = pget(net, tp, P_COFF)
-    kind = pget(net, tp, P_SINK)
-    ge = pget(net, tp, P_GE)
+    coff = net.pop[tp].channel0
+    kind = net.pop[tp].sink
+    ge = net.pop[tp].compare_ge
     o_cand = nio(net, N_CAND)
     n_upd = n_taps * width
     if kind == SINK_LIF or kind == SINK_DRIVEN_LIF:
         lif_refresh(net, st, tp, t)
     o_s = cso(net, CS_SC) + coff
     o_ths = cso(net, CS_THS) + coff
-    o_th = ni[H_CF] + C_THETA * ni[H_CT] + coff
+    o_th = h.nf_cf + C_THETA * h.n_channels + coff   # the row cf[C_THETA]
     for i in range(n_taps):
         base, c0, wb = si[o_taps + 3 * i], si[o_taps + 3 * i + 1], si[o_taps + 3 * i + 2]
         off = p_off + base
@@ -141,7 +136,7 @@ def sink(net, st, tp, n_taps, width, a, t):
             # comparisons); only when some neuron reached its limit does the candidate loop run.
             o_lim = o_th if kind == SINK_IF else o_ths
             hit = False
-            if ni[H_F32]:   # dtype="float32": the same operations, each result rounded to float32
+            if h.f32:   # dtype="float32": the same operations, each result rounded to float32
                 for c in range(c0, c0 + width):
                     iv = np.uint64(o_v + c)
                     x = real(net, a * nf[np.uint64(wb + c)])
@@ -169,8 +164,8 @@ def sink(net, st, tp, n_taps, width, a, t):
                     th = lims[np.uint64(o_lim + c)]
                     if (u >= th if ge else u > th) and su[o_flag + c] == 0:
                         su[o_flag + c] = 1
-                        si[o_cand + si[K_CAND]] = off + c
-                        si[K_CAND] += 1
+                        si[o_cand + st.cur.n_cand] = off + c
+                        st.cur.n_cand += 1
         elif kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
             o_tl, o_dr, o_ver = nfo(net, N_TL) + off, nfo(net, N_DR) + off, nio(net, N_VER) + off
             for c in range(c0, c0 + width):
@@ -182,42 +177,42 @@ def sink(net, st, tp, n_taps, width, a, t):
                 si[o_ver + c] += 1
                 if su[o_flag + c] == 0:
                     su[o_flag + c] = 1
-                    si[o_cand + si[K_CAND]] = off + c
-                    si[K_CAND] += 1
+                    si[o_cand + st.cur.n_cand] = off + c
+                    st.cur.n_cand += 1
         else:
             for c in range(c0, c0 + width):
                 if impulse(net, st, tp, off + c, coff + c, a * nf[wb + c], t):
                     if su[o_flag + c] == 0:
                         su[o_flag + c] = 1
-                        si[o_cand + si[K_CAND]] = off + c
-                        si[K_CAND] += 1
+                        si[o_cand + st.cur.n_cand] = off + c
+                        st.cur.n_cand += 1
                 else:
                     n_upd -= 1
-    si[ro(net, R_UPD) + pget(net, tp, P_LAYER)] += n_upd
+    si[ro(net, R_UPD) + net.pop[tp].layer] += n_upd
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _flat_target(net, tp, channels):
     """True when target ``tp`` is 1-D while the op feeding it has ``channels`` channels (H·W > 1)."""
-    if tp == net.ni[H_NPOP]:
-        return net.ni[H_NOUT] != channels
-    return pget(net, tp, P_C) != channels
+    if tp == net.h.n_pop:
+        return net.h.n_out != channels
+    return net.pop[tp].channels != channels
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _count(net, st, o, pos, cnt):
-    n = cnt * net.ni[net.ni[H_D] + opget(net, o, O_DOFF) + pos]
-    st.si[ro(net, R_SYN) + opget(net, o, O_LAYER)] += n
-    st.si[K_SYN] += n
+    n = cnt * net.ni[net.h.ni_deg + net.op[o].d_off + pos]
+    st.si[ro(net, R_SYN) + net.op[o].layer] += n
+    st.cur.synops += n
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _buffer(net, st, bo, nb, q, v, n):
     """Append ``(q, v, n)`` to scratch buffer ``bo``; returns the new length."""
-    i = bo * net.ni[H_B] + nb
-    st.si[net.ni[H_SI_BP] + i] = q
-    st.sf[net.ni[H_SF_BV] + i] = v
-    st.si[net.ni[H_SI_BC] + i] = n
+    i = bo * net.h.buffer + nb
+    st.si[net.h.si_buf_pos + i] = q
+    st.sf[net.h.sf_buf_val + i] = v
+    st.si[net.h.si_buf_cnt + i] = n
     return nb + 1
 
 
@@ -236,11 +231,11 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
 
     Spike max-pool in batch mode passes one event per window and step, with the window's largest
     value (a later, larger value passes its difference with multiplicity 0)."""
-    C, H, W = opget(net, o, O_INC), opget(net, o, O_INH), opget(net, o, O_INW)
-    OH, OW = opget(net, o, O_OUTH), opget(net, o, O_OUTW)
-    kh, kw, sh, sw = opget(net, o, O_KH), opget(net, o, O_KW), opget(net, o, O_SH), opget(net, o, O_SW)
-    ph, pw = opget(net, o, O_PH), opget(net, o, O_PW)
-    mode = opget(net, o, O_MODE)
+    C, H, W = net.op[o].in_c, net.op[o].in_h, net.op[o].in_w
+    OH, OW = net.op[o].out_h, net.op[o].out_w
+    kh, kw, sh, sw = net.op[o].kh, net.op[o].kw, net.op[o].sh, net.op[o].sw
+    ph, pw = net.op[o].ph, net.op[o].pw
+    mode = net.op[o].mode
     x = pos % W
     y = (pos // W) % H
     c = pos // (W * H)
@@ -256,9 +251,9 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
             q = (c * OH + oy) * OW + ox
             if mode == POOL_MAX:
                 n_out = 1
-                if net.ni[H_BATCH]:
-                    i_step = net.ni[H_SI_MP] + opget(net, o, O_MOFF) + q
-                    i_best = net.ni[H_SF_MP] + opget(net, o, O_MOFF) + q
+                if net.h.batch:
+                    i_step = net.h.si_pool + net.op[o].m_off + q
+                    i_best = net.h.sf_pool + net.op[o].m_off + q
                     if st.si[i_step] != k:
                         st.si[i_step] = k
                         st.sf[i_best] = a
@@ -277,9 +272,9 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
                     if n_taps:
                         sink(net, st, tp, n_taps, np.int64(1), val, t)
                         n_taps = 0
-                    sink(net, st, tp, tap(net, st, np.int64(0), base, ch, net.ni[H_ONE] - ch), np.int64(1), v_out, t)
+                    sink(net, st, tp, tap(net, st, np.int64(0), base, ch, net.h.nf_one - ch), np.int64(1), v_out, t)
                 else:
-                    n_taps = tap(net, st, n_taps, base, ch, net.ni[H_ONE] - ch)
+                    n_taps = tap(net, st, n_taps, base, ch, net.h.nf_one - ch)
     if n_taps:
         sink(net, st, tp, n_taps, np.int64(1), val, t)
     return nb
@@ -289,19 +284,19 @@ def _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
 def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
     """Scatter an event through conv op ``o``: into target ``tp``, or (``tp < 0``) to buffer ``bo``."""
     _count(net, st, o, pos, cnt)
-    H, W = opget(net, o, O_INH), opget(net, o, O_INW)
-    Cout, OH, OW = opget(net, o, O_OUTC), opget(net, o, O_OUTH), opget(net, o, O_OUTW)
-    kh, kw, sh, sw = opget(net, o, O_KH), opget(net, o, O_KW), opget(net, o, O_SH), opget(net, o, O_SW)
-    ph, pw = opget(net, o, O_PH), opget(net, o, O_PW)
-    cin_g = opget(net, o, O_INC) // opget(net, o, O_GROUPS)
-    cout_g = Cout // opget(net, o, O_GROUPS)
+    H, W = net.op[o].in_h, net.op[o].in_w
+    Cout, OH, OW = net.op[o].out_c, net.op[o].out_h, net.op[o].out_w
+    kh, kw, sh, sw = net.op[o].kh, net.op[o].kw, net.op[o].sh, net.op[o].sw
+    ph, pw = net.op[o].ph, net.op[o].pw
+    cin_g = net.op[o].in_c // net.op[o].groups
+    cout_g = Cout // net.op[o].groups
     x = pos % W
     y = (pos // W) % H
     ci = pos // (W * H)
     grp = ci // cin_g
     cl = ci - grp * cin_g
     co0 = grp * cout_g
-    woff = net.ni[H_W] + opget(net, o, O_WOFF)
+    woff = net.h.nf_w + net.op[o].w_off
     flat = tp >= 0 and _flat_target(net, tp, Cout)
     n_taps = 0
     oy0, oy1 = _out_range(y, ph, kh, sh, OH)
@@ -328,8 +323,8 @@ def _conv(net, st, o, pos, a, cnt, t, tp, bo, nb):
 @njit(**ASYNC_JIT)
 def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
     _count(net, st, o, pos, cnt)
-    n_out = opget(net, o, O_OUTC)
-    wb = net.ni[H_W] + opget(net, o, O_WOFF) + pos * n_out
+    n_out = net.op[o].out_c
+    wb = net.h.nf_w + net.op[o].w_off + pos * n_out
     if tp >= 0:
         sink(net, st, tp, tap(net, st, np.int64(0), np.int64(0), np.int64(0), wb), n_out, a, t)
         return nb
@@ -341,13 +336,13 @@ def _linear(net, st, o, pos, a, cnt, t, tp, bo, nb):
 @njit(inline="always", **ASYNC_JIT)
 def _identity(net, st, pos, a, t, tp):
     """Flatten / Add only: the flat position maps one to one onto the target."""
-    if tp == net.ni[H_NPOP]:
+    if tp == net.h.n_pop:
         base, c = pos, np.int64(0)
     else:
-        C, HW = pget(net, tp, P_C), pget(net, tp, P_H) * pget(net, tp, P_W)
+        C, HW = net.pop[tp].channels, net.pop[tp].height * net.pop[tp].width
         c = pos // HW
         base = (pos - c * HW) * C
-    sink(net, st, tp, tap(net, st, np.int64(0), base, c, net.ni[H_ONE] - c), np.int64(1), a, t)
+    sink(net, st, tp, tap(net, st, np.int64(0), base, c, net.h.nf_one - c), np.int64(1), a, t)
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -356,7 +351,7 @@ def _apply(net, st, o, pos, a, cnt, t, k, tp, bo, nb):
     if o < 0:
         _identity(net, st, pos, a, t, tp)
         return nb
-    kind = opget(net, o, O_KIND)
+    kind = net.op[o].kind
     if kind == OP_POOL:
         return _pool(net, st, o, pos, a, cnt, t, k, tp, bo, nb)
     if kind == OP_CONV:
@@ -369,22 +364,20 @@ def deliver(net, st, grp, pos, a, cnt, t, k):
     """Carry one event (flat position ``pos``, value ``a``, multiplicity ``cnt``) along every path
     of delay group ``grp``. A path's ops are ``path_ops[Q_OP0 : Q_OP0 + Q_NOPS]`` (one op per layer,
     shared by the paths through that layer)."""
-    ni = net.ni
-    B = ni[H_B]
-    o_p, o_v, o_c = ni[H_SI_BP], ni[H_SF_BV], ni[H_SI_BC]
-    g_row = ni[H_GRP] + grp * 3
-    for q in range(ni[g_row + G_PATH0], ni[g_row + G_PATH1]):
-        q_row = ni[H_PATH] + q * 3
-        tp = ni[q_row + Q_TARGET]
-        o0 = ni[H_PATHOPS] + ni[q_row + Q_OP0]
-        n_ops = ni[q_row + Q_NOPS]
+    h = net.h
+    B = h.buffer
+    o_p, o_v, o_c = h.si_buf_pos, h.sf_buf_val, h.si_buf_cnt
+    for q in range(grp_get(net, grp, G_PATH0), grp_get(net, grp, G_PATH1)):
+        tp = path_get(net, q, Q_TARGET)
+        o0 = h.ni_path_ops + path_get(net, q, Q_OP0)
+        n_ops = path_get(net, q, Q_NOPS)
         st.si[o_p] = pos
         st.sf[o_v] = a
         st.si[o_c] = cnt
         n = 1
         src = 0
         for i in range(max(n_ops, 1)):
-            o = ni[o0 + i] if n_ops else -1
+            o = net.ni[o0 + i] if n_ops else -1
             target = tp if i == max(n_ops, 1) - 1 else -1
             nb = 0
             for e in range(n):

@@ -15,15 +15,11 @@ from numba import njit
 from .async_events import (check_batch, check_continuous, flush_readout, process_candidates, push, push_checks,
                            queue_groups, record_row, set_drive, step_time, to_local, wake_continuous)
 from .async_neuron import is_cuba
-from .async_queue import PHASE_LATE_CHECK
+from .async_queue import AUX_WAKE, PHASE_CHECK, PHASE_DELIVER, PHASE_INPUT, PHASE_LATE_CHECK, PHASE_WAKE
 from .async_fanout import deliver, touch
-from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT,
-                           G_PATH0, G_PATH1, H_BATCH, H_GRP, H_LPOP, H_MAC, H_N,
-                           H_NMAC, H_NOUT, H_NPOP, H_NSNAPB, H_NSNAPT, H_NTIMERS, H_SF_SNAPT, H_SNAPB, H_SRC,
-                           H_TAB, H_TIMES, H_YDENSE, K_HEAP, K_INPUT, K_LOG, K_SNAPB, K_SNAPT, K_STEP, K_SYN,
-                           K_TIMER, N_ACC, N_CST, N_DR, N_TL, N_V, P_BIAS, P_C, P_COFF, P_DRIVE, P_GAIN, P_GE,
-                           P_H, P_IFIRST, P_LAYER, P_N, P_OFF, P_TAB, P_W, P_ZERO, R_MAC, S_SCALET, S_T0,
-                           T_CUR, T_START, T_STOP, T_YT, Y_ACC, Y_CST, cget, cso, nfo, pget, pso, ro, yo)
+from .async_layout import (ASYNC_JIT, CS_BNOW, CS_GNOW, C_AMP, C_ITAU, C_LEAK, C_THETA, F_DT, G_PATH0,
+                           G_PATH1, N_ACC, N_CST, N_DR, N_TL, N_V, ROW_BUDGET, ROW_TIME, R_MAC, S_SCALET,
+                           S_T0, Y_ACC, Y_CST, cget, cso, grp_get, layer_pop, nfo, pso, ro, src_groups, yo)
 from .async_queue import heap_pop
 from .neuron import neuron_step
 
@@ -31,37 +27,38 @@ from .neuron import neuron_step
 @njit(**ASYNC_JIT)
 def start(net, st):
     """Initial state at ``t_start``; row ``N_V`` holds ``v_init`` and ``N_CST`` the first frame."""
-    t = st.sf[T_START]
+    t = st.cur.t_start
     sf = st.sf
-    if net.ni[H_BATCH]:
-        for p in range(net.ni[H_NPOP]):
-            if pget(net, p, P_DRIVE):
+    if net.h.batch:
+        for p in range(net.h.n_pop):
+            pop = net.pop[p]
+            if pop.drive:
                 continue
-            C = pget(net, p, P_C)
-            for jl in range(pget(net, p, P_N)):
-                c = pget(net, p, P_COFF) + jl % C
-                _, s = neuron_step(sf[nfo(net, N_V) + pget(net, p, P_OFF) + jl], 0.0, cget(net, C_LEAK, c),
-                                   cget(net, C_THETA, c), pget(net, p, P_IFIRST), pget(net, p, P_ZERO),
-                                   pget(net, p, P_GE))
+            C = pop.channels
+            for jl in range(pop.neurons):
+                c = pop.channel0 + jl % C
+                _, s = neuron_step(sf[nfo(net, N_V) + pop.offset + jl], 0.0, cget(net, C_LEAK, c),
+                                   cget(net, C_THETA, c), pop.integrate_first, pop.reset_zero, pop.compare_ge)
                 if s:
-                    n = (jl % C) * pget(net, p, P_H) * pget(net, p, P_W) + jl // C
-                    push(net, st, step_time(net, st, 0), pget(net, p, P_LAYER), np.int64(0), n, np.int64(-1))
+                    n = (jl % C) * pop.height * pop.width + jl // C
+                    push(net, st, step_time(net, st, 0), pop.layer, np.int64(PHASE_WAKE), n, np.int64(AUX_WAKE))
         return
-    sf[T_YT] = t
+    st.cur.t_y = t
     set_drive(net, st, t, np.int64(0))
-    for p in range(net.ni[H_NPOP]):
+    for p in range(net.h.n_pop):
+        pop = net.pop[p]
         sf[pso(net, S_T0) + p] = t
         sf[pso(net, S_SCALET) + p] = -np.inf
-        for jl in range(pget(net, p, P_N)):
-            g = pget(net, p, P_OFF) + jl
+        for jl in range(pop.neurons):
+            g = pop.offset + jl
             sf[nfo(net, N_TL) + g] = t
-            if cget(net, C_ITAU, pget(net, p, P_COFF) + jl % pget(net, p, P_C)) != 0.0 and not is_cuba(net, p):
+            if cget(net, C_ITAU, pop.channel0 + jl % pop.channels) != 0.0 and not is_cuba(net, p):
                 sf[nfo(net, N_V) + g] -= sf[nfo(net, N_DR) + g]  # v -> q = (v − v∞)·s, s = 1 at t0
-    for p in range(net.ni[H_NPOP]):   # v_init above θ fires at t_start; a drive needs a prediction
-        drive = pget(net, p, P_DRIVE)
-        for jl in range(pget(net, p, P_N)):
-            g = pget(net, p, P_OFF) + jl
-            if drive or sf[nfo(net, N_V) + g] >= cget(net, C_THETA, pget(net, p, P_COFF) + jl % pget(net, p, P_C)):
+    for p in range(net.h.n_pop):   # v_init above θ fires at t_start; a drive needs a prediction
+        pop = net.pop[p]
+        for jl in range(pop.neurons):
+            g = pop.offset + jl
+            if pop.drive or sf[nfo(net, N_V) + g] >= cget(net, C_THETA, pop.channel0 + jl % pop.channels):
                 check_continuous(net, st, p, g, t)
 
 
@@ -74,41 +71,42 @@ def rebase(net, st, t):
 @njit(inline="always", **ASYNC_JIT)
 def _budgets(net, st, t):
     """Take a row for every synop budget the cumulative count has reached."""
-    ni, si = net.ni, st.si
-    while si[K_SNAPB] < ni[H_NSNAPB] and si[K_SYN] >= ni[ni[H_SNAPB] + si[K_SNAPB]]:
-        record_row(net, st, t, np.int64(1))
-        si[K_SNAPB] += 1
+    h, cur = net.h, st.cur
+    while cur.next_snap_b < h.n_snap_b and cur.synops >= net.ni[h.ni_snap_b + cur.next_snap_b]:
+        record_row(net, st, t, np.int64(ROW_BUDGET))
+        cur.next_snap_b += 1
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _timer(net, st, ks):
-    ni, sf = net.ni, st.sf
-    if ni[H_BATCH]:
+    h, sf = net.h, st.sf
+    if h.batch:
         t = step_time(net, st, ks)
-        st.si[K_STEP] = ks
-        for p in range(ni[H_NPOP]):
-            if pget(net, p, P_DRIVE):
-                o = pget(net, p, P_OFF)
-                for jl in range(pget(net, p, P_N)):
+        st.cur.step = ks
+        for p in range(h.n_pop):
+            if net.pop[p].drive:
+                o = net.pop[p].offset
+                for jl in range(net.pop[p].neurons):
                     sf[nfo(net, N_ACC) + o + jl] = sf[nfo(net, N_CST) + o + jl]
                     touch(net, st, p, jl, t)
-        if ni[H_YDENSE]:
-            for o in range(ni[H_NOUT]):
+        if h.y_dense:
+            for o in range(h.n_out):
                 sf[yo(net, Y_ACC) + o] = sf[yo(net, Y_CST) + o]
-        for i in range(ni[H_NMAC]):
-            st.si[ro(net, R_MAC) + ni[ni[H_MAC] + 2 * i]] += ni[ni[H_MAC] + 2 * i + 1]
+        for i in range(h.n_mac):   # (layer, dense MACs) pairs
+            st.si[ro(net, R_MAC) + net.ni[h.ni_mac + 2 * i]] += net.ni[h.ni_mac + 2 * i + 1]
         push_checks(net, st, t)
         return
     k = ks + 1
-    for p in range(ni[H_NPOP]):
-        C = pget(net, p, P_C)
-        row = ni[H_TAB] + 2 * (pget(net, p, P_TAB) + k * C)
+    for p in range(h.n_pop):
+        pop = net.pop[p]
+        C = pop.channels
+        row = h.nf_tab + 2 * (pop.table + k * C)   # (gain, bias) pairs of step k
         for c in range(C):
-            if pget(net, p, P_GAIN):
-                sf[cso(net, CS_GNOW) + pget(net, p, P_COFF) + c] = net.nf[row + 2 * c]
-            if pget(net, p, P_BIAS):
-                sf[cso(net, CS_BNOW) + pget(net, p, P_COFF) + c] = net.nf[row + 2 * c + 1]
-    set_drive(net, st, st.sf[T_START] + k * net.nf[F_DT], np.int64(1))
+            if pop.gain:
+                sf[cso(net, CS_GNOW) + pop.channel0 + c] = net.nf[row + 2 * c]
+            if pop.bias:
+                sf[cso(net, CS_BNOW) + pop.channel0 + c] = net.nf[row + 2 * c + 1]
+    set_drive(net, st, st.cur.t_start + k * net.nf[F_DT], np.int64(1))
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -119,16 +117,14 @@ def _source_event(net, st, s, layer, n, a, count, t, group):
     group and queue the delayed ones. Continuous mode delivers one unit at a time and tests the
     touched neurons after each.
     """
-    ni = net.ni
-    k = st.si[K_STEP]
-    g0 = ni[ni[H_SRC] + 2 * s]
+    k = st.cur.step
+    g0, _ = src_groups(net, s)
     now = g0 if group < 0 else g0 + group
     if group < 0:
         queue_groups(net, st, s, np.int64(1), layer, n, count, t, k)
-    g_row = ni[H_GRP] + 3 * now
-    if ni[g_row + G_PATH1] == ni[g_row + G_PATH0]:
+    if grp_get(net, now, G_PATH1) == grp_get(net, now, G_PATH0):
         return
-    batch = ni[H_BATCH]
+    batch = net.h.batch
     reps, value, mult = (1, a * count, count) if batch else (count, a, 1)
     for _ in range(reps):
         deliver(net, st, now, n, value, mult, t, k)
@@ -141,73 +137,73 @@ def _source_event(net, st, s, layer, n, a, count, t, group):
 
 @njit(inline="always", **ASYNC_JIT)
 def _queue_entry(net, st, t, layer, phase, n, aux):
-    """Act on one queue entry (``phase < 0``: a fresh input event with multiplicity ``aux``)."""
-    if phase == 0:
-        p = net.ni[net.ni[H_LPOP] + layer]
-        if net.ni[H_BATCH]:
+    """Act on one queue entry (``PHASE_INPUT``: a fresh input event with multiplicity ``aux``)."""
+    if phase == PHASE_WAKE:
+        p = layer_pop(net, layer)
+        if net.h.batch:
             touch(net, st, p, to_local(net, p, n), t)
             push_checks(net, st, t)
         else:
             wake_continuous(net, st, p, n, aux, t)
-    elif phase == 1 or phase == PHASE_LATE_CHECK:
-        check_batch(net, st, net.ni[net.ni[H_LPOP] + layer], t, st.si[K_STEP])
-    else:
-        p = net.ni[net.ni[H_LPOP] + layer] if layer >= 0 else -1
-        a = cget(net, C_AMP, pget(net, p, P_COFF) + n // (pget(net, p, P_H) * pget(net, p, P_W))) if p >= 0 else 1.0
-        _source_event(net, st, p + 1, layer, n, a, aux, t, phase - 2 if phase > 0 else -1)
+    elif phase == PHASE_CHECK or phase == PHASE_LATE_CHECK:
+        check_batch(net, st, layer_pop(net, layer), t, st.cur.step)
+    else:   # a spike of population p (the input: p = -1) along delay group phase − PHASE_DELIVER
+        p = layer_pop(net, layer) if layer >= 0 else -1
+        a = cget(net, C_AMP, net.pop[p].channel0 + n // (net.pop[p].height * net.pop[p].width)) if p >= 0 else 1.0
+        _source_event(net, st, p + 1, layer, n, a, aux, t, phase - PHASE_DELIVER if phase > PHASE_INPUT else -1)
 
 
 @njit(inline="always", **ASYNC_JIT)
 def _timer_time(net, st, ks):
-    if ks >= net.ni[H_NTIMERS]:
+    if ks >= net.h.n_timers:
         return np.inf
-    if net.ni[H_BATCH]:
+    if net.h.batch:
         return step_time(net, st, ks)
-    return st.sf[T_START] + (ks + 1) * net.nf[F_DT]
+    return st.cur.t_start + (ks + 1) * net.nf[F_DT]
 
 
 @njit(**ASYNC_JIT)
 def run(net, st, in_t, in_pos, in_cnt, horizon, strict, final):
-    """Process input events ``(in_t, in_pos, in_cnt)`` from ``si[K_INPUT]`` on, and everything
+    """Process input events ``(in_t, in_pos, in_cnt)`` from ``st.cur.input`` on, and everything
     queued, up to the horizon.
 
     Non-final calls stop before the first action at a time ``> horizon`` (``>= horizon`` when
     ``strict``); the final call runs to ``t_stop`` inclusive. Returns False when it stopped early
     because the spike-time log is nearly full (the caller grows it and calls again).
     """
-    ni, si, sf = net.ni, st.si, st.sf
+    h, cur, sf = net.h, st.cur, st.sf
     n_in = in_t.shape[0]
-    margin = ni[H_N] + 1
+    margin = h.n_neurons + 1
     while True:
-        if ni[H_TIMES] and st.lt.shape[0] - si[K_LOG] < margin:
+        if h.rec_times and st.log.shape[0] - cur.log_size < margin:
             return False
-        i = si[K_INPUT]
-        tq = st.ht[0] if si[K_HEAP] > 0 else np.inf
+        i = cur.input
+        tq = st.queue[0].t if cur.heap_size > 0 else np.inf
         ti = in_t[i] if i < n_in else np.inf
-        ks = si[K_TIMER]
+        ks = cur.timer
         tk = _timer_time(net, st, ks)
-        tsn = sf[ni[H_SF_SNAPT] + si[K_SNAPT]] if si[K_SNAPT] < ni[H_NSNAPT] else np.inf
+        tsn = sf[h.sf_snap_t + cur.next_snap_t] if cur.next_snap_t < h.n_snap_t else np.inf
         t = min(min(tk, ti), min(tq, tsn))
-        if t > sf[T_STOP] or t == np.inf:
+        if t > cur.t_stop or t == np.inf:
             return True
         if not final and (t > horizon or (strict and t == horizon)):
             return True
-        if ni[H_BATCH] and t > sf[T_CUR]:  # a batch step is over: the readout takes its input
+        if h.batch and t > cur.t_now:  # a batch step is over: the readout takes its input
             flush_readout(net, st)
-        sf[T_CUR] = t
+        cur.t_now = t
         if tk == t:
             _timer(net, st, ks)
-            si[K_TIMER] = ks + 1
+            cur.timer = ks + 1
         elif ti == t or tq == t:
             if ti == t:  # input events come before queue entries of the same time
-                si[K_INPUT] = i + 1
-                layer, phase, n, aux = -1, -1, in_pos[i], in_cnt[i]
+                cur.input = i + 1
+                layer, phase, n, aux = -1, PHASE_INPUT, in_pos[i], in_cnt[i]
             else:
-                _, layer, phase, n, aux, size = heap_pop(st.ht, st.hk, si[K_HEAP])
-                si[K_HEAP] = size
+                _, layer, phase, n, aux, size = heap_pop(st.queue, cur.heap_size)
+                cur.heap_size = size
             _queue_entry(net, st, t, layer, phase, n, aux)
         else:
-            if ni[H_BATCH]:
+            if h.batch:
                 flush_readout(net, st)
-            record_row(net, st, t, np.int64(0))
-            si[K_SNAPT] += 1
+            record_row(net, st, t, np.int64(ROW_TIME))
+            cur.next_snap_t += 1

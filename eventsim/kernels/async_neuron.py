@@ -27,9 +27,8 @@ from numba import njit
 
 from .async_cuba import crossing, evolve
 from .async_layout import (ASYNC_JIT, CS_GNOW, CS_SC, CS_THS, C_GSYN, C_ITAU, C_ITAUS, C_TAU, C_THETA,
-                           MODEL_CUBA, N_DR, N_RU, N_SYN, N_TL, N_V, N_VER, PF_ITMAX, PF_REFR, P_C, P_COFF,
-                           P_DRIVE, P_GAIN, P_GE, P_MODEL, P_N, P_OFF, P_UNIFORM, P_ZERO, S_SCALET, S_T0,
-                           T_STOP, H_F32, cget, cso, nfo, nio, pfget, pget, pso, real)
+                           MODEL_CUBA, N_DR, N_RU, N_SYN, N_TL, N_V, N_VER, S_SCALET, S_T0, cget, cso, nfo,
+                           nio, pso, real)
 
 #: renormalise a LIF population when ``(t − t₀)/τ`` exceeds this (``e^200 ≈ 7e86``)
 RENORM_EXPONENT = 200.0
@@ -44,7 +43,7 @@ RENORM_EXPONENT_F32 = 60.0
 
 @njit(inline="always", **ASYNC_JIT)
 def is_cuba(net, p):
-    return pget(net, p, P_MODEL) == MODEL_CUBA
+    return net.pop[p].model == MODEL_CUBA
 
 
 @njit(inline="always", **ASYNC_JIT)
@@ -72,8 +71,8 @@ def cuba_predict(net, st, p, g, c, t):
     """Next crossing after ``t`` (before ``t_stop``) from the stored state: bracketed search."""
     sf = st.sf
     return crossing(sf[nfo(net, N_V) + g], sf[nfo(net, N_SYN) + g], sf[nfo(net, N_DR) + g],
-                    cget(net, C_ITAU, c), cget(net, C_ITAUS, c), sf[nfo(net, N_TL) + g], t, sf[T_STOP],
-                    cget(net, C_THETA, c), pget(net, p, P_GE))
+                    cget(net, C_ITAU, c), cget(net, C_ITAUS, c), sf[nfo(net, N_TL) + g], t, st.cur.t_stop,
+                    cget(net, C_THETA, c), net.pop[p].compare_ge)
 
 
 @njit(**ASYNC_JIT)
@@ -85,14 +84,14 @@ def lif_refresh(net, st, p, t):
     o_scale = pso(net, S_SCALET) + p
     if sf[o_scale] == t:
         return
-    c0 = pget(net, p, P_COFF)
-    C = pget(net, p, P_C)
+    c0 = net.pop[p].channel0
+    C = net.pop[p].channels
     o_t0 = pso(net, S_T0) + p
     t0 = sf[o_t0]
-    if (t - t0) * pfget(net, p, PF_ITMAX) > (RENORM_EXPONENT_F32 if net.ni[H_F32] else RENORM_EXPONENT):
-        o_v = nfo(net, N_V) + pget(net, p, P_OFF)
-        o_ru = nfo(net, N_RU) + pget(net, p, P_OFF)
-        for j in range(pget(net, p, P_N)):
+    if (t - t0) * net.pop[p].itau_max > (RENORM_EXPONENT_F32 if net.h.f32 else RENORM_EXPONENT):
+        o_v = nfo(net, N_V) + net.pop[p].offset
+        o_ru = nfo(net, N_RU) + net.pop[p].offset
+        for j in range(net.pop[p].neurons):
             if sf[o_ru + j] == -np.inf:
                 sf[o_v + j] = real(net, sf[o_v + j] * math.exp(-(t - t0) * cget(net, C_ITAU, c0 + j % C)))
         sf[o_t0] = t
@@ -100,7 +99,7 @@ def lif_refresh(net, st, p, t):
     o_sc = cso(net, CS_SC)
     o_ths = cso(net, CS_THS)
     s = real(net, math.exp((t - t0) * cget(net, C_ITAU, c0)))
-    uniform = pget(net, p, P_UNIFORM)
+    uniform = net.pop[p].uniform_tau
     for c in range(c0, c0 + C):
         if not uniform:
             s = real(net, math.exp((t - t0) * cget(net, C_ITAU, c)))
@@ -153,7 +152,7 @@ def above(net, st, p, g, c, t):
         lif_refresh(net, st, p, t)
         u = sf[nfo(net, N_V) + g]
         lim = real(net, (cget(net, C_THETA, c) - sf[nfo(net, N_DR) + g]) * sf[cso(net, CS_SC) + c])
-    if pget(net, p, P_GE):
+    if net.pop[p].compare_ge:
         return u >= lim
     return u > lim
 
@@ -180,14 +179,14 @@ def impulse(net, st, p, g, c, x, t):
         if t < ru:
             return False
         release(net, st, p, g, c, ru)
-    if pget(net, p, P_GAIN):
+    if net.pop[p].gain:
         x = x * sf[cso(net, CS_GNOW) + c]
     o_v = nfo(net, N_V) + g
     if is_cuba(net, p):   # into the synaptic current: i += x·q/τ_syn
         cuba_advance(net, st, g, c, t)
         sf[nfo(net, N_SYN) + g] += x * cget(net, C_GSYN, c)
     elif cget(net, C_ITAU, c) == 0.0:
-        if pget(net, p, P_DRIVE):
+        if net.pop[p].drive:
             o_tl = nfo(net, N_TL) + g
             sf[o_v] = sf[o_v] + sf[nfo(net, N_DR) + g] * (t - sf[o_tl])
             sf[o_tl] = t
@@ -204,7 +203,7 @@ def fire(net, st, p, g, c, t):
     """Apply one reset after a spike at ``t`` (subtract ``θ`` or set to 0)."""
     sf = st.sf
     o_v = nfo(net, N_V) + g
-    if pget(net, p, P_ZERO):
+    if net.pop[p].reset_zero:
         set_value(net, st, p, g, c, t, 0.0)
     elif is_cuba(net, p):
         cuba_advance(net, st, g, c, t)
@@ -222,7 +221,7 @@ def fire(net, st, p, g, c, t):
 def freeze(net, st, p, g, c, t):
     """Start a refractory period at ``t`` and return its end; the membrane is held at its value."""
     st.sf[nfo(net, N_V) + g] = value_at(net, st, p, g, c, t)
-    end = t + pfget(net, p, PF_REFR)
+    end = t + net.pop[p].refractory_us
     st.sf[nfo(net, N_RU) + g] = end
     st.si[nio(net, N_VER) + g] += 1
     return end

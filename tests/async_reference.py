@@ -299,6 +299,12 @@ def reference_simulate(network: es.Network, events: np.ndarray, dt_us: float, t_
                 y[pos] += val
                 continue
             pop = pops[j]
+            if val == 0.0 and pop.refr == 0 and np.any(pop.rate != 0) and (
+                    not pop.lif or np.all(np.isfinite(pop.tau))):
+                # a zero charge into a driven IF/LIF changes nothing (the engine's driven sinks):
+                # re-anchoring v at t and re-predicting would move its crossing by rounding alone,
+                # and a neuron identical to its neighbours would no longer cross with them
+                continue
             if pop.frozen_until[pos] != -np.inf:
                 if t < pop.frozen_until[pos]:
                     continue

@@ -169,11 +169,14 @@ def sink(net, st, tp, n_taps, width, a, t):
         elif kind == SINK_DRIVEN_IF or kind == SINK_DRIVEN_LIF:  # driven IF: v ← v + r·(t − t₁) + a·w; driven LIF: q += a·w·s
             o_tl, o_dr, o_ver = nfo(net, N_TL) + off, nfo(net, N_DR) + off, nio(net, N_VER) + off
             for c in range(c0, c0 + width):
+                ch = a * nf[wb + c]
+                if ch == 0.0:   # changes nothing: no re-anchoring, no re-prediction (rounding alone
+                    continue    # would move the crossing of a neuron identical to its neighbours)
                 if kind == SINK_DRIVEN_IF:
-                    sf[o_v + c] = sf[o_v + c] + sf[o_dr + c] * (t - sf[o_tl + c]) + a * nf[wb + c]
+                    sf[o_v + c] = sf[o_v + c] + sf[o_dr + c] * (t - sf[o_tl + c]) + ch
                     sf[o_tl + c] = t
                 else:
-                    sf[o_v + c] += (a * nf[wb + c]) * sf[o_s + c]
+                    sf[o_v + c] += ch * sf[o_s + c]
                 si[o_ver + c] += 1
                 if su[o_flag + c] == 0:
                     su[o_flag + c] = 1

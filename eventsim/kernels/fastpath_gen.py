@@ -293,7 +293,7 @@ def flush(t, {STATE}):
         n = I[I_WN + {p}]
         fi, fr = I[I_FI], I[I_FR]   # place: worklist entry, its units left (kept in locals, stored on return)
         if fi == 0 and fr < 0:
-            sort_range(I, I_WL + P{p}_OFF, n)
+            sort_unique(I, I_WL + P{p}_OFF, n, I_CAND + P{p}_OFF)   # its candidate list is empty: scratch
         while fi < n:
             pos = I[U64(I_WL + P{p}_OFF + fi)]
             c = np.int64(U64(pos) // U64({hw}))

@@ -140,17 +140,18 @@ def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind
         if_ = [f"V[P{p}_OFF + {v_idx}] = V[P{p}_OFF + {v_idx}] + PRM[PRM_DR_{p} + {v_idx}] * "   # v ← v + r·(t − t₁) + a·w
                f"(t - S[S_TL + P{p}_OFF + {v_idx}]) + {val}",
                f"S[S_TL + P{p}_OFF + {v_idx}] = t"]
+        tail = [f"I[I_VER + P{p}_OFF + {v_idx}] += 1",
+                f"if U[P{p}_OFF + {v_idx}] == 0:",
+                f"    U[P{p}_OFF + {v_idx}] = 1",
+                f"    I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = {v_idx}",
+                f"    I[I_CN + {p}] += 1"]
         if pop.get("mixed"):   # per channel: IF arithmetic where τ = ∞; s is refreshed only for a LIF
             # channel (the general path's generic sink: its renormalisation moments are those)
-            out += [f"if PRM[PRM_{p} + {2 * pop['C']} + {c_expr}] == 0.0:"] + ["    " + x for x in if_] + \
-                ["else:", f"    refresh_{p}(t, V, S, PRM)"] + ["    " + x for x in lif]
-        else:
-            out += lif if pop["lif"] else if_
-        return out + [f"I[I_VER + P{p}_OFF + {v_idx}] += 1",
-                      f"if U[P{p}_OFF + {v_idx}] == 0:",
-                      f"    U[P{p}_OFF + {v_idx}] = 1",
-                      f"    I[I_CAND + P{p}_OFF + I[I_CN + {p}]] = {v_idx}",
-                      f"    I[I_CN + {p}] += 1"]
+            return out + [f"if PRM[PRM_{p} + {2 * pop['C']} + {c_expr}] == 0.0:"] + ["    " + x for x in if_] + \
+                ["else:", f"    refresh_{p}(t, V, S, PRM)"] + ["    " + x for x in lif] + tail
+        # a zero charge changes nothing (the general path's driven sinks): no re-anchoring, no
+        # re-prediction, so that rounding alone never moves a crossing
+        return [f"if {val} != 0.0:"] + ["    " + x for x in (lif if pop["lif"] else if_) + tail]
     if pop["lif"]:
         out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + ({val}) * {_r(f32, f'S[S_SC_{p} + {c_expr}]')}")
         lim = _r(f32, f"S[S_THS_{p} + {c_expr}]")

@@ -221,4 +221,23 @@ def sort_range(a, lo, n):
         a[U64(j)] = x
 
 
+
+@njit(**INTERNAL)
+def sort_unique(a, lo, n, tmp):
+    """Sort the distinct values a[lo:lo + n] in place; a[tmp:tmp + n] is scratch. Up to 32 values
+    by rank (each value's place is the count of smaller ones: compares without data-dependent
+    branches, which the loop vectorizes; an instant's worklist comes in tap order, far from its
+    flat order, where insertion sort mispredicts a branch per value), else sort_range."""
+    if n > 32:
+        sort_range(a, lo, n)
+        return
+    for i in range(n):
+        x = a[U64(lo + i)]
+        r = 0
+        for j in range(n):
+            r += a[U64(lo + j)] < x
+        a[U64(tmp + r)] = x
+    for i in range(n):
+        a[U64(lo + i)] = a[U64(tmp + i)]
+
 ''')

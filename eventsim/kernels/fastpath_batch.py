@@ -32,7 +32,7 @@ from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_
                            O_OUTH, O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
 from .fastpath_gen import _row_end
 from .fastpath_layers import _POOL_NAMES
-from .fastpath_text import STATE, _f, _helpers, _Writer, conv_window
+from .fastpath_text import STATE, _f, _helpers, _Writer, conv_window, pool_window
 
 __all__ = ["generate_batch"]
 
@@ -437,14 +437,7 @@ def {names[i]}(pos, a, cnt, t, {STATE}):
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {into}{
         ' (one per window and step: its largest value; a larger one later passes the difference, multiplicity 0)'
         if mode == 2 else ''}."""
-    c, y, x = chw(pos, {H}, {Wd})
-    val = {val}
-    oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
-    ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
-    n = 0
-    for oy in range(oy0, oy1):
-        for ox in range(ox0, ox1):
-            q = (c * {OH} + oy) * {OW} + ox''')
+{pool_window(H, Wd, val, ph, kh, sh, OH, pw, kw, sw, OW)}''')
             if mode == 2:
                 w(f'''            v_out = val
             n_out = 1

@@ -14,7 +14,7 @@ import numpy as np
 
 from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_LAYER, O_MODE, O_OUTC, O_OUTH,
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
-from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window
+from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window, pool_window
 
 __all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES"]
 
@@ -332,14 +332,7 @@ def {names[i]}(pos, a, t, {STATE}):
 def {names[i]}(pos, a, t, {STATE}):
     """{_POOL_NAMES[mode].capitalize()} pooling layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), window {kh}x{kw},
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {'the next op' if not last else tname}."""
-    c, y, x = chw(pos, {H}, {Wd})
-    val = {val}
-    oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
-    ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
-    n = 0
-    for oy in range(oy0, oy1):
-        for ox in range(ox0, ox1):
-            q = (c * {OH} + oy) * {OW} + ox''')
+{pool_window(H, Wd, val, ph, kh, sh, OH, pw, kw, sw, OW)}''')
             if not last:
                 w(f"{nxt}(q, val, t, {STATE})", 3)
             else:

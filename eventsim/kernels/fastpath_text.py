@@ -2,7 +2,7 @@
 :mod:`eventsim.kernels.fastpath_layers`, :mod:`eventsim.kernels.fastpath_drive`,
 :mod:`eventsim.kernels.fastpath_batch`): the writer of indented lines, exact float literals, the
 state argument list every emitted function takes, the threshold expression of a population, the
-emitted Conv2d window walk, and :func:`_helpers`, the functions every emitted module starts with
+emitted Conv2d and pooling window walks, and :func:`_helpers`, the functions every emitted module starts with
 (the vector tap intrinsic, the lowest set bit, the output range of a window, the worklist sort)."""
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout) 
         ky = y + {ph} - oy * {sh}
         for ox in range(ox0, ox1):
             wb = {woff} + ((cl * {kh} + ky) * {kw} + (x + {pw} - ox * {sw})) * {Cout}'''
+
+
+def pool_window(H, Wd, val: str, ph, kh, sh, OH, pw, kw, sw, OW) -> str:
+    """The emitted walk of a pooling op over the windows that hold input ``pos``: ``(c, y, x)`` of
+    pos, the passed value ``val``, the output range, and per window ``(oy, ox)`` its flat output
+    ``q`` (the loop body follows, indented by 3 levels). Both generators use it."""
+    return f'''    c, y, x = chw(pos, {H}, {Wd})
+    val = {val}
+    oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
+    ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})
+    n = 0
+    for oy in range(oy0, oy1):
+        for ox in range(ox0, ox1):
+            q = (c * {OH} + oy) * {OW} + ox'''
 
 
 def _helpers(w: _Writer) -> None:

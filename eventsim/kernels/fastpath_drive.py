@@ -251,7 +251,7 @@ def _crossings(p: int, pop: dict) -> str:
         return ""
     n = pop["C"] * pop["H"] * pop["W"]
     return f"""
-        if I[I_FI] == 0 and I[I_FR] < 0:   # crossings of t (their spikes join the worklist)
+        if I[I_FI] < 0:   # crossings of t first (their spikes join the pending ones)
             while I[I_HN] > 0 and S[S_HT] == t and I[I_HK] < P{p}_OFF + {n}:
                 if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
                     return False

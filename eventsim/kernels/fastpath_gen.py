@@ -52,7 +52,7 @@ populations (constant currents) run in float64 only.
 """
 from __future__ import annotations
 
-from .fastpath_layers import _amp, _path, _population, _taps
+from .fastpath_layers import _amp, _path, _population, _taps, direct_paths, max_hits
 from .fastpath_text import STATE, _helpers, _r, _theta, _Writer
 
 __all__ = ["FastSpec", "generate"]
@@ -92,18 +92,27 @@ def generate(spec: FastSpec) -> str:
                 ("I_HWM", 6, "high-water mark of I_PEND"), ("I_INPUT", 7, "next input event of the chunk")]
     layout_i += [("I_IR", 8, "units of the current input event still to deliver (-1: none)"),
                  ("I_FP", 9, "flush: population being flushed (-1: none)"),
-                 ("I_FI", 10, "flush: entry of its worklist"), ("I_FR", 11, "flush: units of that entry left (-1: none)")]
+                 ("I_FI", 10, "flush: flat index of the neuron being delivered (-1: none yet)"),
+                 ("I_FR", 11, "flush: units of that neuron left (-1: none)")]
     layout_i += [("I_SP", i_off, "open row: spikes per layer"), ("I_SY", i_off + L, "open row: synops per layer"),
                  ("I_UP", i_off + 2 * L, "open row: neuron updates per layer")]
     i_off += 3 * L
-    layout_i += [("I_WN", i_off, "per population: worklist length")]
-    i_off += P
     layout_i += [("I_CN", i_off, "per population: candidate count")]
     i_off += P
-    layout_i += [("I_WL", i_off, "worklists: flat indices of neurons that spiked at the current instant"),
-                 ("I_CNT", i_off + N, "per neuron (channels innermost): spikes pending at the current instant"),
-                 ("I_CAND", i_off + 2 * N, "candidate lists: local indices touched by the last delivery")]
-    i_off += 3 * N
+    layout_i += [("I_CNT", i_off, "per neuron (channels innermost): spikes pending at the current instant"),
+                 ("I_CAND", i_off + N, "candidate lists: local indices touched by the last delivery")]
+    i_off += 2 * N
+    # per population, the neurons with spikes pending at the current instant as a bitmap by flat
+    # (C, H, W) index, and a bitmap of its nonzero words: the flush takes them in flat order without
+    # sorting (bit k of word i: index 64*i + k)
+    for p, pop in enumerate(spec.pops):
+        words = -(-pop["C"] * pop["H"] * pop["W"] // 64)
+        pop["summary_words"] = -(-words // 64)
+        layout_i += [(f"I_BM_{p}", i_off, f"population {p}: pending neurons, one bit per flat index"),
+                     (f"I_BS_{p}", i_off + words, f"population {p}: its nonzero words, one bit per word")]
+        i_off += words + pop["summary_words"]
+    layout_i += [("I_HIT", i_off, "scratch of a Conv2d scatter: (mask, first neuron) of its taps with a crossing")]
+    i_off += max_hits(spec)
     # predicted threshold crossings of populations with a constant current (a drive): a heap of
     # (time, key = P_OFF + flat index, neuron, version) entries, lazily deleted (see fastpath_drive)
     spec.timers = any(pop.get("drive") for pop in spec.pops)
@@ -197,6 +206,7 @@ def generate(spec: FastSpec) -> str:
             _driven(w, spec, p, pop)
     fns: dict = {}
     spec.taps = {}
+    spec.direct = direct_paths(spec)
     for s, paths in enumerate(spec.sources):
         for q, (target, ops) in enumerate(paths):
             _path(w, spec, s, q, target, ops, fns)
@@ -219,7 +229,7 @@ def deliver_{s}(pos, a, t, {STATE}):
     targets = []
     for q, (target, _) in enumerate(paths):
         w(f"path_{s}_{q}_op0(pos, a, t, {STATE})", 1)
-        if target < len(spec.pops) and target not in targets:
+        if target < len(spec.pops) and target not in targets and (s, q) not in spec.direct:
             targets.append(target)
     for target in targets:
         w(f"fire_{target}(t, {STATE})", 1)
@@ -284,37 +294,47 @@ def flush(t, {STATE}):
     is nearly full (the driver grows it and calls again); True when done."""
     if I[I_FP] < 0:
         I[I_FP] = 0
-        I[I_FI] = 0
+        I[I_FI] = -1
         I[I_FR] = -1''')
     for p, pop in enumerate(spec.pops):
         hw = pop['H'] * pop['W']
+        ns = pop["summary_words"]
         w(f'''    # population {p} ({pop['name']})
     if I[I_FP] == {p}:{_crossings(p, pop)}
-        n = I[I_WN + {p}]
-        fi, fr = I[I_FI], I[I_FR]   # place: worklist entry, its units left (kept in locals, stored on return)
-        if fi == 0 and fr < 0:
-            sort_unique(I, I_WL + P{p}_OFF, n, I_CAND + P{p}_OFF)   # its candidate list is empty: scratch
-        while fi < n:
-            pos = I[U64(I_WL + P{p}_OFF + fi)]
-            c = np.int64(U64(pos) // U64({hw}))
-            if fr < 0:   # take the neuron's pending spikes
+        pos, fr = I[I_FI], I[I_FR]   # place: neuron, its units left (kept in locals, stored on return)
+        s = 0   # the summary words before s are empty
+        while True:
+            if fr < 0:   # take the pending neuron of lowest flat index: its bit, then its word's if empty
+                while s < {ns} and I[U64(I_BS_{p} + s)] == 0:
+                    s += 1
+                if s == {ns}:
+                    break
+                sw = I[U64(I_BS_{p} + s)]
+                wi = s * 64 + lowest_bit(U64(sw))
+                wd = I[U64(I_BM_{p} + wi)]
+                pos = wi * 64 + lowest_bit(U64(wd))
+                wd &= wd - 1
+                I[U64(I_BM_{p} + wi)] = wd
+                if wd == 0:
+                    I[U64(I_BS_{p} + s)] = sw & (sw - 1)
+                c = np.int64(U64(pos) // U64({hw}))
                 g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
                 fr = I[U64(I_CNT + g)]
                 I[U64(I_CNT + g)] = 0
                 I[I_PEND] -= 1
+            else:   # resumed within its units
+                c = np.int64(U64(pos) // U64({hw}))
             a = {_r(spec.f32, _amp(pop, 'c'))}
             while fr > 0:
                 if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
-                    I[I_FI], I[I_FR] = fi, fr
+                    I[I_FI], I[I_FR] = pos, fr
                     return False
                 fr -= 1
                 deliver_{p + 1}(pos, a, t, {STATE})
                 budgets(t, {STATE})
             fr = -1
-            fi += 1
-        I[I_WN + {p}] = 0
         I[I_FP] = {p + 1}
-        I[I_FI], I[I_FR] = 0, -1''')
+        I[I_FI], I[I_FR] = -1, -1''')
     w("I[I_FP] = -1", 1)
     w("return True", 1)
 

@@ -16,7 +16,7 @@ from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
 from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window, pool_window
 
-__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES"]
+__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES", "direct_paths"]
 
 _POOL_NAMES = {0: "sum", 1: "average", 2: "spike-max"}
 
@@ -77,9 +77,10 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LN[k, 0] = g
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1
-    if I[U64(I_CNT + g)] == 0:
-        I[U64(I_WL + P{p}_OFF + I[I_WN + {p}])] = np.int64(U64(jl) % U64({C})) * {H * Wd} + np.int64(U64(jl) // U64({C}))  # flat (C, H, W) index
-        I[I_WN + {p}] += 1
+    if I[U64(I_CNT + g)] == 0:   # its first spikes of the instant: set its bit (flat (C, H, W) index)
+        pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})
+        I[U64(I_BM_{p}) + (pos >> U64(6))] |= np.int64(1) << np.int64(pos & U64(63))
+        I[U64(I_BS_{p}) + (pos >> U64(12))] |= np.int64(1) << np.int64((pos >> U64(6)) & U64(63))
         I[I_PEND] += 1
         if I[I_PEND] > I[I_HWM]:
             I[I_HWM] = I[I_PEND]
@@ -89,33 +90,39 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         return
     w(f'''
 
+@njit(inline="always", **INTERNAL)
+def fire_one_{p}(jl, t, {STATE}):
+    """Fire neuron jl (local index) of population {p} while v {cmp} theta ({pop['reset']} reset)."""
+    c = np.int64(U64(jl) % U64({C}))
+    th = {_r(pop["f32"], _theta(pop, "c"))}''')
+    if pop["lif"]:
+        w(f"scale = {_r(pop['f32'], f'S[S_SC_{p} + c]')}", 1)
+        w(f"lim = {_r(pop['f32'], f'S[S_THS_{p} + c]')}", 1)
+    else:
+        w("lim = th", 1)
+    w(f'''    u = V[U64(P{p}_OFF + jl)]
+    n_sp = 0
+    while u {cmp} lim:
+        n_sp += 1''')
+    if pop["zero"]:
+        w(f"u = {_r(pop['f32'], '0.0')}", 2)
+        w("break", 2)
+    else:
+        w("u = u - th * scale" if pop["lif"] else "u = u - th", 2)
+        w('''if n_sp >= 1048576:
+    raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 2)
+    w(f'''    V[U64(P{p}_OFF + jl)] = u
+    if n_sp:
+        emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
+
+
 @njit(inline=INLINE, **INTERNAL)
 def fire_{p}(t, {STATE}):
-    """Fire every candidate of population {p} while v {cmp} theta ({pop['reset']} reset)."""
+    """Fire every candidate of population {p} (the neurons an event's paths touched, once each)."""
     for i in range(I[I_CN + {p}]):
         jl = I[U64(I_CAND + P{p}_OFF + i)]
         U[U64(P{p}_OFF + jl)] = 0
-        c = np.int64(U64(jl) % U64({C}))
-        th = {_r(pop["f32"], _theta(pop, "c"))}''')
-    if pop["lif"]:
-        w(f"scale = {_r(pop['f32'], f'S[S_SC_{p} + c]')}", 2)
-        w(f"lim = {_r(pop['f32'], f'S[S_THS_{p} + c]')}", 2)
-    else:
-        w("lim = th", 2)
-    w(f'''        u = V[U64(P{p}_OFF + jl)]
-        n_sp = 0
-        while u {cmp} lim:
-            n_sp += 1''')
-    if pop["zero"]:
-        w(f"u = {_r(pop['f32'], '0.0')}", 3)
-        w("break", 3)
-    else:
-        w("u = u - th * scale" if pop["lif"] else "u = u - th", 3)
-        w('''if n_sp >= 1048576:
-    raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 3)
-    w(f'''        V[U64(P{p}_OFF + jl)] = u
-        if n_sp:
-            emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
+        fire_one_{p}(jl, t, {STATE})
     I[I_CN + {p}] = 0
 ''')
 
@@ -123,9 +130,11 @@ def fire_{p}(t, {STATE}):
 # ----------------------------------------------------------------------------- ops
 
 
-def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind: int) -> list[str]:
+def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind: int,
+                direct: bool = False) -> list[str]:
     """Lines adding ``x·wt`` (a value times a weight expression) to neuron ``v_idx`` (local) of
-    ``target``, marking candidates. The readout sums in float64 (in float32 mode too)."""
+    ``target``, marking candidates (``direct``: firing it now, see :func:`direct_paths`). The
+    readout sums in float64 (in float32 mode too)."""
     f32 = spec.f32
     if target == len(spec.pops):
         return [f"S[S_Y + {v_idx}] += {'np.float64(' + x + ')' if f32 else x} * {wt}"]
@@ -158,6 +167,10 @@ def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind
     else:
         out.append(f"u = V[U64(P{p}_OFF + {v_idx})] + {val}")
         lim = _r(f32, _theta(pop, c_expr))
+    if direct:
+        return out + [f"V[U64(P{p}_OFF + {v_idx})] = u",
+                      f"if u {cmp} {lim}:",
+                      f"    fire_one_{p}({v_idx}, t, {STATE})"]
     out += [f"V[U64(P{p}_OFF + {v_idx})] = u",
             f"if u {cmp} {lim} and U[U64(P{p}_OFF + {v_idx})] == 0:",
             f"    U[U64(P{p}_OFF + {v_idx})] = 1",
@@ -166,12 +179,14 @@ def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind
     return out
 
 
-def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str]:
+def _channel_loop(spec, target: int, base: str, lo: str, width: int, direct: bool = False,
+                  hits: bool = False) -> list[str]:
     """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < lo + width``, of ``target``.
 
     Into a population: one lane-mask tap per (up to) 64 channels (see ``make_tap`` in the emitted
     module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
-    channel i crossed); the set bits are the candidates, in channel order."""
+    channel i crossed); the set bits are the candidates, in channel order (``direct``: they fire now).
+    ``hits``: each mask is recorded instead, for :func:`_hit_loop` after the last tap of the event."""
     if target == len(spec.pops):   # the readout (float64): one vector add per (up to) 64 outputs
         out = []
         for c0 in range(0, width, 64):
@@ -197,15 +212,52 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int) -> list[str
             args = f"a, {_f(pop['theta'][0])}"
         else:
             args = f"a, PRM, PRM_{p} + {first}"
-        out += [f"m = {name}(V, P{p}_OFF + {base} + {first}, W, wb + {first}, {args})",
-                "while m:   # the channels that crossed, lowest first",
-                f"    j = {base} + {first} + lowest_bit(m)",
-                "    m &= m - np.uint64(1)",
-                f"    if U[U64(P{p}_OFF + j)] == 0:",
-                f"        U[U64(P{p}_OFF + j)] = 1",
-                f"        I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = j",
-                f"        I[I_CN + {p}] += 1"]
+        out.append(f"m = {name}(V, P{p}_OFF + {base} + {first}, W, wb + {first}, {args})")
+        if hits:   # no branch per tap: the next entry is overwritten unless some channel crossed
+            out += ["I[U64(I_HIT + 2 * nh)] = np.int64(m)",
+                    f"I[U64(I_HIT + 2 * nh + 1)] = {base} + {first}",
+                    "nh += m != 0"]
+        else:
+            out += ["while m:   # the channels that crossed, lowest first",
+                    f"    j = {base} + {first} + lowest_bit(m)",
+                    "    m &= m - np.uint64(1)"] + ["    " + x for x in _crossed(p, "j", direct)]
     return out
+
+
+def _crossed(p: int, j: str, direct: bool) -> list[str]:
+    """Lines for neuron ``j`` of population ``p`` that crossed: it fires now (``direct``), or it
+    becomes a candidate (once per event)."""
+    if direct:
+        return [f"fire_one_{p}({j}, t, {STATE})"]
+    return [f"if U[U64(P{p}_OFF + {j})] == 0:",
+            f"    U[U64(P{p}_OFF + {j})] = 1",
+            f"    I[U64(I_CAND + P{p}_OFF + I[I_CN + {p}])] = {j}",
+            f"    I[I_CN + {p}] += 1"]
+
+
+def _hit_loop(p: int, direct: bool) -> list[str]:
+    """Lines taking the crossings of the masks an event's taps recorded (``_channel_loop(hits=True)``),
+    in tap order, each mask's lowest channel first. Deferring them past the taps changes nothing:
+    a neuron is tested after its charges of the event either way. It spares a mispredicted branch
+    per tap (whether any channel crossed), which cost more than the taps' arithmetic."""
+    return ["for k in range(nh):",
+            "    m = U64(I[U64(I_HIT + 2 * k)])",
+            "    jb = I[U64(I_HIT + 2 * k + 1)]",
+            "    while m:",
+            "        j = jb + lowest_bit(m)",
+            "        m &= m - np.uint64(1)"] + ["        " + x for x in _crossed(p, "j", direct)]
+
+
+def max_hits(spec) -> int:
+    """Entries of the emitted I_HIT scratch: two per tap of the largest Conv2d scatter into a population."""
+    most = 0
+    for paths in spec.sources:
+        for target, ops in paths:
+            if ops and target < len(spec.pops) and not spec.pops[target].get("drive") and int(ops[-1][O_KIND]) == 1:
+                r = ops[-1]
+                cout_g = int(r[O_OUTC]) // int(r[O_GROUPS])
+                most = max(most, int(r[O_KH]) * int(r[O_KW]) * -(-cout_g // 64))
+    return 2 * most
 
 
 def _taps(w: _Writer, spec) -> None:
@@ -236,8 +288,30 @@ def _target_dims(spec, target):
     return pop["C"], pop["H"] * pop["W"]
 
 
+def direct_paths(spec) -> set:
+    """The paths ``(source, q)`` whose crossings fire at once, without a candidate list.
+
+    A neuron must fire after all of an event's charges have arrived; the candidate list defers
+    its test to the end of the event. That is needless when the event reaches each neuron of the
+    target at most once: the only path from its source into that population (not one with a
+    drive), whose ops before the last map an input to at most one output (pooling windows that do
+    not overlap: kernel <= stride). A Conv2d, Linear or pooling op as the last one charges each of
+    its outputs once."""
+    out = set()
+    for s, paths in enumerate(spec.sources):
+        targets = [target for target, _ in paths]
+        for q, (target, ops) in enumerate(paths):
+            if target == len(spec.pops) or spec.pops[target].get("drive") or targets.count(target) > 1:
+                continue
+            if all(int(r[O_KIND]) not in (1, 2) and int(r[O_KH]) <= int(r[O_SH]) and int(r[O_KW]) <= int(r[O_SW])
+                   for r in ops[:-1]):
+                out.add((s, q))
+    return out
+
+
 def _path(w: _Writer, spec, s: int, q: int, target: int, ops: list, fns: dict) -> None:
     """One function per op of path ``q`` of source ``s``, last op first (each calls the next)."""
+    direct = (s, q) in spec.direct
     names = [f"path_{s}_{q}_op{i}" for i in range(max(len(ops), 1))]
     tlayer = _target_layer(spec, target)
     tname = "the readout" if target == len(spec.pops) else f"population {target} ({spec.pops[target]['name']})"
@@ -259,7 +333,7 @@ def {names[0]}(pos, a, t, {STATE}):
             c_expr = "c"
         if refresh:
             w(refresh, 1)
-        for line in _sink_lines(spec, target, "j", "a", "1.0", c_expr, 1):
+        for line in _sink_lines(spec, target, "j", "a", "1.0", c_expr, 1, direct):
             w(line, 1)
         w(f"I[I_UP + {tlayer}] += 1", 1)
         return
@@ -279,6 +353,9 @@ def {names[0]}(pos, a, t, {STATE}):
             cin_g, cout_g = Cin // G, Cout // G
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
             flat = last and tC != Cout
+            # the taps into a population record their masks: their crossings come after the last tap
+            hits = ("    nh = 0   # taps recorded in I_HIT" if last and not flat and target < len(spec.pops)
+                    and not spec.pops[target].get("drive") else "")
             groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
                       f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
             w(f'''
@@ -289,7 +366,7 @@ def {names[i]}(pos, a, t, {STATE}):
     d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
-{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout)}''')
+{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=hits)}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
@@ -300,12 +377,14 @@ def {names[i]}(pos, a, t, {STATE}):
                 if flat:
                     w(f"for co in range(co0, co0 + {cout_g}):", 3)
                     w(f"j = (co * {OH} + oy) * {OW} + ox", 4)
-                    for line in _sink_lines(spec, target, "j", "a", "W[U64(wb + co)]", "j", 4):
+                    for line in _sink_lines(spec, target, "j", "a", "W[U64(wb + co)]", "j", 4, direct):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
-                    for line in _channel_loop(spec, target, "base", "co0", cout_g):
+                    for line in _channel_loop(spec, target, "base", "co0", cout_g, direct, bool(hits)):
                         w(line, 3)
+                    for line in _hit_loop(target, direct) if hits else ():
+                        w(line, 1)
                 w(f"I[I_UP + {tlayer}] += n", 1)
         elif kind == 2:
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
@@ -321,7 +400,7 @@ def {names[i]}(pos, a, t, {STATE}):
     wb = {woff} + pos * {Cout}''')
             if refresh:
                 w(refresh, 1)
-            for line in _channel_loop(spec, target, "0", "0", Cout):
+            for line in _channel_loop(spec, target, "0", "0", Cout, direct):
                 w(line, 1)
             w(f"I[I_UP + {tlayer}] += {Cout}", 1)
         else:
@@ -341,10 +420,10 @@ def {names[i]}(pos, a, t, {STATE}):
                     w(refresh, 3)
                 w("n += 1", 3)
                 if flat:
-                    for line in _sink_lines(spec, target, "q", "val", "1.0", "q", 3):
+                    for line in _sink_lines(spec, target, "q", "val", "1.0", "q", 3, direct):
                         w(line, 3)
                 else:
                     w(f"j = (oy * {OW} + ox) * {Cin} + c", 3)
-                    for line in _sink_lines(spec, target, "j", "val", "1.0", "c", 3):
+                    for line in _sink_lines(spec, target, "j", "val", "1.0", "c", 3, direct):
                         w(line, 3)
                 w(f"I[I_UP + {tlayer}] += n", 1)

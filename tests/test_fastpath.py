@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,31 @@ def test_edge_topologies(case):
         kw.update(t_start_us=1000, t_stop_us=4500, snapshot_times_us=[1000, 2500.5, 4500])
     fast, general = both(net, ev, **kw)
     assert_same(fast, general)
+
+
+def test_large_populations_wide_and_overlapping_scatters():
+    """What the small Hypothesis networks do not reach: populations of more than 4,096 neurons
+    (several summary words of the pending-spike bitmaps the flush reads in flat order), a Conv2d
+    of 72 channels (two lane-mask taps per position, one partial), crossings that fire at once
+    (max pooling 2x2 then a conv: each neuron charged once per event) next to an overlapping
+    average pooling (3x3, stride 2) before a conv, whose neurons take several charges per event
+    and are tested once, after the last (candidate lists)."""
+    rng = np.random.default_rng(3)
+    net = es.Network((2, 34, 34), [
+        es.Conv2d(_dyadic(rng, 8, 2, 3, 3) + 0.25, padding=1), es.IF(threshold=1.0), es.MaxPool2d(2),
+        es.Conv2d(_dyadic(rng, 72, 8, 3, 3) / 2 + 0.0625, padding=1), es.IF(threshold=1.0),
+        es.AvgPool2d(3, stride=2), es.Conv2d(_dyadic(rng, 4, 72, 3, 3) / 4), es.IF(threshold=0.5, compare=">="),
+        es.Flatten(), es.Linear(_dyadic(rng, 10, 144)), es.Readout()])
+    events = random_events(3000, (2, 34, 34), 20_000, np.random.default_rng(4))
+    fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_synops=[200_000], dt_us=2000)
+    assert_same(fast, general)
+    counts = fast.spikes_per_layer
+    assert counts["1.IF"] > 1000 and counts["4.IF"] > 1000 and counts["7.IF"] > 10, counts
+    # the kernel that ran: populations 0 and 1 fire at once, population 2 through its candidates
+    src = fastpath.kernel_source(net)
+    deliver = {s: re.search(rf"def deliver_{s}\(.*?\n\n", src, re.S).group(0) for s in range(3)}
+    assert "fire_" not in deliver[0] + deliver[1] and "fire_2(t, " in deliver[2]
+    assert "fire_one_1(j, t" in src and "I_CAND + P2_OFF + I[I_CN + 2]" in src
 
 
 def test_v_init_above_threshold_fires_at_start():

@@ -196,7 +196,7 @@ def generate(spec: FastSpec) -> str:
             prm_off += pop["C"] + n
     w(f"PRM_SIZE = {prm_off}")
     w("")
-    _helpers(w)
+    _helpers(w, sort=False)
     if spec.timers:
         from .fastpath_drive import _driven, _heap   # (it imports this module's helpers)
         _heap(w)

@@ -77,7 +77,7 @@ def pool_window(H, Wd, val: str, ph, kh, sh, OH, pw, kw, sw, OW) -> str:
             q = (c * {OH} + oy) * {OW} + ox'''
 
 
-def _helpers(w: _Writer) -> None:
+def _helpers(w: _Writer, sort: bool = True) -> None:
     w('''
 # an index cast to unsigned: Numba then emits no negative-index wraparound code (hot loops only)
 U64 = np.uint64
@@ -199,8 +199,9 @@ def chw(pos, h, w):
     r = u - c * hw
     y = r // uw
     return np.int64(c), np.int64(y), np.int64(r - y * uw)
-
-
+''')
+    if sort:   # the batch kernel's worklists (the continuous one reads bitmaps in order)
+        w('''
 @njit(**INTERNAL)
 def sift_down(a, lo, root, end):
     while True:
@@ -234,25 +235,4 @@ def sort_range(a, lo, n):
             a[U64(j)] = a[U64(j - 1)]
             j -= 1
         a[U64(j)] = x
-
-
-
-@njit(**INTERNAL)
-def sort_unique(a, lo, n, tmp):
-    """Sort the distinct values a[lo:lo + n] in place; a[tmp:tmp + n] is scratch. Up to 32 values
-    by rank (each value's place is the count of smaller ones: compares without data-dependent
-    branches, which the loop vectorizes; an instant's worklist comes in tap order, far from its
-    flat order, where insertion sort mispredicts a branch per value), else sort_range."""
-    if n > 32:
-        sort_range(a, lo, n)
-        return
-    for i in range(n):
-        x = a[U64(lo + i)]
-        r = 0
-        for j in range(n):
-            r += a[U64(lo + j)] < x
-        a[U64(tmp + r)] = x
-    for i in range(n):
-        a[U64(lo + i)] = a[U64(tmp + i)]
-
 ''')

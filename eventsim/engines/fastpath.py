@@ -333,8 +333,12 @@ def _prepared(network, comp, record, cache: dict, dt_us):
             C, n = pop["C"], pop["C"] * pop["H"] * pop["W"]
             v0[pop["off"]:pop["off"] + n] = np.tile(
                 np.broadcast_to(np.atleast_1d(network.layers[pop["layer"]].v_init), (C,)), n // C)
+        # the kernel's ``start`` fires the neurons at or above θ at t_start and sets up driven
+        # populations; with neither (v_init = 0 < θ: the usual case) it only sets the current
+        # instant, and is not called (nor compiled: about a second of a cold compile)
+        fires = mod.TIMERS or bool(np.any(v0 != 0)) or any(bool(np.any(~(p["theta"] > 0))) for p in spec.pops)
         entry = cache[key] = (mod, spec, np.ascontiguousarray(prm), _aligned(W, dtype), np.ascontiguousarray(D),
-                              v0, [])
+                              v0, [], fires)
     return entry
 
 
@@ -372,7 +376,7 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
 
     ``pause_us``: stop there (a window's end) and return the saved state (:func:`save_state`)
     instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from."""
-    mod, spec, prm, W, D, v0, pool = _prepared(network, comp, record, cache, dt_us)
+    mod, spec, prm, W, D, v0, pool, fires = _prepared(network, comp, record, cache, dt_us)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
     V, S, I, U = _take_state(mod, v0, pool)
@@ -395,7 +399,10 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
         if n_out and readout_current is not None and dt_us:
             S[mod.S_RATE:mod.S_RATE + n_out] = readout_current / float(dt_us)
         I[mod.I_IR] = I[mod.I_FP] = I[mod.I_FR] = -1
-        mod.start(t0, *state, LT, LN, snap_t, snap_b)
+        if fires:
+            mod.start(t0, *state, LT, LN, snap_t, snap_b)
+        else:
+            S[mod.S_TCUR] = t0
     else:
         LT, LN = _restore(resume, mod, _digest(comp, cache, prm, W, D), state, LT, LN)
     e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))

@@ -227,6 +227,24 @@ def test_nmnist_recordings_shipped_model(nmnist_dir):
         assert fast.spikes > 1000
 
 
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("case", ["pool_max", "pool_avg"])
+def test_nmnist_recordings_pooled_networks(nmnist_dir, case):
+    """The trained pooled networks of ``benchmarks/peers`` on real recordings: 9,248 neurons in the
+    first population (three summary words of its pending-spike bitmap), tens of thousands of spikes
+    per recording, pooling into a conv and into the readout; every observable identical."""
+    from peerkit.cases import build_cases
+    net = build_cases([case])[0].network
+    files = sorted((nmnist_dir / "test").glob("*.bs2"))[4:6]
+    assert files
+    for f in files:
+        events = es.read_events(f)
+        fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_synops=[500_000], dt_us=10_000)
+        assert_same(fast, general)
+        assert fast.spikes > 10_000
+
+
 # ----------------------------------------------------------------------------- fallbacks
 
 

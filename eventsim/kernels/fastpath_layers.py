@@ -358,15 +358,16 @@ def {names[0]}(pos, a, t, {STATE}):
                     and not spec.pops[target].get("drive") else "")
             groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
                       f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
+            decoded = i > 0 and int(ops[i - 1][O_KIND]) not in (1, 2)   # after a pooling op: (ci, y, x) passed
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
-def {names[i]}(pos, a, t, {STATE}):
+def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
     """Conv2d layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), kernel {kh}x{kw}, stride ({sh}, {sw}),
     padding ({ph}, {pw}), groups {G}; scatters one event into {'the next op' if not last else tname}."""
     d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
-{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=hits)}''')
+{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=hits, decoded=decoded)}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
@@ -412,8 +413,9 @@ def {names[i]}(pos, a, t, {STATE}):
     """{_POOL_NAMES[mode].capitalize()} pooling layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), window {kh}x{kw},
     stride ({sh}, {sw}), padding ({ph}, {pw}); passes one event into {'the next op' if not last else tname}."""
 {pool_window(H, Wd, val, ph, kh, sh, OH, pw, kw, sw, OW)}''')
-            if not last:
-                w(f"{nxt}(q, val, t, {STATE})", 3)
+            if not last:   # a Conv2d next takes the window's (c, oy, ox) too: no second decode of q
+                nxt_args = "q, c, oy, ox" if int(ops[i + 1][O_KIND]) == 1 else "q"
+                w(f"{nxt}({nxt_args}, val, t, {STATE})", 3)
             else:
                 flat = tC != Cin
                 if refresh:

@@ -47,12 +47,14 @@ def _theta(pop, c_expr: str) -> str:
     return _f(th[0]) if np.all(th == th[0]) else f"PRM[PRM_{pop['p']} + {c_expr}]"
 
 
-def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init: str = "") -> str:
+def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init: str = "",
+                decoded: bool = False) -> str:
     """The emitted walk of a Conv2d scatter over the outputs whose window holds input ``pos``:
-    ``(ci, y, x)`` of pos, the group lines, the output range, ``init`` (lines before the loops),
-    and per output ``(oy, ox)`` the weight offset ``wb`` of its tap (the loop body follows,
-    indented by 3 levels). Both generators use it."""
-    return f'''    ci, y, x = chw(pos, {H}, {Wd})
+    ``(ci, y, x)`` of pos (``decoded``: passed by the caller), the group lines, the output range,
+    ``init`` (lines before the loops), and per output ``(oy, ox)`` the weight offset ``wb`` of its
+    tap (the loop body follows, indented by 3 levels). Both generators use it."""
+    head = "    # (ci, y, x) of pos: from the pooling op before" if decoded else f"    ci, y, x = chw(pos, {H}, {Wd})"
+    return f'''{head}
 {groups}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})
     ox0, ox1 = out_range(x, {pw}, {kw}, {sw}, {OW})

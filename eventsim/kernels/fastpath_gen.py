@@ -298,46 +298,44 @@ def flush(t, {STATE}):
         I[I_FR] = -1''')
     for p, pop in enumerate(spec.pops):
         hw = pop['H'] * pop['W']
-        ns = pop["summary_words"]
-
-        def units(ind: str, put_back: str = "") -> str:
-            """The delivery of neuron pos's fr units (stopping, resumable, when the log is nearly full)."""
-            lines = ["while fr > 0:",
-                     "    if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:"]
-            lines += ["        " + x for x in put_back.splitlines() if x]
-            lines += ["        I[I_FI], I[I_FR] = pos, fr",
-                      "        return False",
-                      "    fr -= 1",
-                      f"    deliver_{p + 1}(pos, a, t, {STATE})",
-                      f"    budgets(t, {STATE})"]
-            return "\n".join(ind + x for x in lines)
         w(f'''    # population {p} ({pop['name']})
     if I[I_FP] == {p}:{_crossings(p, pop)}
-        pos, fr = I[I_FI], I[I_FR]
-        if fr > 0:   # resumed: the rest of the units of the neuron it stopped in
+        pos, fr = I[I_FI], I[I_FR]   # place: a resumed neuron and its units left (kept in locals, stored on return)
+        s, sw, wi, wd = 0, 0, 0, 0   # cursor: next summary word, the bits left of the one before it and of word wi
+        while True:
+            if fr < 0:   # take the pending neuron of lowest flat index (words and summary words cleared as read)
+                while wd == 0 and (sw != 0 or s < {pop["summary_words"]}):
+                    if sw == 0:
+                        sw = I[U64(I_BS_{p} + s)]
+                        I[U64(I_BS_{p} + s)] = 0
+                        s += 1
+                        continue
+                    wi = (s - 1) * 64 + lowest_bit(U64(sw))
+                    sw &= sw - 1
+                    wd = I[U64(I_BM_{p} + wi)]
+                    I[U64(I_BM_{p} + wi)] = 0
+                if wd == 0:
+                    break
+                pos = wi * 64 + lowest_bit(U64(wd))
+                wd &= wd - 1
+                c = np.int64(U64(pos) // U64({hw}))
+                g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
+                fr = I[U64(I_CNT + g)]
+                I[U64(I_CNT + g)] = 0
+                I[I_PEND] -= 1
             c = np.int64(U64(pos) // U64({hw}))
             a = {_r(spec.f32, _amp(pop, 'c'))}
-{units(" " * 12)}
-        for s in range({ns}):   # the pending neurons in flat-index order: summary word, word, bit
-            sw = I[U64(I_BS_{p} + s)]
-            I[U64(I_BS_{p} + s)] = 0
-            while sw:
-                wi = s * 64 + lowest_bit(U64(sw))
-                sw &= sw - 1
-                wd = I[U64(I_BM_{p} + wi)]
-                I[U64(I_BM_{p} + wi)] = 0
-                while wd:
-                    pos = wi * 64 + lowest_bit(U64(wd))
-                    wd &= wd - 1
-                    c = np.int64(U64(pos) // U64({hw}))
-                    g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
-                    fr = I[U64(I_CNT + g)]
-                    I[U64(I_CNT + g)] = 0
-                    I[I_PEND] -= 1
-                    a = {_r(spec.f32, _amp(pop, 'c'))}
-{units(" " * 20, f"""# the neurons not taken yet go back: the rest of this word, and its summary bit
-I[U64(I_BM_{p} + wi)] = wd
-I[U64(I_BS_{p} + s)] = sw | (np.int64(wd != 0) << np.int64(wi & 63))""")}
+            while fr > 0:
+                if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
+                    if s > 0:   # the neurons not taken yet go back: the rest of word wi, and the summary bits
+                        I[U64(I_BM_{p} + wi)] = wd
+                        I[U64(I_BS_{p} + s - 1)] = sw | (np.int64(wd != 0) << np.int64(wi & 63))
+                    I[I_FI], I[I_FR] = pos, fr
+                    return False
+                fr -= 1
+                deliver_{p + 1}(pos, a, t, {STATE})
+                budgets(t, {STATE})
+            fr = -1
         I[I_FP] = {p + 1}
         I[I_FI], I[I_FR] = -1, -1''')
     w("I[I_FP] = -1", 1)

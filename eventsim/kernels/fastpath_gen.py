@@ -13,16 +13,18 @@ module starts with from :mod:`eventsim.kernels.fastpath_text`, the constant curr
 
 The emitted module holds, in this order and each with a docstring:
 
-* the layout of the state arrays ``I`` (int64 cursors, counters, worklists), ``S`` (float64
+* the layout of the state arrays ``I`` (int64 cursors, counters, pending-spike bitmaps), ``S`` (float64
   scalars, LIF time scales, readout) and ``U`` (uint8 candidate flags), as named constants;
 * per population ``p``: ``refresh_p`` (LIF only: the scaled-time factor ``s = e^{(t−t₀)/τ}``),
-  ``emit_p`` (count, record and queue spikes) and ``fire_p`` (threshold test of the candidates
-  of the last delivery, reset);
+  ``emit_p`` (count, record and mark spikes pending: a bit per flat index), ``fire_one_p``
+  (threshold test and reset of one neuron) and ``fire_p`` (``fire_one_p`` for the candidates of
+  the last delivery, on the paths that need them: see ``fastpath_layers.direct_paths``);
 * per op of a path (Conv2d, Linear, pooling, identity for Flatten/Add): one function that scatters
   one event into the next op or into its target (a population or the readout); a Conv2d or Linear
   into a population does each tap (one input position onto the channels of one output position) as
   one vector operation, ``tap_<population>_<width>`` (made by ``make_tap``, an llvmlite intrinsic:
-  load, multiply, add, store, compare with θ, lane mask), and walks the set bits of the mask; a
+  load, multiply, add, store, compare with θ, lane mask); a Conv2d records the masks of its taps
+  (``I_HIT``) and walks their set bits after the last one, a Linear walks them at once; a
   Conv2d or Linear into the readout adds to its outputs with one vector add, ``acc_<width>``
   (``make_acc``), bit for bit the scalar loop;
 * per population with a constant current (a *driven* one, a layer bias): ``queue_p``,
@@ -32,7 +34,9 @@ The emitted module holds, in this order and each with a docstring:
 * per source (0: the input, 1 + p: population p): ``deliver_s`` (one unit event along every path
   of that source, then the threshold tests);
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index
-  order: the general path's queue order) and the entry points ``start``, ``run`` and ``pause``
+  order: the general path's queue order; it reads the pending bitmaps word by word) and the entry
+  points ``start`` (called only when a neuron can fire at t_start or a population is driven),
+  ``run`` and ``pause``
   (the end of a window of a paused run: the state arrays are then saved as they are).
 
 The arithmetic is the general path's, operation for operation (see

@@ -1,12 +1,16 @@
 """Per-layer emission of the asynchronous engine's fast path (:mod:`eventsim.kernels.fastpath_gen`):
 one function per layer kind.
 
-* :func:`_population`: a neuron population's ``refresh_p`` (LIF only), ``emit_p`` and ``fire_p``;
+* :func:`_population`: a neuron population's ``refresh_p`` (LIF only), ``emit_p``, ``fire_one_p``
+  and ``fire_p``;
 * :func:`_path`: one emitted function per op of a path from a source to its target — Conv2d (one
-  vector tap per input position and output position, :func:`_channel_loop`), Linear, pooling (sum,
+  vector tap per input position and output position, :func:`_channel_loop`; its taps' masks
+  recorded, their crossings taken after the last tap, :func:`_hit_loop`), Linear, pooling (sum,
   average, spike-max), identity (Flatten, Add) — ending in the target's update (:func:`_sink_lines`:
-  an IF or LIF neuron, or the readout);
-* :func:`_taps`: the ``tap_<population>_<width>`` intrinsics the scatters use.
+  an IF or LIF neuron, or the readout). A crossing fires at once on the paths of
+  :func:`direct_paths`, else it becomes a candidate for ``fire_p``;
+* :func:`_taps`: the ``tap_<population>_<width>`` intrinsics the scatters use and the readout's
+  ``acc_<width>`` vector adds.
 """
 from __future__ import annotations
 

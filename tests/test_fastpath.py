@@ -227,7 +227,6 @@ def test_nmnist_recordings_shipped_model(nmnist_dir):
         assert fast.spikes > 1000
 
 
-
 @pytest.mark.realdata
 @pytest.mark.parametrize("case", ["pool_max", "pool_avg"])
 def test_nmnist_recordings_pooled_networks(nmnist_dir, case):

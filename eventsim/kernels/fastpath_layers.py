@@ -20,7 +20,7 @@ from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
 from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window, pool_window
 
-__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES", "direct_paths"]
+__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES", "direct_paths", "max_hits"]
 
 _POOL_NAMES = {0: "sum", 1: "average", 2: "spike-max"}
 

@@ -56,6 +56,8 @@ populations (constant currents) run in float64 only.
 """
 from __future__ import annotations
 
+import textwrap
+
 from .fastpath_layers import _amp, _path, _population, _taps, direct_paths, max_hits
 from .fastpath_text import STATE, _helpers, _r, _theta, _Writer
 
@@ -287,7 +289,6 @@ def budgets(t, {STATE}):
 
 
 def _flush(w: _Writer, spec) -> None:
-    from .fastpath_drive import _crossings
     w(f'''
 @njit(**INTERNAL)
 def flush(t, {STATE}):
@@ -295,55 +296,75 @@ def flush(t, {STATE}):
     population's neurons in flat-index order, one unit at a time (the general path's queue order).
 
     Resumable: returns False, with its place kept in I_FP, I_FI, I_FR, when the spike-time log
-    is nearly full (the driver grows it and calls again); True when done."""
-    if I[I_FP] < 0:
-        I[I_FP] = 0
-        I[I_FI] = -1
-        I[I_FR] = -1''')
+    is nearly full (the driver grows it and calls again); True when done. ``run`` (without
+    driven populations) has these lines inline: a call passes every state array, a thousand
+    bytes of arguments, at each instant."""''')
+    w(_flush_lines(spec), 1)
+    w("return True", 1)
+
+
+def _run_stops(lines: str) -> str:
+    """``flush``'s lines as ``run`` has them: each ``return False`` stores run's place first."""
+    out = []
+    for line in lines.split("\n"):
+        if line.strip() == "return False":
+            out.append(line.replace("return False", "I[I_INPUT], I[I_IR] = i, ir"))
+        out.append(line)
+    return "\n".join(out)
+
+
+def _flush_lines(spec) -> str:
+    """The lines of ``flush`` (unindented), ending when every spike of the instant t is delivered."""
+    from .fastpath_drive import _crossings
+    out = _Writer()
+    out('''if I[I_FP] < 0:
+    I[I_FP] = 0
+    I[I_FI] = -1
+    I[I_FR] = -1''')
     for p, pop in enumerate(spec.pops):
         hw = pop['H'] * pop['W']
-        w(f'''    # population {p} ({pop['name']})
-    if I[I_FP] == {p}:{_crossings(p, pop)}
-        pos, fr = I[I_FI], I[I_FR]   # place: a resumed neuron and its units left (kept in locals, stored on return)
-        s, sw, wi, wd = 0, 0, 0, 0   # cursor: next summary word, the bits left of the one before it and of word wi
-        while True:
-            if fr < 0:   # take the pending neuron of lowest flat index (words and summary words cleared as read)
-                while wd == 0 and (sw != 0 or s < {pop["summary_words"]}):
-                    if sw == 0:
-                        sw = I[U64(I_BS_{p} + s)]
-                        I[U64(I_BS_{p} + s)] = 0
-                        s += 1
-                        continue
-                    wi = (s - 1) * 64 + lowest_bit(U64(sw))
-                    sw &= sw - 1
-                    wd = I[U64(I_BM_{p} + wi)]
-                    I[U64(I_BM_{p} + wi)] = 0
-                if wd == 0:
-                    break
-                pos = wi * 64 + lowest_bit(U64(wd))
-                wd &= wd - 1
-                c = np.int64(U64(pos) // U64({hw}))
-                g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
-                fr = I[U64(I_CNT + g)]
-                I[U64(I_CNT + g)] = 0
-                I[I_PEND] -= 1
+        out(f'''# population {p} ({pop['name']})
+if I[I_FP] == {p}:{_crossings(p, pop).replace(chr(10) + '    ', chr(10))}
+    pos, fr = I[I_FI], I[I_FR]   # place: a resumed neuron and its units left (kept in locals, stored on return)
+    s, sw, wi, wd = 0, 0, 0, 0   # cursor: next summary word, the bits left of the one before it and of word wi
+    while True:
+        if fr < 0:   # take the pending neuron of lowest flat index (words and summary words cleared as read)
+            while wd == 0 and (sw != 0 or s < {pop["summary_words"]}):
+                if sw == 0:
+                    sw = I[U64(I_BS_{p} + s)]
+                    I[U64(I_BS_{p} + s)] = 0
+                    s += 1
+                    continue
+                wi = (s - 1) * 64 + lowest_bit(U64(sw))
+                sw &= sw - 1
+                wd = I[U64(I_BM_{p} + wi)]
+                I[U64(I_BM_{p} + wi)] = 0
+            if wd == 0:
+                break
+            pos = wi * 64 + lowest_bit(U64(wd))
+            wd &= wd - 1
             c = np.int64(U64(pos) // U64({hw}))
-            a = {_r(spec.f32, _amp(pop, 'c'))}
-            while fr > 0:
-                if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
-                    if s > 0:   # the neurons not taken yet go back: the rest of word wi, and the summary bits
-                        I[U64(I_BM_{p} + wi)] = wd
-                        I[U64(I_BS_{p} + s - 1)] = sw | (np.int64(wd != 0) << np.int64(wi & 63))
-                    I[I_FI], I[I_FR] = pos, fr
-                    return False
-                fr -= 1
-                deliver_{p + 1}(pos, a, t, {STATE})
-                budgets(t, {STATE})
-            fr = -1
-        I[I_FP] = {p + 1}
-        I[I_FI], I[I_FR] = -1, -1''')
-    w("I[I_FP] = -1", 1)
-    w("return True", 1)
+            g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
+            fr = I[U64(I_CNT + g)]
+            I[U64(I_CNT + g)] = 0
+            I[I_PEND] -= 1
+        c = np.int64(U64(pos) // U64({hw}))
+        a = {_r(spec.f32, _amp(pop, 'c'))}
+        while fr > 0:
+            if RECORD_TIMES and LT.shape[0] - I[I_LOG] < N_NEURONS + 1:
+                if s > 0:   # the neurons not taken yet go back: the rest of word wi, and the summary bits
+                    I[U64(I_BM_{p} + wi)] = wd
+                    I[U64(I_BS_{p} + s - 1)] = sw | (np.int64(wd != 0) << np.int64(wi & 63))
+                I[I_FI], I[I_FR] = pos, fr
+                return False
+            fr -= 1
+            deliver_{p + 1}(pos, a, t, {STATE})
+            budgets(t, {STATE})
+        fr = -1
+    I[I_FP] = {p + 1}
+    I[I_FI], I[I_FR] = -1, -1''')
+    out("I[I_FP] = -1")
+    return out.source().rstrip("\n")
 
 
 def _entry(w: _Writer, spec) -> None:
@@ -385,6 +406,7 @@ def start(t0, {STATE}):
         from .fastpath_drive import _run_timers
         _run_timers(w, spec)
         return
+    flush_lines = textwrap.indent(_run_stops(_flush_lines(spec)), " " * 16)
     w(f'''
 
 @njit(**JIT)
@@ -396,17 +418,22 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
     end); snapshot rows are taken after everything at their time. Returns False when it stopped
     because the spike-time log is nearly full (the driver grows it and calls again)."""
     i, ir = I[I_INPUT], I[I_IR]   # place: input event, its units left (kept in locals, stored on return)
-    while i < ev_t.shape[0]:
-        t = ev_t[i]
-        if t != S[S_TCUR]:
-            # flush (a call with every state array) only when spikes are pending or a flush was cut short
-            if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
-                I[I_INPUT], I[I_IR] = i, ir
-                return False
-            while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t:
+    while i < ev_t.shape[0] or final:
+        end = i >= ev_t.shape[0]   # (final) after the last event: its instant, then the rows up to t_stop
+        te = S[S_TCUR] if end else ev_t[i]
+        if end or te != S[S_TCUR]:
+            if I[I_PEND] > 0 or I[I_FP] >= 0:   # the instant t is over: flush's lines, delivering its spikes
+                t = S[S_TCUR]
+{flush_lines}
+            if end:
+                while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] <= t_stop:
+                    record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+                    I[I_SNAPT] += 1
+                break
+            while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < te:
                 record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
                 I[I_SNAPT] += 1
-            S[S_TCUR] = t
+            S[S_TCUR] = te
         if ir < 0:
             ir = ev_cnt[i]
         while ir > 0:
@@ -414,19 +441,12 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
                 I[I_INPUT], I[I_IR] = i, ir
                 return False
             ir -= 1
-            deliver_0(ev_pos[i], {_r(spec.f32, '1.0')}, t, {STATE})
-            budgets(t, {STATE})
+            deliver_0(ev_pos[i], {_r(spec.f32, '1.0')}, te, {STATE})
+            budgets(te, {STATE})
         ir = -1
         i += 1
     I[I_INPUT], I[I_IR] = i, ir
-    if final:
-        if not flush(S[S_TCUR], {STATE}):
-            return False
-        while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] <= t_stop:
-            record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
-            I[I_SNAPT] += 1
     return True
-
 
 @njit(**JIT)
 def pause(t_pause, {STATE}):

@@ -202,6 +202,24 @@ def test_large_populations_wide_and_overlapping_scatters():
     deliver = {s: re.search(rf"def deliver_{s}\(.*?\n\n", src, re.S).group(0) for s in range(3)}
     assert "fire_" not in deliver[0] + deliver[1] and "fire_2(t, " in deliver[2]
     assert "fire_one_1(j, t" in src and "I_CAND + P2_OFF + I[I_CN + 2]" in src
+    # each tap its own I_HIT entry (<= 64 taps): the three convs, two taps per position of the 72-channel one
+    assert src.count("hit |= np.int64(m != 0) << kt") == 4
+
+
+def test_conv_of_more_taps_than_hit_bits():
+    """A Conv2d event of 75 taps (5x5 positions, 130 channels: three lane-mask taps each) has more
+    taps than the 64 bits that say which recorded tap had a crossing: its kernel packs the entries
+    of the taps with a crossing instead. Every observable identical."""
+    rng = np.random.default_rng(5)
+    net = es.Network((2, 10, 10), [
+        es.Conv2d(_dyadic(rng, 130, 2, 5, 5) / 2 + 0.125, padding=2), es.IF(threshold=1.0),
+        es.Flatten(), es.Linear(_dyadic(rng, 10, 13000) / 8), es.Readout()])
+    events = random_events(600, (2, 10, 10), 20_000, np.random.default_rng(6))
+    fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_synops=[300_000], dt_us=2000)
+    assert_same(fast, general)
+    assert fast.spikes_per_layer["1.IF"] > 1000, fast.spikes_per_layer
+    src = fastpath.kernel_source(net)
+    assert "nh += m != 0" in src and "hit |=" not in src
 
 
 def test_v_init_above_threshold_fires_at_start():

@@ -117,7 +117,7 @@ def generate(spec: FastSpec) -> str:
         layout_i += [(f"I_BM_{p}", i_off, f"population {p}: pending neurons, one bit per flat index"),
                      (f"I_BS_{p}", i_off + words, f"population {p}: its nonzero words, one bit per word")]
         i_off += words + pop["summary_words"]
-    layout_i += [("I_HIT", i_off, "scratch of a Conv2d scatter: (mask, first neuron) of its taps with a crossing")]
+    layout_i += [("I_HIT", i_off, "scratch of a Conv2d scatter: (mask, first neuron) of its taps")]
     i_off += max_hits(spec)
     # predicted threshold crossings of populations with a constant current (a drive): a heap of
     # (time, key = P_OFF + flat index, neuron, version) entries, lazily deleted (see fastpath_drive)

@@ -184,13 +184,14 @@ def _sink_lines(spec, target: int, v_idx: str, x: str, wt: str, c_expr: str, ind
 
 
 def _channel_loop(spec, target: int, base: str, lo: str, width: int, direct: bool = False,
-                  hits: bool = False) -> list[str]:
+                  hits: str = "") -> list[str]:
     """Lines adding ``a·W[wb + co]`` to neurons ``base + co``, channels ``lo <= co < lo + width``, of ``target``.
 
     Into a population: one lane-mask tap per (up to) 64 channels (see ``make_tap`` in the emitted
     module: vector load, multiply, add, store and compare with θ; bit i of the mask is set when
     channel i crossed); the set bits are the candidates, in channel order (``direct``: they fire now).
-    ``hits``: each mask is recorded instead, for :func:`_hit_loop` after the last tap of the event."""
+    ``hits`` (``"bits"`` or ``"count"``, see :func:`_recorded_taps`): each mask is recorded instead,
+    for :func:`_hit_loop` after the last tap of the event."""
     if target == len(spec.pops):   # the readout (float64): one vector add per (up to) 64 outputs
         out = []
         for c0 in range(0, width, 64):
@@ -217,7 +218,12 @@ def _channel_loop(spec, target: int, base: str, lo: str, width: int, direct: boo
         else:
             args = f"a, PRM, PRM_{p} + {first}"
         out.append(f"m = {name}(V, P{p}_OFF + {base} + {first}, W, wb + {first}, {args})")
-        if hits:   # no branch per tap: the next entry is overwritten unless some channel crossed
+        if hits == "bits":   # no branch per tap: entry kt of I_HIT, and bit kt of hit when some channel crossed
+            out += ["I[U64(I_HIT + 2 * kt)] = np.int64(m)",
+                    f"I[U64(I_HIT + 2 * kt + 1)] = {base} + {first}",
+                    "hit |= np.int64(m != 0) << kt",
+                    "kt += 1"]
+        elif hits:   # (more than 64 taps) entry nh, overwritten by the next tap unless some channel crossed
             out += ["I[U64(I_HIT + 2 * nh)] = np.int64(m)",
                     f"I[U64(I_HIT + 2 * nh + 1)] = {base} + {first}",
                     "nh += m != 0"]
@@ -239,12 +245,18 @@ def _crossed(p: int, j: str, direct: bool) -> list[str]:
             f"    I[I_CN + {p}] += 1"]
 
 
-def _hit_loop(p: int, direct: bool) -> list[str]:
-    """Lines taking the crossings of the masks an event's taps recorded (``_channel_loop(hits=True)``),
-    in tap order, each mask's lowest channel first. Deferring them past the taps changes nothing:
-    a neuron is tested after its charges of the event either way. It spares a mispredicted branch
-    per tap (whether any channel crossed), which cost more than the taps' arithmetic."""
-    return ["for k in range(nh):",
+def _hit_loop(p: int, direct: bool, hits: str) -> list[str]:
+    """Lines taking the crossings of the masks an event's taps recorded (``_channel_loop(hits=...)``),
+    in tap order, each mask's lowest channel first. Deferring them past the
+    taps changes nothing: a neuron is tested after its charges of the event either way. It spares a
+    mispredicted branch per tap (whether any channel crossed), which cost more than the taps'
+    arithmetic. ``"bits"``: each tap has its own entry, so that no store waits for the masks before
+    it; ``"count"`` (more than 64 taps): the taps with a crossing are counted and their entries
+    packed, which chains each tap's store to the compare of the tap before."""
+    take = (["while hit:",
+             "    k = lowest_bit(U64(hit))",
+             "    hit &= hit - 1"] if hits == "bits" else ["for k in range(nh):"])
+    return take + [
             "    m = U64(I[U64(I_HIT + 2 * k)])",
             "    jb = I[U64(I_HIT + 2 * k + 1)]",
             "    while m:",
@@ -252,15 +264,21 @@ def _hit_loop(p: int, direct: bool) -> list[str]:
             "        m &= m - np.uint64(1)"] + ["        " + x for x in _crossed(p, "j", direct)]
 
 
+def _recorded_taps(spec, target: int, r) -> int:
+    """Taps of one event of the Conv2d op ``r`` into population ``target`` whose masks are recorded
+    in I_HIT (see :func:`_hit_loop`), at most: 0 for the readout or a driven population."""
+    if target >= len(spec.pops) or spec.pops[target].get("drive") or int(r[O_KIND]) != 1:
+        return 0
+    return int(r[O_KH]) * int(r[O_KW]) * -(-(int(r[O_OUTC]) // int(r[O_GROUPS])) // 64)
+
+
 def max_hits(spec) -> int:
     """Entries of the emitted I_HIT scratch: two per tap of the largest Conv2d scatter into a population."""
     most = 0
     for paths in spec.sources:
         for target, ops in paths:
-            if ops and target < len(spec.pops) and not spec.pops[target].get("drive") and int(ops[-1][O_KIND]) == 1:
-                r = ops[-1]
-                cout_g = int(r[O_OUTC]) // int(r[O_GROUPS])
-                most = max(most, int(r[O_KH]) * int(r[O_KW]) * -(-cout_g // 64))
+            if ops:
+                most = max(most, _recorded_taps(spec, target, ops[-1]))
     return 2 * most
 
 
@@ -358,8 +376,10 @@ def {names[0]}(pos, a, t, {STATE}):
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
             flat = last and tC != Cout
             # the taps into a population record their masks: their crossings come after the last tap
-            hits = ("    nh = 0   # taps recorded in I_HIT" if last and not flat and target < len(spec.pops)
-                    and not spec.pops[target].get("drive") else "")
+            taps = _recorded_taps(spec, target, r) if last and not flat else 0
+            hits = "" if not taps else "bits" if taps <= 64 else "count"
+            init = {"": "", "bits": "    kt, hit = 0, 0   # taps recorded in I_HIT; bit kt of hit: tap kt had a crossing",
+                    "count": "    nh = 0   # taps with a crossing, recorded in I_HIT"}[hits]
             groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
                       f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
             decoded = i > 0 and int(ops[i - 1][O_KIND]) not in (1, 2)   # after a pooling op: (ci, y, x) passed
@@ -371,7 +391,7 @@ def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
     d = D[U64({doff} + pos)]
     I[I_SY + {layer}] += d
     I[I_SYN] += d
-{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=hits, decoded=decoded)}''')
+{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=init, decoded=decoded)}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
@@ -386,9 +406,9 @@ def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
                         w(line, 4)
                 else:
                     w(f"base = (oy * {OW} + ox) * {Cout}", 3)
-                    for line in _channel_loop(spec, target, "base", "co0", cout_g, direct, bool(hits)):
+                    for line in _channel_loop(spec, target, "base", "co0", cout_g, direct, hits):
                         w(line, 3)
-                    for line in _hit_loop(target, direct) if hits else ():
+                    for line in _hit_loop(target, direct, hits) if hits else ():
                         w(line, 1)
                 w(f"I[I_UP + {tlayer}] += n", 1)
         elif kind == 2:

@@ -24,8 +24,8 @@ The emitted module holds, in this order and each with a docstring:
   into a population does each tap (one input position onto the channels of one output position) as
   one vector operation, ``tap_<population>_<width>`` (made by ``make_tap``, an llvmlite intrinsic:
   load, multiply, add, store, compare with θ, lane mask); a Conv2d records the masks of its taps
-  (``I_HIT``) and walks their set bits after the last one, a Linear walks them at once; a
-  Conv2d or Linear into the readout adds to its outputs with one vector add, ``acc_<width>``
+  (``I_HIT``, an entry per tap) and walks their set bits after the last one, a Linear walks them
+  at once; a Conv2d or Linear into the readout adds to its outputs with one vector add, ``acc_<width>``
   (``make_acc``), bit for bit the scalar loop;
 * per population with a constant current (a *driven* one, a layer bias): ``queue_p``,
   ``check_p``, ``fire_p`` and ``wake_p`` (predicted threshold crossings, the general path's
@@ -36,8 +36,10 @@ The emitted module holds, in this order and each with a docstring:
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index
   order: the general path's queue order; it reads the pending bitmaps word by word) and the entry
   points ``start`` (called only when a neuron can fire at t_start or a population is driven),
-  ``run`` and ``pause``
-  (the end of a window of a paused run: the state arrays are then saved as they are).
+  ``run`` (without driven populations it has flush's lines inline, at its one place: a call
+  passes every state array as arguments, which at each instant cost more than 10 % of a pooled
+  network's time) and ``pause`` (the end of a window of a paused run: the state arrays are then
+  saved as they are).
 
 The arithmetic is the general path's, operation for operation (see
 :mod:`eventsim.kernels.async_fanout`, :mod:`eventsim.kernels.async_events`): ``v += a·w`` (IF),
@@ -369,6 +371,7 @@ if I[I_FP] == {p}:{_crossings(p, pop).replace(chr(10) + '    ', chr(10))}
 
 def _entry(w: _Writer, spec) -> None:
     w(f'''
+
 @njit(**JIT)
 def start(t0, {STATE}):
     """State at t_start (V holds v_init): a neuron already above threshold fires at t_start;
@@ -422,7 +425,7 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         end = i >= ev_t.shape[0]   # (final) after the last event: its instant, then the rows up to t_stop
         te = S[S_TCUR] if end else ev_t[i]
         if end or te != S[S_TCUR]:
-            if I[I_PEND] > 0 or I[I_FP] >= 0:   # the instant t is over: flush's lines, delivering its spikes
+            if I[I_PEND] > 0 or I[I_FP] >= 0:   # the instant S_TCUR is over: flush's lines deliver its spikes
                 t = S[S_TCUR]
 {flush_lines}
             if end:
@@ -447,6 +450,7 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         i += 1
     I[I_INPUT], I[I_IR] = i, ir
     return True
+
 
 @njit(**JIT)
 def pause(t_pause, {STATE}):

@@ -3,7 +3,7 @@
 :mod:`eventsim.kernels.fastpath_batch`): the writer of indented lines, exact float literals, the
 state argument list every emitted function takes, the threshold expression of a population, the
 emitted Conv2d and pooling window walks, and :func:`_helpers`, the functions every emitted module starts with
-(the vector tap intrinsic, the lowest set bit, the output range of a window, the worklist sort)."""
+(the vector tap intrinsic, the lowest set bit, the output range of a window, the batch kernel's worklist sort)."""
 from __future__ import annotations
 
 import numpy as np

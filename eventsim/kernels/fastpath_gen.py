@@ -325,8 +325,9 @@ def _flush_lines(spec) -> str:
     I[I_FR] = -1''')
     for p, pop in enumerate(spec.pops):
         hw = pop['H'] * pop['W']
+        crossings = _crossings(p, pop).replace("\n    ", "\n")   # its lines one level up: unindented here
         out(f'''# population {p} ({pop['name']})
-if I[I_FP] == {p}:{_crossings(p, pop).replace(chr(10) + '    ', chr(10))}
+if I[I_FP] == {p}:{crossings}
     pos, fr = I[I_FI], I[I_FR]   # place: a resumed neuron and its units left (kept in locals, stored on return)
     s, sw, wi, wd = 0, 0, 0, 0   # cursor: next summary word, the bits left of the one before it and of word wi
     while True:

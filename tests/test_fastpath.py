@@ -222,6 +222,35 @@ def test_conv_of_more_taps_than_hit_bits():
     assert "nh += m != 0" in src and "hit |=" not in src
 
 
+def test_several_units_pending_for_one_neuron_at_one_instant():
+    """Hand-computed: two input events at t = 10 µs charge one IF neuron (θ = 1, subtract reset)
+    by 3 (two crossings: 3 → 2 → 1) and then by 1 (one more). Its bit in the pending bitmap stands
+    for the first unit; the two others are counted beside it, and all three reach the readout (0.5
+    each) when the instant ends. At t = 20 µs one more crossing: logit 4 × 0.5 = 2."""
+    net = es.Network((1, 1, 2), [es.Flatten(), es.Linear(np.array([[3.0, 1.0]])), es.IF(threshold=1.0),
+                                 es.Linear(np.array([[0.5]])), es.Readout()])
+    events = np.array([(10, 0, 0, 0), (10, 1, 0, 0), (20, 1, 0, 0)],
+                      dtype=[("t", "<i8"), ("x", "<i8"), ("y", "<i8"), ("p", "<i8")])
+    fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_times_us=[10, 15, 20])
+    assert_same(fast, general)
+    assert fast.logits[:, 0].tolist() == [1.5, 1.5, 2.0]
+    assert fast.spike_times["2.IF"]["t_us"].tolist() == [10, 10, 10, 20]
+
+
+def test_network_ending_in_spikes():
+    """The last population has no paths (the output is its spikes, as a sinabs export): its spikes
+    are counted, logged and rastered, and never queued for a delivery that would reach nothing."""
+    rng = np.random.default_rng(8)
+    net = es.Network((2, 4, 4), [es.Conv2d(_dyadic(rng, 3, 2, 3, 3), padding=1), es.IF(threshold=0.5),
+                                 es.Flatten(), es.Linear(_dyadic(rng, 4, 48)), es.IF(threshold=0.75)])
+    events = random_events(400, (2, 4, 4), 4000, np.random.default_rng(9))
+    fast, general = both(net, events, dt_us=DT, record=("spike_times", "spikes"))
+    assert_same(fast, general)
+    assert fast.spikes_per_layer["4.IF"] > 10, fast.spikes_per_layer
+    emit = fastpath.kernel_source(net).split("def emit_1(")[1].split("def fire_one_1(")[0]
+    assert "never queued" in emit
+
+
 def test_v_init_above_threshold_fires_at_start():
     net = es.Network((1, 2, 2), [es.Flatten(), es.Linear(np.eye(4) * 0.5), es.IF(threshold=1.0, v_init=2.5),
                                  es.Linear(np.ones((1, 4))), es.Readout()])

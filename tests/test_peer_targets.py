@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from peerkit.report import docs_page
-from peerkit.targets import TARGETS, verdicts
+from peerkit.targets import TARGETS, format_targets, precision_ratios, verdicts
 
 
 def _timings(**overrides):
@@ -40,6 +40,18 @@ def test_batch_mode_passes_only_on_the_fast_path():
     general = {v["key"]: v for v in verdicts(_timings(batch=0.002, batch_paths=["fast", "general"]))}
     assert fast["batch"]["ratio"] == pytest.approx(2.0) and fast["batch"]["verdict"] == "PASS"
     assert general["batch"]["ratio"] == pytest.approx(2.0) and general["batch"]["verdict"] == "MISS"
+
+
+def test_float32_row_is_information_beside_the_float64_verdicts():
+    t = _timings(async_f32=0.001, async_f32_paths=["fast"], samples=20, fine_samples=5, async_fine=0.002,
+                 batch_paths=["fast"], **{f"{tool}_{dt}": 0.1 for tool in ("stepped", "sinabs", "SpikingJelly")
+                                          for dt in (1000, 100)})
+    # peer's 10 ms time / async float32 time; the verdicts still use the float64 time
+    assert precision_ratios(t) == [("sinabs", pytest.approx(8.0)), ("SpikingJelly", pytest.approx(5.0))]
+    assert {v["key"]: v["ratio"] for v in verdicts(t)}["SpikingJelly_10000"] == pytest.approx(2.5)
+    text = format_targets({"net": t})
+    assert "async dtype='float32' 1.00 ms" in text and "vs sinabs 10 ms 8.00×" in text
+    assert precision_ratios(_timings()) == []       # not measured: no row
 
 
 def test_docs_page_is_the_readme_part_of_the_report():

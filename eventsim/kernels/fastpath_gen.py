@@ -107,18 +107,21 @@ def generate(spec: FastSpec) -> str:
     i_off += 3 * L
     layout_i += [("I_CN", i_off, "per population: candidate count")]
     i_off += P
-    layout_i += [("I_CNT", i_off, "per neuron (channels innermost): spikes pending at the current instant"),
+    layout_i += [("I_CNT", i_off, "per neuron (flat (C, H, W) index): units pending beyond the first (see I_BX)"),
                  ("I_CAND", i_off + N, "candidate lists: local indices touched by the last delivery")]
     i_off += 2 * N
     # per population, the neurons with spikes pending at the current instant as a bitmap by flat
     # (C, H, W) index, and a bitmap of its nonzero words: the flush takes them in flat order without
-    # sorting (bit k of word i: index 64*i + k)
+    # sorting (bit k of word i: index 64*i + k). A bit stands for one unit; the rare neuron with more
+    # (several spikes at one instant) also has its bit in I_BX and the rest counted in I_CNT, so the
+    # common case touches only the bitmaps, which stay in the L1 cache
     for p, pop in enumerate(spec.pops):
         words = -(-pop["C"] * pop["H"] * pop["W"] // 64)
         pop["summary_words"] = -(-words // 64)
         layout_i += [(f"I_BM_{p}", i_off, f"population {p}: pending neurons, one bit per flat index"),
-                     (f"I_BS_{p}", i_off + words, f"population {p}: its nonzero words, one bit per word")]
-        i_off += words + pop["summary_words"]
+                     (f"I_BX_{p}", i_off + words, f"population {p}: those with units beyond the first"),
+                     (f"I_BS_{p}", i_off + 2 * words, f"population {p}: nonzero words of I_BM, one bit per word")]
+        i_off += 2 * words + pop["summary_words"]
     layout_i += [("I_HIT", i_off, "scratch of a Conv2d scatter: (mask, first neuron) of its taps")]
     i_off += max_hits(spec)
     # predicted threshold crossings of populations with a constant current (a drive): a heap of
@@ -209,6 +212,7 @@ def generate(spec: FastSpec) -> str:
         from .fastpath_drive import _driven, _heap   # (it imports this module's helpers)
         _heap(w)
     for p, pop in enumerate(spec.pops):
+        pop["sink"] = not spec.sources[p + 1]   # no paths: its spikes are counted, never delivered
         _population(w, p, pop)
         if pop.get("drive"):
             _driven(w, spec, p, pop)
@@ -344,12 +348,14 @@ if I[I_FP] == {p}:{crossings}
                 I[U64(I_BM_{p} + wi)] = 0
             if wd == 0:
                 break
-            pos = wi * 64 + lowest_bit(U64(wd))
+            b = lowest_bit(U64(wd))
+            pos = wi * 64 + b
             wd &= wd - 1
-            c = np.int64(U64(pos) // U64({hw}))
-            g = P{p}_OFF + (pos - c * {hw}) * {pop['C']} + c
-            fr = I[U64(I_CNT + g)]
-            I[U64(I_CNT + g)] = 0
+            fr = 1
+            if (I[U64(I_BX_{p} + wi)] >> b) & 1:   # more units than one: the rest from I_CNT
+                fr += I[U64(I_CNT + P{p}_OFF + pos)]
+                I[U64(I_CNT + P{p}_OFF + pos)] = 0
+                I[U64(I_BX_{p} + wi)] &= ~(np.int64(1) << b)
             I[I_PEND] -= 1
         c = np.int64(U64(pos) // U64({hw}))
         a = {_r(spec.f32, _amp(pop, 'c'))}

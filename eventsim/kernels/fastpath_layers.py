@@ -81,14 +81,19 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LN[k, 0] = g
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1
-    if I[U64(I_CNT + g)] == 0:   # its first spikes of the instant: set its bit (flat (C, H, W) index)
-        pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})
-        I[U64(I_BM_{p}) + (pos >> U64(6))] |= np.int64(1) << np.int64(pos & U64(63))
+{"    return   # its spikes reach nothing (no paths: a network ending in spikes): never queued" + chr(10) if pop["sink"] else ""}    pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})   # its flat (C, H, W) index
+    wi = U64(I_BM_{p}) + (pos >> U64(6))
+    bit = np.int64(1) << np.int64(pos & U64(63))
+    if I[wi] & bit == 0:   # its first spikes of the instant: its bit stands for one unit
+        I[wi] |= bit
         I[U64(I_BS_{p}) + (pos >> U64(12))] |= np.int64(1) << np.int64((pos >> U64(6)) & U64(63))
         I[I_PEND] += 1
         if I[I_PEND] > I[I_HWM]:
             I[I_HWM] = I[I_PEND]
-    I[U64(I_CNT + g)] += n_sp
+        n_sp -= 1
+    if n_sp:   # the units beyond the first (rare): counted in I_CNT, flagged in I_BX
+        I[U64(I_CNT + P{p}_OFF) + pos] += n_sp
+        I[U64(I_BX_{p}) + (pos >> U64(6))] |= bit
 ''')
     if pop.get("drive"):   # its threshold tests: _driven
         return

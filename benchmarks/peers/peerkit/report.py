@@ -189,14 +189,14 @@ def _targets_section(results: dict) -> list[str]:
     targets = results.get("targets") or {}
     if not targets:
         return []
-    from .targets import TARGETS, verdicts
+    from .targets import TARGETS, precision_ratios, verdicts
     first = next(iter(targets.values()))
-    n, fine = first["samples"], first["fine_samples"]
+    n, fine, rounds = first["samples"], first["fine_samples"], first.get("rounds", 2)
     head = ["network", "async, continuous (ms)"] + [f"{short} (≥ {m:g}×)" for _, _, m, short in TARGETS]
     lines = [
         "## The asynchronous engine in continuous time (issue #19's targets)",
         "",
-        f"Per recording, mean over {n} recordings, one thread, this one process, best of 2 interleaved rounds. "
+        f"Per recording, mean over {n} recordings, one thread, this one process, best of {rounds} interleaved rounds. "
         "`async`: `es.simulate(net, events, engine=\"async\")` on the raw events, continuous time, exact timing; "
         "warmed up until the automatic choice runs the compiled fast path, and every timed call checked to have run "
         "it (`res.info[\"path\"] == \"fast\"`). The others on the events binned beforehand (outside the timed "
@@ -210,6 +210,16 @@ def _targets_section(results: dict) -> list[str]:
         for v in verdicts(t):
             cells.append("skipped" if v["ratio"] is None else f"{v['ratio']:.2f}× {v['verdict']}")
         lines.append("| " + " | ".join(cells) + " |")
+    if any(precision_ratios(t) for t in targets.values()):
+        peers = [p for p, _ in precision_ratios(first)]
+        lines += ["", "At the peers' precision (information; the targets above are judged on eventsim's default, "
+                  "float64): the same `async` calls with `dtype=\"float32\"`, timed in the same rounds. Cells: the "
+                  "peer's time at 10 ms bins / this time.", "",
+                  "| network | async float32 (ms) | " + " | ".join(f"vs {p} 10 ms" for p in peers) + " |",
+                  "|---|---:|" + "---:|" * len(peers)]
+        for case, t in targets.items():
+            lines.append(f"| {case} | {t['async_f32'] * 1e3:.2f} | "
+                         + " | ".join(f"{r:.2f}×" for _, r in precision_ratios(t)) + " |")
     lines += [
         "",
         "### Resolution sweep",

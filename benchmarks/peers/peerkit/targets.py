@@ -10,6 +10,8 @@ recordings:
 * ``stepped``, ``sinabs``, ``SpikingJelly`` at 10 ms, 1 ms and 0.1 ms bins (34, 340 and 3,400 steps
   cover the 340 ms of every recording); inputs are binned beforehand, outside the timed region;
   the peers run in float32 (their default) without counters.
+* ``async_f32``: ``async`` with ``dtype="float32"``, the peers' precision (information beside the
+  targets, which are judged on the default float64).
 * ``batch``: the asynchronous engine in batch mode on the same 10 ms steps as the stepped engine,
   on the same binned frames. Warmed up like ``async`` until the automatic choice runs the fast
   path's batch kernel; every timed call is checked to have run it.
@@ -31,7 +33,7 @@ from .cases import Case, with_compare
 from .common import seconds_per_sample
 from .data import DT_US, STEPS
 
-__all__ = ["BINS_US", "TARGETS", "load_events", "time_targets", "verdicts", "format_targets"]
+__all__ = ["BINS_US", "TARGETS", "load_events", "time_targets", "verdicts", "precision_ratios", "format_targets"]
 
 #: bin widths of the resolution sweep (µs)
 BINS_US = (10_000, 1_000, 100)
@@ -68,7 +70,7 @@ def _async_runner(net: es.Network, **options):
 
 
 def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleType],
-                 fine_samples: int = 5, rounds: int = 2) -> dict:
+                 fine_samples: int = 5, rounds: int = 3) -> dict:
     """Mean seconds per recording of every tool and bin width on ``case``.
 
     Parameters
@@ -82,9 +84,10 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
     Returns
     -------
     dict
-        ``{"async": s, "async_fine": s (on the fine subset), "batch": s, "stepped_<dt>": s,
-        "<peer>_<dt>": s, "samples": n, "fine_samples": m, "async_paths": [...],
-        "batch_paths": [...]}`` (the paths of the timed calls)
+        ``{"async": s, "async_fine": s (on the fine subset), "async_f32": s, "batch": s,
+        "stepped_<dt>": s, "<peer>_<dt>": s, "samples": n, "fine_samples": m, "rounds": r,
+        "async_paths": [...], "async_f32_paths": [...], "batch_paths": [...]}`` (the paths of the
+        timed calls)
     """
     import torch
     net = case.network
@@ -92,8 +95,13 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
     for ev in events[:3]:                          # the automatic choice compiles the fast path on call 3
         run_async(ev)
     paths.clear()
+    run_f32, paths_f32 = _async_runner(net, dtype="float32")
+    for ev in events[:3]:
+        run_f32(ev)
+    paths_f32.clear()
     fine = min(fine_samples, len(events))
-    jobs = {"async": (run_async, list(events)), "async_fine": (run_async, list(events[:fine]))}
+    jobs = {"async": (run_async, list(events)), "async_fine": (run_async, list(events[:fine])),
+            "async_f32": (run_f32, list(events))}
     frames10 = [events_to_steps(ev, net.input_shape, DT_US, STEPS) for ev in events]
     run_batch, batch_paths = _async_runner(net, dt_us=DT_US, simultaneous="batch")
     for f in frames10[:3]:                         # the same for the batch-mode kernel
@@ -118,8 +126,8 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
             if r and key.endswith("_100"):
                 continue
             best[key] = min(best[key], seconds_per_sample(run, inputs, warmup=1 if r == 0 else 0))
-    best.update(samples=len(events), fine_samples=fine, async_paths=sorted(set(paths)),
-                batch_paths=sorted(set(batch_paths)))
+    best.update(samples=len(events), fine_samples=fine, rounds=rounds, async_paths=sorted(set(paths)),
+                async_f32_paths=sorted(set(paths_f32)), batch_paths=sorted(set(batch_paths)))
     return best
 
 
@@ -138,6 +146,14 @@ def verdicts(t: dict) -> list[dict]:
         out.append(dict(key=key, label=label, minimum=minimum, ratio=ratio,
                         verdict="PASS" if ratio >= minimum and fast else "MISS"))
     return out
+
+
+def precision_ratios(t: dict) -> list[tuple[str, float]]:
+    """``(peer, its 10 ms time / async float32 time)``: the comparison at the peers' precision
+    (information, not a target: the targets are judged on the default float64)."""
+    if "async_f32" not in t:
+        return []
+    return [(p, t[f"{p}_10000"] / t["async_f32"]) for p in ("sinabs", "SpikingJelly") if f"{p}_10000" in t]
 
 
 def _tools(t: dict) -> list[str]:
@@ -166,6 +182,10 @@ def format_targets(targets: dict) -> str:
         for v in verdicts(t):
             ratio = "n/a" if v["ratio"] is None else f"{v['ratio']:.2f}×"
             lines.append(f"  {v['label']:48s} {ratio:>8s}  target ≥ {v['minimum']:g}×  {v['verdict']}")
+        if precision_ratios(t):
+            lines.append(f"  at the peers' precision: async dtype='float32' {t['async_f32'] * 1e3:.2f} ms "
+                         f"(path {'/'.join(map(str, t['async_f32_paths']))}); "
+                         + ", ".join(f"vs {p} 10 ms {r:.2f}×" for p, r in precision_ratios(t)) + " (information)")
         lines.append("  resolution sweep, ms per recording (time / async continuous): "
                      + "  ".join(f"{dt / 1000:g} ms" for dt in BINS_US))
         for tool, _, cells in sweep_rows(t):

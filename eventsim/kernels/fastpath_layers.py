@@ -81,7 +81,7 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LN[k, 0] = g
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1
-{"    return   # its spikes reach nothing (no paths: a network ending in spikes): never queued" + chr(10) if pop["sink"] else ""}    pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})   # its flat (C, H, W) index
+{"    return   # its spikes reach nothing (no paths: a network ending in spikes): never queued" + chr(10) if pop.get("sink") else ""}    pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})   # its flat (C, H, W) index
     wi = U64(I_BM_{p}) + (pos >> U64(6))
     bit = np.int64(1) << np.int64(pos & U64(63))
     if I[wi] & bit == 0:   # its first spikes of the instant: its bit stands for one unit

@@ -114,6 +114,29 @@ def test_async_batch_equals_sinabs(exported, recordings):
             np.testing.assert_array_equal(ours, theirs[name].reshape(ours.shape), err_msg=name)
 
 
+def test_fast_path_on_the_exported_file(exported, recordings, monkeypatch):
+    """sinabs's own export of a network ending in spikes, loaded without sinabs's floor (continuous
+    time refuses it), on real recordings in continuous time: the compiled fast path equals the
+    general path spike for spike (its output layer has no paths: those spikes are never queued)."""
+    net = es.load(exported["conv"], format="nir", reset="subtract")
+    out = net.layers[-1].name
+    total = 0
+    for events, _, steps, _ in recordings[:3]:
+        runs = {}
+        for mode in ("1", "0"):
+            monkeypatch.setenv("EVENTSIM_FASTPATH", mode)
+            runs[mode] = es.simulate(net, events, engine="async", dt_us=DT_US, t_stop_us=steps * DT_US,
+                                     record=("spikes", "spike_times"))
+        fast, general = runs["1"], runs["0"]
+        assert fast.info["path"] == "fast" and general.info["path"] == "general"
+        for attr in ("times_us", "spikes_per_row", "synops_per_row", "logits"):
+            np.testing.assert_array_equal(getattr(fast, attr), getattr(general, attr), err_msg=attr)
+        for name, rec in general.info["spike_times"].items():
+            np.testing.assert_array_equal(fast.info["spike_times"][name], rec, err_msg=name)
+        total += int(fast.spikes_per_layer[out])
+    assert total > 0
+
+
 def test_floor_and_multi_spike_matter(exported, recordings):
     """Without sinabs's floor or MultiSpike the spikes differ: both options are exercised."""
     net = es.load(exported["pool_sum"], format="nir", convention="sinabs")

@@ -80,20 +80,23 @@ def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
         LT[k] = t
         LN[k, 0] = g
         LN[k, 1] = n_sp
-        I[I_LOG] = k + 1
-{"    return   # its spikes reach nothing (no paths: a network ending in spikes): never queued" + chr(10) if pop.get("sink") else ""}    pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})   # its flat (C, H, W) index
-    wi = U64(I_BM_{p}) + (pos >> U64(6))
+        I[I_LOG] = k + 1''')
+    if pop.get("sink"):   # no paths (a network ending in spikes): its spikes reach nothing, never queued
+        w("    # no paths: its spikes are counted and logged, never queued\n")
+    else:
+        w(f'''    pos = U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C})   # its flat (C, H, W) index
+    word = pos >> U64(6)
     bit = np.int64(1) << np.int64(pos & U64(63))
-    if I[wi] & bit == 0:   # its first spikes of the instant: its bit stands for one unit
-        I[wi] |= bit
-        I[U64(I_BS_{p}) + (pos >> U64(12))] |= np.int64(1) << np.int64((pos >> U64(6)) & U64(63))
+    if I[U64(I_BM_{p}) + word] & bit == 0:   # its first spikes of the instant: its bit stands for one unit
+        I[U64(I_BM_{p}) + word] |= bit
+        I[U64(I_BS_{p}) + (pos >> U64(12))] |= np.int64(1) << np.int64(word & U64(63))
         I[I_PEND] += 1
         if I[I_PEND] > I[I_HWM]:
             I[I_HWM] = I[I_PEND]
         n_sp -= 1
     if n_sp:   # the units beyond the first (rare): counted in I_CNT, flagged in I_BX
         I[U64(I_CNT + P{p}_OFF) + pos] += n_sp
-        I[U64(I_BX_{p}) + (pos >> U64(6))] |= bit
+        I[U64(I_BX_{p}) + word] |= bit
 ''')
     if pop.get("drive"):   # its threshold tests: _driven
         return

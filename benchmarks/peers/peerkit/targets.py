@@ -59,13 +59,19 @@ def load_events(n: int, root) -> list[np.ndarray]:
     return events
 
 
-def _async_runner(net: es.Network, **options):
+def _async_runner(net: es.Network, warm: list, **options):
+    """``(run, paths)``: ``run(input)`` simulates and records the path each call took in ``paths``.
+    Warmed up on ``warm[:3]`` first (the automatic choice compiles the fast path on call 3), whose
+    paths are not recorded."""
     paths = []
 
     def run(ev):
         res = es.simulate(net, ev, engine="async", **options)
         paths.append(res.info.get("path"))
         return res
+    for ev in warm[:3]:
+        run(ev)
+    paths.clear()
     return run, paths
 
 
@@ -91,22 +97,13 @@ def time_targets(case: Case, events: list[np.ndarray], peers: dict[str, ModuleTy
     """
     import torch
     net = case.network
-    run_async, paths = _async_runner(net)
-    for ev in events[:3]:                          # the automatic choice compiles the fast path on call 3
-        run_async(ev)
-    paths.clear()
-    run_f32, paths_f32 = _async_runner(net, dtype="float32")
-    for ev in events[:3]:
-        run_f32(ev)
-    paths_f32.clear()
+    run_async, paths = _async_runner(net, events)
+    run_f32, paths_f32 = _async_runner(net, events, dtype="float32")
     fine = min(fine_samples, len(events))
     jobs = {"async": (run_async, list(events)), "async_fine": (run_async, list(events[:fine])),
             "async_f32": (run_f32, list(events))}
     frames10 = [events_to_steps(ev, net.input_shape, DT_US, STEPS) for ev in events]
-    run_batch, batch_paths = _async_runner(net, dt_us=DT_US, simultaneous="batch")
-    for f in frames10[:3]:                         # the same for the batch-mode kernel
-        run_batch(f)
-    batch_paths.clear()
+    run_batch, batch_paths = _async_runner(net, frames10, dt_us=DT_US, simultaneous="batch")
     jobs["batch"] = (run_batch, frames10)
     for dt in BINS_US:
         steps = SPAN_US // dt

@@ -91,3 +91,23 @@ def test_sorted_ties_numpy_fallback():
     t, pos, last, unsorted = event_positions(ev, SHAPE, 0, None, 0.0, 10.0, sort_ties=True)
     np.testing.assert_array_equal(pos, [1, 2, 3, 0])
     assert last == 2 and not unsorted
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reader_fields_scanned_in_place_equal_the_copies(seed):
+    """Fields of the readers' EVENT_DTYPE are scanned as they are (strided views, no copies); any
+    other dtype, and a read-only array, as int64 copies: the same positions and times either way."""
+    from eventsim.events import EVENT_DTYPE
+    rng = np.random.default_rng(300 + seed)
+    ev = _events(rng, int(rng.integers(1, 200)))
+    reader = ev.astype(EVENT_DTYPE)
+    other = ev.astype([("t", np.int32), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)])
+    frozen = reader.copy()
+    frozen.flags.writeable = False
+    got = [event_positions(a, SHAPE, 0, None, 3.0, 30.0, sort_ties=True) for a in (reader, other, frozen)]
+    t_ref, pos_ref = _numpy(ev, SHAPE, 3, 30)
+    order = np.lexsort((pos_ref, t_ref))
+    for t, pos, last, unsorted in got:
+        np.testing.assert_array_equal(t, t_ref[order])
+        np.testing.assert_array_equal(pos, pos_ref[order])
+        assert last == int(ev["t"][-1]) and not unsorted

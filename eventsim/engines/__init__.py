@@ -6,6 +6,7 @@ Engines live in a registry: name -> ``"module:function"``; each function takes
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 from ..network import Network
@@ -105,7 +106,7 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
                    "pause_us": options.get("pause_us")}
     module_name, func_name = target.split(":")
     try:
-        module = importlib.import_module(module_name)
+        module = sys.modules.get(module_name) or importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             raise ValueError(f"engine {engine!r} is not available in this build") from None

@@ -342,13 +342,15 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
         snap_t = t0 + np.arange(1, n_grid + 1, dtype=np.float64) * float(dt_us)
         if not snap_t.size or snap_t[-1] < t_stop:
             snap_t = np.append(snap_t, t_stop)
+    elif snapshot_times_us is None:    # one row at the end
+        snap_t = np.array([t_stop])
     else:
-        snap_t = np.sort(_f64([t_stop] if snapshot_times_us is None else list(snapshot_times_us)))
+        snap_t = np.sort(_f64(list(snapshot_times_us)))
         bad = snap_t[~np.isfinite(snap_t) | (snap_t < t0) | (snap_t > t_stop)]
         if bad.size:
             raise ValueError(f"snapshot time {bad[0]} µs lies outside the simulation [{t0}, {t_stop}] µs; "
                              "pass t_stop_us= (or steps=) to cover it")
-    snap_b = np.sort(_i64([] if snapshot_synops is None else list(snapshot_synops)))
+    snap_b = np.zeros(0, np.int64) if snapshot_synops is None else np.sort(_i64(list(snapshot_synops)))
     if snap_b.size and snap_b[0] < 1:
         raise ValueError(f"snapshot_synops must be positive synop budgets, got {snap_b[0]}")
 

@@ -429,9 +429,10 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
 def kernel_result(network, spec, RT, RK, RC, RY, RAST, LT, LN, convention: str, dt_us, info: dict) -> SimulationResult:
     """A generated kernel's rows ``RT``/``RK``/``RC``/``RY``, rasters ``RAST`` (neurons channels
     innermost) and spike-time log ``LT``/``LN`` (time; neuron, count) as the general path's result:
-    rasters and spike times in (C, H, W) order, the output population's spikes in emission order."""
+    rasters and spike times in (C, H, W) order, the output population's spikes in emission order.
+    The row arrays are the caller's, allocated for this one run: the result keeps them, uncopied."""
     rows, L = RT.shape[0], spec.n_layers
-    info["row_kind"] = RK.copy()
+    info["row_kind"] = RK
     rasters, times = {}, {}
     for pop in spec.pops:
         name, shape = pop["name"], network.shapes[pop["layer"]]
@@ -452,9 +453,9 @@ def kernel_result(network, spec, RT, RK, RC, RY, RAST, LT, LN, convention: str, 
     if spec.record_times:
         info["spike_times"] = times
     return SimulationResult(
-        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT.copy(),
-        logits=RY.copy(), spikes_per_row=RC[0].copy(), synops_per_row=RC[1].copy(),
-        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2].copy(),
+        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT,
+        logits=RY, spikes_per_row=RC[0], synops_per_row=RC[1],
+        macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2],
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},
         info=info)
 

@@ -5,13 +5,12 @@ from typing import Any
 
 import numpy as np
 
+from ..events._core import EVENT_DTYPE
 from ..events.validate import time_decrease_error
 from ..network import Network
 from .params import check_dt
 
 EVENT_FIELDS = ("t", "x", "y", "p")
-#: the field dtypes of :data:`eventsim.events.EVENT_DTYPE`, which every reader returns
-_READER_FIELDS = (np.dtype("<i8"), np.dtype("<i2"), np.dtype("<i2"), np.dtype("i1"))
 #: Most values (steps x C x H x W) :func:`events_to_steps` bins densely: 2**28, 2 GiB as float64.
 #: Events far from ``t_start_us`` (absolute camera timestamps, a stray event hours later) would
 #: otherwise make the stepped engine allocate an input for every empty step in between.
@@ -89,11 +88,11 @@ def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_
     c_in, h, w = input_shape
     n = fields[0].size
     out_t, out_pos = np.empty(n, np.int64), np.empty(n, np.int64)
-    # two compiled signatures whatever the reader's dtypes, strides and flags: the fields of every
-    # reader's EVENT_DTYPE as they are (strided views: copying them costs more than the scan), any
-    # other as writable int64 copies (each other dtype, layout or a read-only array would cost a
-    # compile of its own)
-    if tuple(f.dtype for f in fields) != _READER_FIELDS or not all(f.flags.writeable for f in fields):
+    # two compiled signatures whatever the reader's dtypes, strides and flags: the fields of the
+    # readers' packed EVENT_DTYPE as they are (strided, unaligned views: copying them costs more
+    # than the scan), any other as writable int64 copies (each other dtype, alignment or a
+    # read-only array would cost a compile of its own; a single record's views count as contiguous)
+    if events.dtype != EVENT_DTYPE or n < 2 or not all(f.flags.writeable for f in fields):
         fields = [np.array(f, np.int64) for f in fields]
     flag, k, unsorted = scan_events(*fields, c_in, h, w, 0 if t_before is None else int(t_before), t_before is not None,
                                     float(t_lo), float(t_hi), sort_ties, out_t, out_pos)

@@ -98,8 +98,9 @@ def test_reader_fields_scanned_in_place_equal_the_copies(seed):
     """Fields of the readers' EVENT_DTYPE are scanned as they are (strided views, no copies); any
     other dtype, and a read-only array, as int64 copies: the same positions and times either way."""
     from eventsim.events import EVENT_DTYPE
+    from eventsim.kernels.event_scan import scan_events
     rng = np.random.default_rng(300 + seed)
-    ev = _events(rng, int(rng.integers(1, 200)))
+    ev = _events(rng, int(rng.integers(2, 200)))
     reader = ev.astype(EVENT_DTYPE)
     other = ev.astype([("t", np.int32), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)])
     frozen = reader.copy()
@@ -111,3 +112,5 @@ def test_reader_fields_scanned_in_place_equal_the_copies(seed):
         np.testing.assert_array_equal(t, t_ref[order])
         np.testing.assert_array_equal(pos, pos_ref[order])
         assert last == int(ev["t"][-1]) and not unsorted
+    # the reader's array took the in-place route: a signature of int16 fields, not int64 copies
+    assert any(str(sig[1].dtype) == "int16" for sig in scan_events.signatures), scan_events.signatures

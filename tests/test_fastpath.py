@@ -206,6 +206,46 @@ def test_large_populations_wide_and_overlapping_scatters():
     assert src.count("hit |= np.int64(m != 0) << kt") == 4
 
 
+def test_pooling_windows_with_gaps_and_padding():
+    """Pooling windows that do not overlap are computed, not walked (the one window that can hold an
+    input): with gaps between them (kernel < stride, the rows and columns in a gap reach no window),
+    padding, and windows cut at the edge. Every observable identical to the general path."""
+    rng = np.random.default_rng(11)
+    net = es.Network((2, 14, 14), [
+        es.Conv2d(_dyadic(rng, 4, 2, 3, 3) + 0.25, padding=1), es.IF(threshold=1.0),
+        es.MaxPool2d(2, stride=3, padding=1),
+        es.Conv2d(_dyadic(rng, 3, 4, 3, 3) / 2 + 0.25, padding=1), es.IF(threshold=0.5),
+        es.AvgPool2d((1, 2), stride=(2, 3)), es.Flatten(), es.Linear(_dyadic(rng, 3, 18)), es.Readout()])
+    assert net.shapes[2] == (4, 5, 5) and net.shapes[5] == (3, 3, 2)
+    events = random_events(2000, (2, 14, 14), 10_000, np.random.default_rng(12))
+    fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_synops=[5_000], dt_us=1000)
+    assert_same(fast, general)
+    assert fast.spikes_per_layer["1.IF"] > 100 and fast.spikes_per_layer["4.IF"] > 20, fast.spikes_per_layer
+    src = fastpath.kernel_source(net)
+    assert "if oy < 5 and y + 1 - oy * 3 < 2:" in src and "if ox < 5 and x + 1 - ox * 3 < 2:" in src
+    assert "if oy < 3 and y + 0 - oy * 2 < 1:" in src and "if ox < 2 and x + 0 - ox * 3 < 2:" in src
+
+
+def test_dense_layers_count_synops_from_their_taps():
+    """A weighted layer whose every tap is a synapse (the default synop convention) counts an
+    event's synops from the taps it walks, without the out-degree table; with ``"nonzero"`` and
+    zero weights the kernel reads the table (test_one_network_several_step_lengths_and_conventions
+    checks both counts against the general path)."""
+    rng = np.random.default_rng(13)
+    net = es.Network((2, 6, 6), [es.Conv2d(_dyadic(rng, 3, 2, 3, 3), padding=1), es.IF(), es.Flatten(),
+                                 es.Linear(_dyadic(rng, 2, 108)), es.Readout()])
+    src = fastpath.kernel_source(net)
+    assert "D[" not in src and "I[I_SY + 0] += n" in src and "I[I_SY + 3] += 2" in src
+    events = random_events(300, (2, 6, 6), 5000, rng)
+    fast, general = both(net, events, snapshot_synops=[50, 400])
+    assert_same(fast, general)
+    # hand count: every event reaches (valid rows x valid columns) x 3 outputs of the 3x3 conv
+    valid = lambda i: 3 - (i == 0) - (i == 5)
+    conv_synops = sum(valid(int(e["y"])) * valid(int(e["x"])) * 3 for e in events)
+    assert fast.synops_per_layer["0.Conv2d"] == conv_synops
+    assert fast.synops_per_layer["3.Linear"] == 2 * fast.spikes_per_layer["1.IF"]
+
+
 def test_conv_of_more_taps_than_hit_bits():
     """A Conv2d event of 75 taps (5x5 positions, 130 channels: three lane-mask taps each) has more
     taps than the 64 bits that say which recorded tap had a crossing: its kernel packs the entries

@@ -50,6 +50,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .. import counting
 from ..kernels import async_layout as A
 from ..kernels import fastpath_batch as batch_gen
 from ..kernels import fastpath_drive, fastpath_gen, fastpath_layers, fastpath_text
@@ -243,12 +244,22 @@ def _spec(network, comp, record) -> fastpath_gen.FastSpec:
                 tp, o0, n_ops = (int(x) for x in path[q])
                 paths.append((tp, [ops[path_ops[o0 + k]] for k in range(n_ops)]))
         sources.append(paths)
+    # the weighted layers whose out-degree table is dense (every tap a synapse: the default
+    # convention, or no zero weight): their kernels count an event's synops from its taps
+    dense = set()
+    for r in ops:
+        if int(r[A.O_KIND]) in (A.OP_CONV, A.OP_LINEAR):
+            j = int(r[A.O_LAYER])
+            shape = network.input_shape_of(j)
+            full = counting.out_degree(network.layers[j], shape, "all").ravel()
+            if np.array_equal(f["D"][int(r[A.O_DOFF]):int(r[A.O_DOFF]) + full.size], full):
+                dense.add(j)
     has_out = network.has_readout
     summary = f"input {network.input_shape}; " + ", ".join(
         f"{layer.name} {network.shapes[k]}" for k, layer in enumerate(network.layers))
     return fastpath_gen.FastSpec(
         pops=pops, sources=sources, n_layers=len(network.layers), n_neurons=n_neurons,
-        n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1,
+        n_out=int(np.prod(network.output_shape)) if has_out else 0, out_layer=len(network.layers) - 1, dense=dense,
         out_mean=has_out and network.layers[-1].mode == "mean", record_raster="spikes" in record,
         record_times="spike_times" in record, summary=summary, inline=INLINE,
         f32=comp.fields.get("dtype") == "float32")

@@ -393,15 +393,16 @@ def {names[0]}(pos, a, t, {STATE}):
             groups = ("    cl = ci  # one group: every output channel, constant loop bounds\n    co0 = 0" if G == 1 else
                       f"    grp = ci // {cin_g}\n    cl = ci - grp * {cin_g}\n    co0 = grp * {cout_g}")
             decoded = i > 0 and int(ops[i - 1][O_KIND]) not in (1, 2)   # after a pooling op: (ci, y, x) passed
+            # synops: the out-degree table D, or (dense: D equals the taps' count) n after the taps
+            counted = last and layer in spec.dense
+            synops = "" if counted else (f"    d = D[U64({doff} + pos)]\n    I[I_SY + {layer}] += d\n"
+                                         "    I[I_SYN] += d\n")
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
     """Conv2d layer {layer}: ({Cin}, {H}, {Wd}) -> ({Cout}, {OH}, {OW}), kernel {kh}x{kw}, stride ({sh}, {sw}),
     padding ({ph}, {pw}), groups {G}; scatters one event into {'the next op' if not last else tname}."""
-    d = D[U64({doff} + pos)]
-    I[I_SY + {layer}] += d
-    I[I_SYN] += d
-{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=init, decoded=decoded)}''')
+{synops}{conv_window(Wd, H, groups, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, init=init, decoded=decoded)}''')
             if not last:
                 w(f"for co in range(co0, co0 + {cout_g}):", 3)
                 w(f"{nxt}((co * {OH} + oy) * {OW} + ox, a * W[U64(wb + co)], t, {STATE})", 4)
@@ -421,17 +422,21 @@ def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
                     for line in _hit_loop(target, direct, hits) if hits else ():
                         w(line, 1)
                 w(f"I[I_UP + {tlayer}] += n", 1)
+                if counted:   # every tap's synapses exist: the event's synops are its updates
+                    w(f"I[I_SY + {layer}] += n", 1)
+                    w("I[I_SYN] += n", 1)
         elif kind == 2:
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
             if not last:
                 raise NotImplementedError("a Linear layer feeding another op")
+            synops = (f"I[I_SY + {layer}] += {Cout}   # dense: every input has {Cout} synapses\n    I[I_SYN] += {Cout}"
+                      if layer in spec.dense else
+                      f"d = D[U64({doff} + pos)]\n    I[I_SY + {layer}] += d\n    I[I_SYN] += d")
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """Linear layer {layer}: {Cin * H * Wd} -> {Cout}; scatters one event into {tname}."""
-    d = D[U64({doff} + pos)]
-    I[I_SY + {layer}] += d
-    I[I_SYN] += d
+    {synops}
     wb = {woff} + pos * {Cout}''')
             if refresh:
                 w(refresh, 1)

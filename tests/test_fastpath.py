@@ -207,9 +207,9 @@ def test_large_populations_wide_and_overlapping_scatters():
 
 
 def test_pooling_windows_with_gaps_and_padding():
-    """Pooling windows that do not overlap are computed, not walked (the one window that can hold an
-    input): with gaps between them (kernel < stride, the rows and columns in a gap reach no window),
-    padding, and windows cut at the edge. Every observable identical to the general path."""
+    """Pooling windows with gaps between them (kernel < stride: the rows and columns in a gap reach
+    no window), padding, and windows cut at the edge, into a conv and into the readout (the
+    Hypothesis networks pool 2x2 with stride 2 only). Every observable identical to the general path."""
     rng = np.random.default_rng(11)
     net = es.Network((2, 14, 14), [
         es.Conv2d(_dyadic(rng, 4, 2, 3, 3) + 0.25, padding=1), es.IF(threshold=1.0),
@@ -221,9 +221,6 @@ def test_pooling_windows_with_gaps_and_padding():
     fast, general = both(net, events, record=("spike_times", "spikes"), snapshot_synops=[5_000], dt_us=1000)
     assert_same(fast, general)
     assert fast.spikes_per_layer["1.IF"] > 100 and fast.spikes_per_layer["4.IF"] > 20, fast.spikes_per_layer
-    src = fastpath.kernel_source(net)
-    assert "if oy < 5 and y + 1 - oy * 3 < 2:" in src and "if ox < 5 and x + 1 - ox * 3 < 2:" in src
-    assert "if oy < 3 and y + 0 - oy * 2 < 1:" in src and "if ox < 2 and x + 0 - ox * 3 < 2:" in src
 
 
 def test_dense_layers_count_synops_from_their_taps():

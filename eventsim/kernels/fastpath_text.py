@@ -68,21 +68,7 @@ def conv_window(Wd, H, groups: str, ph, kh, sh, OH, pw, kw, sw, OW, woff, Cout, 
 def pool_window(H, Wd, val: str, ph, kh, sh, OH, pw, kw, sw, OW) -> str:
     """The emitted walk of a pooling op over the windows that hold input ``pos``: ``(c, y, x)`` of
     pos, the passed value ``val``, the output range, and per window ``(oy, ox)`` its flat output
-    ``q`` (the loop body follows, indented by 3 levels). Both generators use it.
-
-    Windows that do not overlap (kernel <= stride, as 2x2 pooling of stride 2) hold an input in
-    one window at most: its ``(oy, ox)`` is computed, and tested, instead of walked."""
-    if kh <= sh and kw <= sw:
-        gap_y = f" and y + {ph} - oy * {sh} < {kh}" if kh < sh else ""   # windows with gaps between them
-        gap_x = f" and x + {pw} - ox * {sw} < {kw}" if kw < sw else ""
-        return f'''    c, y, x = chw(pos, {H}, {Wd})
-    val = {val}
-    n = 0
-    oy = np.int64(U64(y + {ph}) // U64({sh}))   # the one window that can hold pos
-    ox = np.int64(U64(x + {pw}) // U64({sw}))
-    if oy < {OH}{gap_y}:
-        if ox < {OW}{gap_x}:
-            q = (c * {OH} + oy) * {OW} + ox'''
+    ``q`` (the loop body follows, indented by 3 levels). Both generators use it."""
     return f'''    c, y, x = chw(pos, {H}, {Wd})
     val = {val}
     oy0, oy1 = out_range(y, {ph}, {kh}, {sh}, {OH})

@@ -236,10 +236,10 @@ def test_dense_layers_count_synops_from_their_taps():
     events = random_events(300, (2, 6, 6), 5000, rng)
     fast, general = both(net, events, snapshot_synops=[50, 400])
     assert_same(fast, general)
-    # hand count: every event reaches (valid rows x valid columns) x 3 outputs of the 3x3 conv
-    valid = lambda i: 3 - (i == 0) - (i == 5)
-    conv_synops = sum(valid(int(e["y"])) * valid(int(e["x"])) * 3 for e in events)
-    assert fast.synops_per_layer["0.Conv2d"] == conv_synops
+    # hand count: an event reaches (valid rows x valid columns) x 3 outputs of the 3x3 conv of
+    # padding 1, where a border row or column of the 6x6 input has 2 valid outputs, the others 3
+    valid = np.array([2, 3, 3, 3, 3, 2])
+    assert fast.synops_per_layer["0.Conv2d"] == int((valid[events["y"]] * valid[events["x"]] * 3).sum())
     assert fast.synops_per_layer["3.Linear"] == 2 * fast.spikes_per_layer["1.IF"]
 
 

@@ -147,14 +147,16 @@ def _output_membrane(network: Network, res: SimulationResult) -> np.ndarray:
 
 def decode_result(network: Network, res: SimulationResult, decode: str,
                   keep_records: tuple[str, ...] = ("spikes", "membrane", "spike_times")) -> SimulationResult:
-    """``res`` with ``logits`` and per-row ``info["predictions"]`` of a resolved decoding.
+    """``res`` with ``logits`` and per-row ``info["predictions"]`` of a resolved decoding (``"readout"``:
+    ``res`` itself, its ``info["decode"]`` set).
 
     ``keep_records``: what the caller asked to record; what was recorded only for decoding is dropped.
     """
+    if decode == "readout":        # the readout's argmax, as before: no per-row predictions stored
+        res.info["decode"] = decode    # the engine's own dict, made for this result: no copy of it
+        return res
     info = dict(res.info)
     info["decode"] = decode
-    if decode == "readout":        # the readout's argmax, as before: no per-row predictions stored
-        return replace(res, info=info)
     try:
         counts, first_t = _output_counts(network, res)
         membrane = _output_membrane(network, res) if decode == "membrane" else None

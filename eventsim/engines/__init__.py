@@ -9,6 +9,7 @@ import importlib
 import sys
 from typing import Any
 
+from ..decoding import decode_result, needed_records, resolve_decode
 from ..network import Network
 from .state import EngineState
 
@@ -91,7 +92,6 @@ def simulate(network: Network, inputs: Any, engine: str = "stepped", **options: 
         if check_dtype(options.pop("dtype")) != "float64":
             raise ValueError(f"dtype='float32' is an option of engine='async' only; engine={engine!r} computes "
                              "in float64 (omit dtype=)")
-    from ..decoding import decode_result, needed_records, resolve_decode
     decode = resolve_decode(network, options.pop("decode", None))
     resume = options.get("resume")
     asked = options.get("record")

@@ -365,7 +365,9 @@ def _take_state(mod, v0: np.ndarray, pool: list):
                 np.zeros(v0.size, np.uint8))
     V[:] = v0
     S.fill(0.0)
-    I.fill(0)
+    c0, c1 = mod.I_CAND, mod.I_CAND + mod.N_NEURONS   # candidate lists: only their counts (I_CN) are read
+    I[:c0] = 0
+    I[c1:] = 0
     U.fill(0)
     return V, S, I, U
 
@@ -378,6 +380,10 @@ def _aligned(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     out = buf[k:k + a.size]
     out[:] = a
     return out
+
+
+#: the empty chunk of a run's last kernel call (``final``: the last instant and the rows after it)
+_NO_EVENTS = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
@@ -416,10 +422,9 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
             S[mod.S_TCUR] = t0
     else:
         LT, LN = _restore(resume, mod, _digest(comp, cache, prm, W, D), state, LT, LN)
-    e = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
-    for ev_t, ev_pos, ev_cnt in chain(chunks, [] if pause_us is not None else [e]):
+    for ev_t, ev_pos, ev_cnt in chain(chunks, [] if pause_us is not None else [_NO_EVENTS]):
         I[mod.I_INPUT] = 0
-        final = ev_t is e[0]
+        final = ev_t is _NO_EVENTS[0]
         while not mod.run(ev_t, ev_pos, ev_cnt, final, t_stop, *state, LT, LN, snap_t, snap_b):
             LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
     if pause_us is not None:
@@ -464,7 +469,7 @@ def kernel_result(network, spec, RT, RK, RC, RY, RAST, LT, LN, convention: str, 
     if spec.record_times:
         info["spike_times"] = times
     return SimulationResult(
-        engine="async", layer_names=tuple(layer.name for layer in network.layers), times_us=RT,
+        engine="async", layer_names=tuple([layer.name for layer in network.layers]), times_us=RT,
         logits=RY, spikes_per_row=RC[0], synops_per_row=RC[1],
         macs_per_row=np.zeros((rows, L), np.int64), neuron_updates_per_row=RC[2],
         synop_convention=convention, dt_us=float(dt_us) if dt_us else None, rasters=rasters, membranes={},

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..events._core import EVENT_DTYPE
 from ..events.validate import time_decrease_error
+from ..kernels.event_scan import OK, scan_events
 from ..network import Network
 from .params import check_dt
 
@@ -72,34 +73,47 @@ def event_positions(events: np.ndarray, input_shape: tuple, first_index: int, t_
 
     Integer fields go through one compiled pass (:func:`eventsim.kernels.event_scan.scan_events`);
     on an invalid event, and for other dtypes, :func:`check_events` runs and names the problem."""
-    fields = [np.asarray(events[f]) for f in ("t", "x", "y", "p")] if is_event_array(events) else None
-    if (fields is None or np.ndim(events) != 1 or len(input_shape) != 3 or input_shape[0] not in (1, 2)
-            or fields[0].dtype.kind != "i" or any(f.dtype.kind not in "iu" for f in fields[1:])):
-        t, c, y, x = check_events(events, input_shape, first_index, t_before)
-        keep = (t >= t_lo) & (t <= t_hi)
-        c_in, h, w = input_shape
-        last = int(t[-1]) if t.size else None
-        t, pos = t[keep], (c[keep] * h + y[keep]) * w + x[keep]
-        if sort_ties:
-            order = np.lexsort((pos, t))
-            t, pos = t[order], pos[order]
-        return t, pos, last, not sort_ties
-    from ..kernels.event_scan import OK, scan_events
+    # two compiled signatures whatever the reader's dtypes, strides and flags: the readers' packed
+    # EVENT_DTYPE array itself when it is contiguous and writable (its records read whole), any
+    # other as a tuple of writable int64 copies of its fields (each other dtype, stride or a
+    # read-only array would cost a compile of its own)
+    shape_ok = len(input_shape) == 3 and input_shape[0] in (1, 2)
+    if (type(events) is np.ndarray and events.dtype == EVENT_DTYPE and events.ndim == 1 and shape_ok
+            and events.flags.c_contiguous and events.flags.writeable):
+        src = events
+        n = events.shape[0]
+        last = int(events[n - 1]["t"]) if n else None
+    else:
+        fields = [np.asarray(events[f]) for f in ("t", "x", "y", "p")] if is_event_array(events) else None
+        if (fields is None or np.ndim(events) != 1 or not shape_ok
+                or fields[0].dtype.kind != "i" or any(f.dtype.kind not in "iu" for f in fields[1:])):
+            return _checked_positions(events, input_shape, first_index, t_before, t_lo, t_hi, sort_ties)
+        src = tuple(np.array(f, np.int64) for f in fields)
+        n = src[0].size
+        last = int(src[0][-1]) if n else None
     c_in, h, w = input_shape
-    n = fields[0].size
     out_t, out_pos = np.empty(n, np.int64), np.empty(n, np.int64)
-    # two compiled signatures whatever the reader's dtypes, strides and flags: the fields of the
-    # readers' packed EVENT_DTYPE as they are (strided, unaligned views: copying them costs more
-    # than the scan), any other as writable int64 copies (each other dtype, alignment or a
-    # read-only array would cost a compile of its own; a single record's views count as contiguous)
-    if events.dtype != EVENT_DTYPE or n < 2 or not all(f.flags.writeable for f in fields):
-        fields = [np.array(f, np.int64) for f in fields]
-    flag, k, unsorted = scan_events(*fields, c_in, h, w, 0 if t_before is None else int(t_before), t_before is not None,
-                                    float(t_lo), float(t_hi), sort_ties, out_t, out_pos)
+    flag, first, end, unsorted = scan_events(src, n, c_in, h, w, 0 if t_before is None else int(t_before),
+                                             t_before is not None, float(t_lo), float(t_hi), sort_ties, out_t, out_pos)
     if flag != OK:
         check_events(events, input_shape, first_index, t_before)   # raises, naming the event
         raise AssertionError("scan_events flagged an event that check_events accepts")
-    return out_t[:k], out_pos[:k], (int(fields[0][-1]) if n else None), bool(unsorted)
+    return out_t[first:end], out_pos[first:end], last, bool(unsorted)
+
+
+def _checked_positions(events, input_shape: tuple, first_index: int, t_before, t_lo: float, t_hi: float,
+                       sort_ties: bool) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
+    """:func:`event_positions` through NumPy (:func:`check_events`): other input shapes, float
+    timestamps, arrays that are not event arrays (it raises, naming the problem)."""
+    t, c, y, x = check_events(events, input_shape, first_index, t_before)
+    keep = (t >= t_lo) & (t <= t_hi)
+    c_in, h, w = input_shape
+    last = int(t[-1]) if t.size else None
+    t, pos = t[keep], (c[keep] * h + y[keep]) * w + x[keep]
+    if sort_ties:
+        order = np.lexsort((pos, t))
+        t, pos = t[order], pos[order]
+    return t, pos, last, not sort_ties
 
 
 def _integer_times(t: np.ndarray, first_index: int = 0) -> np.ndarray:

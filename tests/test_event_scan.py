@@ -98,9 +98,9 @@ def test_reader_fields_scanned_in_place_equal_the_copies(seed):
     """The readers' EVENT_DTYPE array is scanned as it is (its records, no copies); any other
     dtype, a read-only array and a strided view as int64 copies of the fields: the same positions
     and times either way."""
-    from eventsim.events import EVENT_DTYPE
     from numba import types
 
+    from eventsim.events import EVENT_DTYPE
     from eventsim.kernels.event_scan import scan_events
     rng = np.random.default_rng(300 + seed)
     ev = _events(rng, int(rng.integers(2, 200)))
@@ -119,3 +119,26 @@ def test_reader_fields_scanned_in_place_equal_the_copies(seed):
     # the reader's array took the in-place route: a signature of its records, not int64 copies
     assert any(isinstance(sig[0], types.Array) and isinstance(sig[0].dtype, types.Record)
                for sig in scan_events.signatures), scan_events.signatures
+
+
+@pytest.mark.parametrize("reader_dtype", [True, False])
+def test_ties_at_the_window_edges(reader_dtype):
+    """Out-of-order ties at exactly t_lo and at exactly t_hi are kept, flagged and sorted; the
+    events outside the window are dropped (hand-computed: y = p = 0, so the position is x)."""
+    from eventsim.events import EVENT_DTYPE
+    dtype = EVENT_DTYPE if reader_dtype else [("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.int64)]
+    ev = np.zeros(7, dtype=dtype)
+    ev["t"] = [2, 3, 3, 5, 9, 9, 10]
+    ev["x"] = [5, 4, 1, 6, 3, 0, 2]
+    t, pos, last, unsorted = event_positions(ev, SHAPE, 0, None, 3.0, 9.0)
+    np.testing.assert_array_equal(t, [3, 3, 5, 9, 9])
+    np.testing.assert_array_equal(pos, [4, 1, 6, 3, 0])
+    assert unsorted and last == 10
+    t, pos, last, unsorted = event_positions(ev, SHAPE, 0, None, 3.0, 9.0, sort_ties=True)
+    np.testing.assert_array_equal(t, [3, 3, 5, 9, 9])
+    np.testing.assert_array_equal(pos, [1, 4, 6, 0, 3])
+    assert not unsorted
+    ev["x"][4:6] = [0, 3]     # only the tie at t_lo out of order
+    _, pos, _, unsorted = event_positions(ev, SHAPE, 0, None, 3.0, 9.0)
+    assert unsorted
+    np.testing.assert_array_equal(event_positions(ev, SHAPE, 0, None, 3.0, 9.0, sort_ties=True)[1], [1, 4, 6, 0, 3])

@@ -8,9 +8,9 @@ before; this kernel only says that one exists. Asked to, it also puts the events
 in position order (the engine's tie rule), so that the caller needs no sort.
 
 The events come as the readers' packed record array itself (``EVENT_DTYPE``: each record read
-whole, about twice as fast as through strided views of its fields) or as a tuple of four int64 field
-arrays (any other dtype, copied); :func:`_event` reads event ``i`` of either, so the loop is
-written once and compiled for the two.
+whole, about twice as fast as through strided views of its fields) or as a tuple of four int64
+field arrays (any other dtype, copied); :func:`_event` reads event ``i`` of either, so the loop
+is written once and compiled for the two.
 """
 import numpy as np
 from numba import njit, types
@@ -89,7 +89,7 @@ def scan_events(src, n, c_in, h, w, t_before, has_before, t_lo, t_hi, sort_ties,
     ``unsorted`` False.
 
     The loop has no branch: validity is one flag for the whole chunk, and the range is counted
-    (branches on each event's checks made it 3x slower)."""
+    (with a branch on each event's checks the loop took twice as long)."""
     bad = False
     unsorted = False
     prev_t = t_before if has_before else np.int64(-9223372036854775807 - 1)

@@ -341,6 +341,23 @@ def direct_paths(spec) -> set:
     return out
 
 
+def _synop_adds(layer: int, count) -> list[str]:
+    """Statements adding an event's ``count`` synops (an expression) to its layer's row counter
+    and to the run's cumulative count (the synop budgets read it)."""
+    return [f"I[I_SY + {layer}] += {count}", f"I[I_SYN] += {count}"]
+
+
+def _table_synops(layer: int, doff: int) -> list[str]:
+    """:func:`_synop_adds` of the event's out-degree, read from the table ``D`` (a layer that is not
+    dense: some taps are not synapses under the convention)."""
+    return [f"d = D[U64({doff} + pos)]", *_synop_adds(layer, "d")]
+
+
+def _indented(lines: list[str]) -> str:
+    """Statements as the first lines of a function body."""
+    return "".join(f"    {line}\n" for line in lines)
+
+
 def _path(w: _Writer, spec, s: int, q: int, target: int, ops: list, fns: dict) -> None:
     """One function per op of path ``q`` of source ``s``, last op first (each calls the next)."""
     direct = (s, q) in spec.direct
@@ -395,8 +412,7 @@ def {names[0]}(pos, a, t, {STATE}):
             decoded = i > 0 and int(ops[i - 1][O_KIND]) not in (1, 2)   # after a pooling op: (ci, y, x) passed
             # synops: the out-degree table D, or (dense: D equals the taps' count) n after the taps
             counted = last and layer in spec.dense
-            synops = "" if counted else (f"    d = D[U64({doff} + pos)]\n    I[I_SY + {layer}] += d\n"
-                                         "    I[I_SYN] += d\n")
+            synops = "" if counted else _indented(_table_synops(layer, doff))
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
@@ -423,21 +439,19 @@ def {names[i]}(pos, {"ci, y, x, " if decoded else ""}a, t, {STATE}):
                         w(line, 1)
                 w(f"I[I_UP + {tlayer}] += n", 1)
                 if counted:   # every tap's synapses exist: the event's synops are its updates
-                    w(f"I[I_SY + {layer}] += n", 1)
-                    w("I[I_SYN] += n", 1)
+                    for line in _synop_adds(layer, "n"):
+                        w(line, 1)
         elif kind == 2:
             woff, doff = int(r[O_WOFF]), int(r[O_DOFF])
             if not last:
                 raise NotImplementedError("a Linear layer feeding another op")
-            synops = (f"I[I_SY + {layer}] += {Cout}   # dense: every input has {Cout} synapses\n    I[I_SYN] += {Cout}"
-                      if layer in spec.dense else
-                      f"d = D[U64({doff} + pos)]\n    I[I_SY + {layer}] += d\n    I[I_SYN] += d")
+            synops = ([f"# dense: every input has {Cout} synapses", *_synop_adds(layer, Cout)]
+                      if layer in spec.dense else _table_synops(layer, doff))
             w(f'''
 @njit(inline=INLINE, **INTERNAL)
 def {names[i]}(pos, a, t, {STATE}):
     """Linear layer {layer}: {Cin * H * Wd} -> {Cout}; scatters one event into {tname}."""
-    {synops}
-    wb = {woff} + pos * {Cout}''')
+{_indented(synops)}    wb = {woff} + pos * {Cout}''')
             if refresh:
                 w(refresh, 1)
             for line in _channel_loop(spec, target, "0", "0", Cout, direct):

@@ -39,8 +39,12 @@ def _sort_group(out_pos, lo, hi):
 
 
 def _event(src, i):
-    """``(t, x, y, p)`` of event ``i`` as int64: compiled only (see the overload below)."""
-    raise NotImplementedError("compiled code only")
+    """``(t, x, y, p)`` of event ``i`` as int64, from a record array or a tuple of field arrays
+    (as plain Python, with ``NUMBA_DISABLE_JIT=1``; compiled code uses the overload below)."""
+    if isinstance(src, np.ndarray):
+        r = src[i]
+        return np.int64(r["t"]), np.int64(r["x"]), np.int64(r["y"]), np.int64(r["p"])
+    return np.int64(src[0][i]), np.int64(src[1][i]), np.int64(src[2][i]), np.int64(src[3][i])
 
 
 @overload(_event, inline="always")

@@ -395,10 +395,11 @@ def simulate_async(network: Network, inputs: Any, dt_us: float | None = None, si
             y_const = _constant_currents(network, None)[1] if network.has_readout else None
             compiled[slot] = _round32(y_const) if f32 and y_const is not None else y_const
         y_const = compiled[slot]
-        out = fastpath.run_fast(network, comp, compiled, _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us,
-                                                                       steps, batch, chunk_events),
-                                record, snap_t, snap_b, t0, t_stop, dt_us, y_const, synop_convention, info,
-                                pause_us=pause_us, resume=None if resume is None else resume.data)
+        def chunks():
+            return _event_chunks(inputs, network.input_shape, t0, t_stop, dt_us, steps, batch, chunk_events)
+        out = fastpath.run_fast(network, comp, compiled, chunks(), record, snap_t, snap_b, t0, t_stop, dt_us, y_const,
+                                synop_convention, info, pause_us=pause_us, resume=None if resume is None else resume.data,
+                                again=chunks if events is not None else None)   # a stream is read once
         if pause_us is None:
             return out
         return EngineState("async", float(pause_us), paused_options, network_signature(network),

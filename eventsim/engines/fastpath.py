@@ -43,6 +43,7 @@ import importlib.util
 import inspect
 import os
 import sys
+from fractions import Fraction
 from itertools import chain
 from dataclasses import fields
 from pathlib import Path
@@ -349,8 +350,105 @@ def _prepared(network, comp, record, cache: dict, dt_us):
         # instant, and is not called (nor compiled: about a second of a cold compile)
         fires = mod.TIMERS or bool(np.any(v0 != 0)) or any(bool(np.any(~(p["theta"] > 0))) for p in spec.pops)
         entry = cache[key] = (mod, spec, np.ascontiguousarray(prm), _aligned(W, dtype), np.ascontiguousarray(D),
-                              v0, [], fires)
+                              v0, [], fires, _bound_and_room(spec, W))
     return entry
+
+
+def _bound_and_room(spec, W: np.ndarray):
+    """:func:`readout_bound` and the room it leaves with the outputs at 0 (a fresh run's)."""
+    bound = readout_bound(spec, W)
+    return None if bound is None else (*bound, _room(*bound, np.zeros(spec.n_out)))
+
+
+def _bits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of nonzero finite float64 values: the exponent of each one's lowest set bit, and its
+    significant bits (0.75 = 3·2⁻²: -2 and 2)."""
+    m, e = np.frexp(np.abs(x))
+    mant = np.ldexp(m, 53).astype(np.int64)                     # the 53-bit significand, exactly
+    tz = np.log2((mant & -mant).astype(np.float64)).astype(np.int64)   # a power of two: exact
+    return e - 53 + tz, 53 - tz
+
+
+def readout_bound(spec, W: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """When the readout's float64 sums are exact, in any order: per output, ``(T, M)``: its sums
+    are exact while their magnitude stays below ``T``, and one unit from a feeder
+    (``fastpath_layers.readout_feeders``) adds at most ``M`` to it. None when there is no such
+    bound (a product that rounds, a subnormal, no feeders).
+
+    A unit adds ``v·w`` to each output: ``v`` the feeder's amplitude after the pooling divisions,
+    ``w`` a weight of the last Linear (1 without one). When every such product is exact (the
+    significant bits of ``v`` and ``w`` fit in 53) and a multiple of ``2^lo``, every partial sum
+    is a multiple of ``2^lo``, and exact while its magnitude is below ``T = 2^(53+lo)``; the
+    same value then in any order. ``M`` is the largest ``|v·w|`` times the windows a unit
+    reaches, rounded up. The kernel's ``rearm`` turns ``T``, ``M`` and the outputs into a number
+    of units. Weights trained in float32 (24 bits) leave ``T`` at 2^11 to 2^13 for typical
+    magnitudes of 10⁻⁶ to 0.3, which is thousands of logits' worth of room."""
+    feeders = fastpath_layers.readout_feeders(spec)
+    if not feeders or getattr(spec, "f32", False):
+        return None
+    n_out = spec.n_out
+    lo = [None] * n_out                      # per output: the lowest bit any contribution can have
+    top = [Fraction(0)] * n_out              # per output: the most one unit can add to |y|
+    for p, paths in feeders.items():
+        unit = [Fraction(0)] * n_out
+        for ops in paths:
+            v, fan = np.unique(np.abs(spec.pops[p]["amp"].astype(np.float64))), 1
+            for r in ops:
+                if int(r[A.O_KIND]) != A.OP_POOL:
+                    continue
+                kh, kw, sh, sw = (int(r[x]) for x in (A.O_KH, A.O_KW, A.O_SH, A.O_SW))
+                if int(r[A.O_MODE]) == A.POOL_AVG:   # the kernel's a / (kh·kw), op by op (rounded or not)
+                    v = v / float(kh * kw)
+                fan *= -(-kh // sh) * -(-kw // sw)   # the windows holding one position
+            if ops and int(ops[-1][A.O_KIND]) == A.OP_LINEAR:
+                r = ops[-1]
+                n_in = int(r[A.O_INC]) * int(r[A.O_INH]) * int(r[A.O_INW])
+                w = np.asarray(W[int(r[A.O_WOFF]):int(r[A.O_WOFF]) + n_in * n_out], np.float64).reshape(n_in, n_out)
+            else:
+                w = np.ones((1, n_out))
+            v = v[v != 0]
+            if not v.size:
+                continue
+            if not np.all(np.isfinite(v)) or not np.all(np.isfinite(w)):
+                return None
+            v_lo, v_bits = _bits(v)
+            for o in range(n_out):
+                col = np.abs(w[:, o])
+                col = col[col != 0]
+                if not col.size:
+                    continue
+                w_lo, w_bits = _bits(col)
+                if int(v_bits.max()) + int(w_bits.max()) > 53 or float(v.min()) * float(col.min()) < np.finfo(np.float64).tiny:
+                    return None
+                low = int(v_lo.min()) + int(w_lo.min())
+                lo[o] = low if lo[o] is None else min(lo[o], low)
+                unit[o] += fan * Fraction(float(v.max())) * Fraction(float(col.max()))
+        top = [max(x, y) for x, y in zip(top, unit)]
+    T, M = np.zeros(n_out), np.zeros(n_out)
+    for o in range(n_out):
+        if top[o] > 0:
+            T[o] = np.ldexp(1.0, 53 + lo[o]) if 53 + lo[o] < 1023 else np.inf
+            M[o] = float(top[o])
+            if Fraction(M[o]) < top[o]:      # rounded down: the next float above
+                M[o] = np.nextafter(M[o], np.inf)
+    return (T, M) if np.any(M > 0) else None
+
+
+def _room(T: np.ndarray, M: np.ndarray, Y: np.ndarray) -> int:
+    """The kernel's ``rearm`` (the same float64 steps): the spikes the readout's feeders may still
+    deliver at once with the outputs at ``Y``; 0 when under ``ROOM_MIN``."""
+    used = M > 0
+    room = min(2.0 ** 62, float(np.min((T[used] - np.abs(Y[used])) / M[used])))
+    room = room * (1.0 - 2.0 ** -40) - 1.0
+    return int(room) if room >= fastpath_gen.ROOM_MIN else 0
+
+
+def _arm(mod, S: np.ndarray, I: np.ndarray, room: int | None = None) -> None:
+    """Start the at-once delivery of a call with the room the outputs leave (``room``: already
+    measured, the outputs at 0)."""
+    if room is None:
+        room = _room(*(S[getattr(mod, k):getattr(mod, k) + mod.N_OUT] for k in ("S_RDT", "S_RDM", "S_Y")))
+    I[mod.I_NOW], I[mod.I_RDL], I[mod.I_RDH] = room > 0, I[mod.I_RDU] + room, I[mod.I_RDU] + room // 2
 
 
 def _take_state(mod, v0: np.ndarray, pool: list):
@@ -388,12 +486,15 @@ _NO_EVENTS = (np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64))
 
 def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: float, t_stop: float,
              dt_us, readout_current, convention: str, info: dict, pause_us: float | None = None,
-             resume: dict | None = None) -> SimulationResult | dict:
+             resume: dict | None = None, again=None) -> SimulationResult | dict:
     """Run the generated kernel over the event chunks and build the result as the general path does.
 
     ``pause_us``: stop there (a window's end) and return the saved state (:func:`save_state`)
-    instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from."""
-    mod, spec, prm, W, D, v0, pool, fires = _prepared(network, comp, record, cache, dt_us)
+    instead of a result; ``resume``: a saved state (``EngineState.data``) to continue from.
+    ``again``: a function giving the chunks anew (an input in memory): the readout may then take
+    its feeders' spikes at once (:func:`readout_bound`), since the rare call that passes the bound
+    within one instant can run again, queued."""
+    mod, spec, prm, W, D, v0, pool, fires, bound = _prepared(network, comp, record, cache, dt_us)
     N, L, n_out = spec.n_neurons, spec.n_layers, spec.n_out
     K = snap_t.size + snap_b.size
     V, S, I, U = _take_state(mod, v0, pool)
@@ -422,6 +523,16 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
             S[mod.S_TCUR] = t0
     else:
         LT, LN = _restore(resume, mod, _digest(comp, cache, prm, W, D), state, LT, LN)
+    if getattr(spec, "feeders", None):   # the readout's sums exact: its feeders' spikes reach it at once (no synop budgets)
+        I[mod.I_RDX] = 0
+        if (bound is None or again is None or snap_b.size
+                or (readout_current is not None and np.any(readout_current))):
+            I[mod.I_NOW] = 0   # (a mid-instant synop budget would see the order; so would a rate)
+        elif resume is None:
+            S[mod.S_RDT:mod.S_RDT + n_out], S[mod.S_RDM:mod.S_RDM + n_out], room = bound
+            _arm(mod, S, I, room)
+        # (resumed: the saved state's own, so that the windows take the unwindowed run's steps)
+        info["readout_at_once"] = bool(I[mod.I_NOW])
     for ev_t, ev_pos, ev_cnt in chain(chunks, [] if pause_us is not None else [_NO_EVENTS]):
         I[mod.I_INPUT] = 0
         final = ev_t is _NO_EVENTS[0]
@@ -430,6 +541,11 @@ def run_fast(network, comp, cache: dict, chunks, record, snap_t, snap_b, t0: flo
     if pause_us is not None:
         while not mod.pause(float(pause_us), *state, LT, LN, snap_t, snap_b):
             LT, LN = _grown(LT, LN, int(I[mod.I_LOG]))
+    if getattr(spec, "feeders", None) and I[mod.I_RDX]:   # one instant passed the bound: its sums may have rounded
+        pool.append((V, S, I, U))
+        return run_fast(network, comp, cache, again(), record, snap_t, snap_b, t0, t_stop, dt_us, readout_current,
+                        convention, info, pause_us=pause_us, resume=resume)
+    if pause_us is not None:
         saved = save_state(mod, _digest(comp, cache, prm, W, D), state, LT, LN, N)   # copies
         pool.append((V, S, I, U))
         return saved

@@ -18,7 +18,9 @@ The emitted module holds, in this order and each with a docstring:
 * per population ``p``: ``refresh_p`` (LIF only: the scaled-time factor ``s = e^{(t−t₀)/τ}``),
   ``emit_p`` (count, record and mark spikes pending: a bit per flat index), ``fire_one_p``
   (threshold test and reset of one neuron) and ``fire_p`` (``fire_one_p`` for the candidates of
-  the last delivery, on the paths that need them: see ``fastpath_layers.direct_paths``);
+  the last delivery, on the paths that need them: see ``fastpath_layers.direct_paths``); a
+  readout feeder (``fastpath_layers.readout_feeders``) also has ``count_p``, and its
+  ``fire_one_p`` delivers into the readout at once while ``I_NOW`` is set;
 * per op of a path (Conv2d, Linear, pooling, identity for Flatten/Add): one function that scatters
   one event into the next op or into its target (a population or the readout); a Conv2d or Linear
   into a population does each tap (one input position onto the channels of one output position) as
@@ -33,6 +35,8 @@ The emitted module holds, in this order and each with a docstring:
   over a heap of crossings (``heap_push``, ``heap_pop``) keyed (time, population, flat index);
 * per source (0: the input, 1 + p: population p): ``deliver_s`` (one unit event along every path
   of that source, then the threshold tests);
+* ``rearm`` (with readout feeders): the room the readout's exact sums have left, in spikes (see
+  ``engines.fastpath.readout_bound``);
 * ``record_row``, ``budgets``, ``flush`` (the spikes of one instant, layer by layer, in flat-index
   order: the general path's queue order; it reads the pending bitmaps word by word) and the entry
   points ``start`` (called only when a neuron can fire at t_start or a population is driven),
@@ -60,7 +64,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .fastpath_layers import _amp, _path, _population, _taps, direct_paths, max_hits
+from .fastpath_layers import _amp, _path, _population, _taps, direct_paths, max_hits, readout_feeders
 from .fastpath_text import STATE, _helpers, _r, _theta, _Writer
 
 __all__ = ["FastSpec", "generate"]
@@ -124,6 +128,15 @@ def generate(spec: FastSpec) -> str:
         i_off += 2 * words + pop["summary_words"]
     layout_i += [("I_HIT", i_off, "scratch of a Conv2d scatter: (mask, first neuron) of its taps")]
     i_off += max_hits(spec)
+    # populations whose spikes may reach the readout when they fire (readout_feeders): set per call
+    spec.feeders = readout_feeders(spec)
+    if spec.feeders:
+        layout_i += [("I_NOW", i_off, "1: the readout's sums are exact, its feeders' spikes reach it at once"),
+                     ("I_RDU", i_off + 1, "units delivered into the readout so far (all runs of the state)"),
+                     ("I_RDH", i_off + 2, "at the next instant past this, the room left is measured again (rearm)"),
+                     ("I_RDL", i_off + 3, "the sums stay exact while I_RDU is at most this"),
+                     ("I_RDX", i_off + 4, "1: I_RDL passed within an instant (the driver runs the call again)")]
+        i_off += 5
     # predicted threshold crossings of populations with a constant current (a drive): a heap of
     # (time, key = P_OFF + flat index, neuron, version) entries, lazily deleted (see fastpath_drive)
     spec.timers = any(pop.get("drive") for pop in spec.pops)
@@ -149,6 +162,10 @@ def generate(spec: FastSpec) -> str:
     n_out = spec.n_out
     layout_s += [("S_Y", s_off, "readout: accumulated output"), ("S_RATE", s_off + n_out, "readout: constant rate per us")]
     s_off += 2 * n_out
+    if spec.feeders:
+        layout_s += [("S_RDT", s_off, "readout: per output, 2^(53+lo): its sums are exact below it"),
+                     ("S_RDM", s_off + n_out, "readout: per output, the most a unit adds to its magnitude")]
+        s_off += 2 * n_out
     if spec.timers:
         layout_s += [("S_TSTOP", s_off, "t_stop (crossings after it are not queued)"),
                      ("S_TL", s_off + 1, "per neuron: time of its IF state v (driven IF)"),
@@ -213,6 +230,7 @@ def generate(spec: FastSpec) -> str:
         _heap(w)
     for p, pop in enumerate(spec.pops):
         pop["sink"] = not spec.sources[p + 1]   # no paths: its spikes are counted, never delivered
+        pop["now"] = p in spec.feeders
         _population(w, p, pop)
         if pop.get("drive"):
             _driven(w, spec, p, pop)
@@ -225,6 +243,7 @@ def generate(spec: FastSpec) -> str:
     for s, paths in enumerate(spec.sources):
         _deliver(w, spec, s, paths)
     _rows(w, spec)
+    _rearm(w, spec)
     _flush(w, spec)
     _entry(w, spec)
     _taps(w, spec)
@@ -245,6 +264,8 @@ def deliver_{s}(pos, a, t, {STATE}):
             targets.append(target)
     for target in targets:
         w(f"fire_{target}(t, {STATE})", 1)
+    if s - 1 in spec.feeders:   # its units into the readout so far (the bound on its exact sums)
+        w("I[I_RDU] += 1", 1)
     if not paths:
         w("return", 1)
 
@@ -376,6 +397,47 @@ if I[I_FP] == {p}:{crossings}
     return out.source().rstrip("\n")
 
 
+def _now_ends(spec) -> str:
+    """``run``'s lines (at the start of an instant) that end the readout's at-once delivery
+    for the rest of the run when its units pass half the bound: an instant's own units then
+    have the other half."""
+    if not spec.feeders:
+        return ""
+    return """
+            if I[I_NOW] and I[I_RDU] > I[I_RDH]:
+                rearm(S, I)"""
+
+
+def _rearm(w: _Writer, spec) -> None:
+    if not spec.feeders:
+        return
+    w(f'''
+
+@njit(**INTERNAL)
+def rearm(S, I):
+    """Measure the room the readout's exact sums have left, from its outputs now (the driver's
+    ``arm``, the same float64 steps): the units its feeders may still deliver before a sum could
+    round. The at-once delivery ends, for the rest of the run, when the room is under
+    {ROOM_MIN} units. Half the room is used before it is measured again (at an instant's start),
+    so that an instant's own units have the other half."""
+    room = 2.0 ** 62
+    for o in range(N_OUT):
+        if S[S_RDM + o] > 0.0:
+            room = min(room, (S[S_RDT + o] - abs(S[S_Y + o])) / S[S_RDM + o])
+    room = room * (1.0 - 2.0 ** -40) - 1.0   # below the float quotient: the room in whole units, at most
+    if room < {ROOM_MIN}:
+        I[I_NOW] = 0
+        return
+    k = np.int64(room)
+    I[I_RDL] = I[I_RDU] + k
+    I[I_RDH] = I[I_RDU] + k // 2
+''')
+
+
+#: the least room (units) for which the readout's feeders deliver into it at once (see ``rearm``)
+ROOM_MIN = 4096
+
+
 def _entry(w: _Writer, spec) -> None:
     w(f'''
 
@@ -442,7 +504,7 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
                 break
             while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < te:
                 record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
-                I[I_SNAPT] += 1
+                I[I_SNAPT] += 1{_now_ends(spec)}
             S[S_TCUR] = te
         if ir < 0:
             ir = ev_cnt[i]

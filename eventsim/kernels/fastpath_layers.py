@@ -20,7 +20,7 @@ from .async_layout import (O_GROUPS, O_INC, O_INH, O_INW, O_KH, O_KIND, O_KW, O_
                            O_OUTW, O_PH, O_PW, O_SH, O_SW, O_WOFF, O_DOFF)
 from .fastpath_text import STATE, _f, _r, _theta, _Writer, conv_window, pool_window
 
-__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES", "direct_paths", "max_hits"]
+__all__ = ["_amp", "_population", "_path", "_taps", "_POOL_NAMES", "direct_paths", "max_hits", "readout_feeders"]
 
 _POOL_NAMES = {0: "sum", 1: "average", 2: "spike-max"}
 
@@ -66,6 +66,22 @@ def refresh_{p}(t, V, S, PRM):
         w(f'''        S[S_SC_{p} + c] = s
         S[S_THS_{p} + c] = {_r(pop["f32"], f"PRM[PRM_{p} + c]")} * s
     S[S_LAT_{p}] = t
+''')
+    if pop.get("now"):   # its spikes may reach the readout at once (fire_one_p): counted apart
+        w(f'''
+@njit(inline="always", **INTERNAL)
+def count_{p}(jl, n_sp, t, I, RAST, LT, LN):
+    """Count n_sp spikes of neuron jl (local index) at t and log them."""
+    I[I_SP + {layer}] += n_sp
+    g = P{p}_OFF + jl
+    if RECORD_RASTER and I[I_ROW] < RAST.shape[0]:
+        RAST[I[I_ROW], g] += n_sp
+    if RECORD_TIMES:
+        k = I[I_LOG]
+        LT[k] = t
+        LN[k, 0] = g
+        LN[k, 1] = n_sp
+        I[I_LOG] = k + 1
 ''')
     w(f'''
 @njit(inline="always", **INTERNAL)
@@ -123,6 +139,30 @@ def fire_one_{p}(jl, t, {STATE}):
         w("u = u - th * scale" if pop["lif"] else "u = u - th", 2)
         w('''if n_sp >= 1048576:
     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 2)
+    if pop.get("now"):
+        w(f'''    V[U64(P{p}_OFF + jl)] = u
+    if n_sp and I[I_NOW]:   # into the readout at once: its sums are exact, so their order cannot show
+        count_{p}(jl, n_sp, t, I, RAST, LT, LN)
+        pos = np.int64(U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C}))   # its flat (C, H, W) index
+        a = {_r(pop["f32"], _amp(pop, "c"))}
+        for _ in range(n_sp):
+            deliver_{p + 1}(pos, a, t, {STATE})
+        if I[I_RDU] > I[I_RDL]:   # past the bound within one instant: the driver runs the call again, queued
+            I[I_RDX] = 1
+    elif n_sp:
+        emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
+''')
+        w(f'''
+@njit(inline=INLINE, **INTERNAL)
+def fire_{p}(t, {STATE}):
+    """Fire every candidate of population {p} (the neurons an event's paths touched, once each)."""
+    for i in range(I[I_CN + {p}]):
+        jl = I[U64(I_CAND + P{p}_OFF + i)]
+        U[U64(P{p}_OFF + jl)] = 0
+        fire_one_{p}(jl, t, {STATE})
+    I[I_CN + {p}] = 0
+''')
+        return
     w(f'''    V[U64(P{p}_OFF + jl)] = u
     if n_sp:
         emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
@@ -338,6 +378,33 @@ def direct_paths(spec) -> set:
             if all(int(r[O_KIND]) not in (1, 2) and int(r[O_KH]) <= int(r[O_SH]) and int(r[O_KW]) <= int(r[O_SW])
                    for r in ops[:-1]):
                 out.add((s, q))
+    return out
+
+
+def readout_feeders(spec) -> dict:
+    """The populations whose spikes may reach the readout at once, when they fire, instead of at
+    the end of their instant in flat-index order: ``{p: [ops of each path]}``, or ``{}``.
+
+    The queue's order fixes the rounding of the readout's float64 sums. When every sum is exact
+    (the driver's bound, ``engines.fastpath.readout_bound``) the order cannot show, and the
+    queue, its bitmaps and its flush are work for nothing. That needs every path into the readout
+    to come from a population whose paths all end there, through pooling ops and at most one
+    weighted op, a Linear as the last (a weight times the pooled amplitude: exact products whose
+    bits the driver can bound). float64 only, no driven population."""
+    n_pops = len(spec.pops)
+    if spec.f32 or any(pop.get("drive") for pop in spec.pops) or not spec.n_out:
+        return {}
+    out = {}
+    for s, paths in enumerate(spec.sources):
+        into = [ops for target, ops in paths if target == n_pops]
+        if not into:
+            continue
+        if s == 0 or len(into) != len(paths):   # the input itself, or a population feeding others too
+            return {}
+        for ops in into:
+            if any(int(r[O_KIND]) == 1 for r in ops) or any(int(r[O_KIND]) == 2 for r in ops[:-1]):
+                return {}
+        out[s - 1] = into
     return out
 
 

@@ -67,36 +67,28 @@ def refresh_{p}(t, V, S, PRM):
         S[S_THS_{p} + c] = {_r(pop["f32"], f"PRM[PRM_{p} + c]")} * s
     S[S_LAT_{p}] = t
 ''')
+    counting = f'''    I[I_SP + {layer}] += n_sp
+    g = P{p}_OFF + jl
+    if RECORD_RASTER and I[I_ROW] < RAST.shape[0]:
+        RAST[I[I_ROW], g] += n_sp
+    if RECORD_TIMES:
+        k = I[I_LOG]
+        LT[k] = t
+        LN[k, 0] = g
+        LN[k, 1] = n_sp
+        I[I_LOG] = k + 1'''
     if pop.get("now"):   # its spikes may reach the readout at once (fire_one_p): counted apart
         w(f'''
 @njit(inline="always", **INTERNAL)
 def count_{p}(jl, n_sp, t, I, RAST, LT, LN):
     """Count n_sp spikes of neuron jl (local index) at t and log them."""
-    I[I_SP + {layer}] += n_sp
-    g = P{p}_OFF + jl
-    if RECORD_RASTER and I[I_ROW] < RAST.shape[0]:
-        RAST[I[I_ROW], g] += n_sp
-    if RECORD_TIMES:
-        k = I[I_LOG]
-        LT[k] = t
-        LN[k, 0] = g
-        LN[k, 1] = n_sp
-        I[I_LOG] = k + 1
+{counting}
 ''')
     w(f'''
 @njit(inline="always", **INTERNAL)
 def emit_{p}(jl, n_sp, t, I, RAST, LT, LN):
     """Count n_sp spikes of neuron jl (local index) at t, log them and queue their delivery."""
-    I[I_SP + {layer}] += n_sp
-    g = P{p}_OFF + jl
-    if RECORD_RASTER and I[I_ROW] < RAST.shape[0]:
-        RAST[I[I_ROW], g] += n_sp
-    if RECORD_TIMES:
-        k = I[I_LOG]
-        LT[k] = t
-        LN[k, 0] = g
-        LN[k, 1] = n_sp
-        I[I_LOG] = k + 1''')
+{counting}''')
     if pop.get("sink"):   # no paths (a network ending in spikes): its spikes reach nothing, never queued
         w("    # no paths: its spikes are counted and logged, never queued\n")
     else:
@@ -140,8 +132,7 @@ def fire_one_{p}(jl, t, {STATE}):
         w('''if n_sp >= 1048576:
     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 2)
     if pop.get("now"):
-        w(f'''    V[U64(P{p}_OFF + jl)] = u
-    if n_sp and I[I_NOW]:   # into the readout at once: its sums are exact, so their order cannot show
+        spikes = f'''    if n_sp and I[I_NOW]:   # into the readout at once: its sums are exact, so their order cannot show
         count_{p}(jl, n_sp, t, I, RAST, LT, LN)
         pos = np.int64(U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C}))   # its flat (C, H, W) index
         a = {_r(pop["f32"], _amp(pop, "c"))}
@@ -149,22 +140,11 @@ def fire_one_{p}(jl, t, {STATE}):
             deliver_{p + 1}(pos, a, t, {STATE})
         if I[I_RDU] > I[I_RDL]:   # past the bound within one instant: the driver runs the call again, queued
             I[I_RDX] = 1
-    elif n_sp:
-        emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
-''')
-        w(f'''
-@njit(inline=INLINE, **INTERNAL)
-def fire_{p}(t, {STATE}):
-    """Fire every candidate of population {p} (the neurons an event's paths touched, once each)."""
-    for i in range(I[I_CN + {p}]):
-        jl = I[U64(I_CAND + P{p}_OFF + i)]
-        U[U64(P{p}_OFF + jl)] = 0
-        fire_one_{p}(jl, t, {STATE})
-    I[I_CN + {p}] = 0
-''')
-        return
+    elif n_sp:'''
+    else:
+        spikes = "    if n_sp:"
     w(f'''    V[U64(P{p}_OFF + jl)] = u
-    if n_sp:
+{spikes}
         emit_{p}(jl, n_sp, t, I, RAST, LT, LN)
 
 

@@ -112,7 +112,7 @@ def test_at_once_ends_when_the_room_runs_out(nmnist_dir, monkeypatch):
     rest of the recording queues. Everything still equals the general path."""
     net = es.load(ROOT / "models" / "nmnist" / "nmnist_if.npz")
 
-    def soon(mod, S, I, room=None):
+    def soon(mod, S, I, room):
         T, M = (S[getattr(mod, k):getattr(mod, k) + mod.N_OUT] for k in ("S_RDT", "S_RDM"))
         T[:] = np.minimum(T, M * 4000.0)
         I[mod.I_NOW], I[mod.I_RDL], I[mod.I_RDH] = 1, I[mod.I_RDU] + 3999, I[mod.I_RDU] + 100
@@ -132,7 +132,7 @@ def test_a_pass_within_an_instant_runs_the_call_again(nmnist_dir, monkeypatch):
     queued; the result equals the general path's."""
     net = es.load(ROOT / "models" / "nmnist" / "nmnist_if.npz")
 
-    def no_room(mod, S, I, room=None):
+    def no_room(mod, S, I, room):
         I[mod.I_NOW], I[mod.I_RDL], I[mod.I_RDH] = 1, I[mod.I_RDU], 2 ** 62
     monkeypatch.setattr(fastpath, "_arm", no_room)
     calls = []
@@ -188,3 +188,27 @@ def test_the_bound_is_what_makes_it_exact(nmnist_dir, monkeypatch):
         assert fast.spikes_per_layer == general.spikes_per_layer
         differ += not np.array_equal(fast.logits, general.logits)
     assert bounds == [None] and differ == 2
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("room", ["measured", "ended"])
+def test_windows_take_the_unwindowed_steps(nmnist_dir, monkeypatch, room):
+    """Windows (the state pickled between calls, as Dask sends it) carry the room and its next
+    measurement, so a windowed run delivers at once exactly where the unwindowed one does: the same
+    queue high-water mark, every observable equal to both paths' windowed and unwindowed results;
+    also with the room measured again after 100 spikes and ended there."""
+    from test_fastpath_windows import check_all_equal
+    net = es.load(ROOT / "models" / "nmnist" / "nmnist_if.npz")
+    if room == "ended":
+        def soon(mod, S, I, room):
+            T, M = (S[getattr(mod, k):getattr(mod, k) + mod.N_OUT] for k in ("S_RDT", "S_RDM"))
+            T[:] = np.minimum(T, M * 4000.0)
+            I[mod.I_NOW], I[mod.I_RDL], I[mod.I_RDH] = 1, I[mod.I_RDU] + 3999, I[mod.I_RDU] + 100
+        monkeypatch.setattr(fastpath, "_arm", soon)
+    for ev in _recordings(nmnist_dir, 2):
+        t_stop = float(np.ceil((ev["t"][-1] + 1) / 10_000) * 10_000)
+        split, states = check_all_equal(net, ev, [30_000, 100_000, 150_000], dt_us=10_000, t_stop_us=t_stop,
+                                        record=("spike_times", "spikes"))
+        I = states[0].data["I"]
+        mod = _entry(net)[0]
+        assert I[mod.I_RDU] > 0 and split.info["readout_at_once"] is (room == "measured")

@@ -398,9 +398,9 @@ if I[I_FP] == {p}:{crossings}
 
 
 def _now_ends(spec) -> str:
-    """``run``'s lines (at the start of an instant) that end the readout's at-once delivery
-    for the rest of the run when its units pass half the bound: an instant's own units then
-    have the other half."""
+    """``run``'s lines (at the start of an instant) that measure the room of the readout's exact
+    sums again once half of it is used (``rearm``, which ends the at-once delivery when little is
+    left): an instant's own spikes always have the other half."""
     if not spec.feeders:
         return ""
     return """

@@ -279,11 +279,11 @@ def advance(t_next, {STATE}):
         if tq >= t_next:
             break
         while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < tq:
-            record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+            record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
             I[I_SNAPT] += 1
         S[S_TCUR] = tq
     while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t_next:
-        record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+        record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
         I[I_SNAPT] += 1
     return True
 
@@ -321,7 +321,7 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
         I[I_IR] = -1
         I[I_INPUT] = i + 1
     while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] <= t_stop:
-        record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+        record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
         I[I_SNAPT] += 1
     return True
 

@@ -275,7 +275,8 @@ def _rows(w: _Writer, spec) -> None:
     w(f'''
 @njit(**INTERNAL)
 def record_row(t, kind, {STATE}):
-    """Close the open row at t (kind 0: a time, 1: a synop budget): readout, counters (then zeroed)."""
+    """Close the open row at t (kind 0: a time, 1: a synop budget): readout, counters (then zeroed).
+    Its callers pass kind as np.int64: a literal 0 or 1 would compile it twice."""
     r = I[I_ROW]
     if r >= RT.shape[0]:
         return
@@ -310,7 +311,7 @@ def _row_end() -> str:
 def budgets(t, {STATE}):
     """A row for every synop budget the cumulative count has reached."""
     while I[I_SNAPB] < SNAP_B.shape[0] and I[I_SYN] >= SNAP_B[I[I_SNAPB]]:
-        record_row(t, 1, {STATE})
+        record_row(t, np.int64(1), {STATE})
         I[I_SNAPB] += 1
 '''
 
@@ -499,11 +500,11 @@ def run(ev_t, ev_pos, ev_cnt, final, t_stop, {STATE}):
 {flush_lines}
             if end:
                 while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] <= t_stop:
-                    record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+                    record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
                     I[I_SNAPT] += 1
                 break
             while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < te:
-                record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+                record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
                 I[I_SNAPT] += 1{_now_ends(spec)}
             S[S_TCUR] = te
         if ir < 0:
@@ -530,7 +531,7 @@ def pause(t_pause, {STATE}):
     if (I[I_PEND] > 0 or I[I_FP] >= 0) and not flush(S[S_TCUR], {STATE}):
         return False
     while I[I_SNAPT] < SNAP_T.shape[0] and SNAP_T[I[I_SNAPT]] < t_pause:
-        record_row(SNAP_T[I[I_SNAPT]], 0, {STATE})
+        record_row(SNAP_T[I[I_SNAPT]], np.int64(0), {STATE})
         I[I_SNAPT] += 1
     return True
 ''')

@@ -77,12 +77,21 @@ def refresh_{p}(t, V, S, PRM):
         LN[k, 0] = g
         LN[k, 1] = n_sp
         I[I_LOG] = k + 1'''
-    if pop.get("now"):   # its spikes may reach the readout at once (fire_one_p): counted apart
+    if pop.get("now"):   # its spikes may reach the readout at once (fire_one_p)
+        # a function of its own, not inlined by Numba (LLVM still may): a second inlined copy of the
+        # readout's path in run costs Numba 0.6 s of the shipped model's compile
         w(f'''
-@njit(inline="always", **INTERNAL)
-def count_{p}(jl, n_sp, t, I, RAST, LT, LN):
-    """Count n_sp spikes of neuron jl (local index) at t and log them."""
+@njit(**INTERNAL)
+def now_{p}(jl, n_sp, c, t, {STATE}):
+    """Count n_sp spikes of neuron jl (local index) at t, log them and deliver them into the
+    readout at once (its sums are exact: their order cannot show)."""
 {counting}
+    pos = np.int64(U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C}))   # its flat (C, H, W) index
+    a = {_r(pop["f32"], _amp(pop, "c"))}
+    for _ in range(n_sp):
+        deliver_{p + 1}(pos, a, t, {STATE})
+    if I[I_RDU] > I[I_RDL]:   # past the bound within one instant: the driver runs the call again, queued
+        I[I_RDX] = 1
 ''')
     w(f'''
 @njit(inline="always", **INTERNAL)
@@ -133,13 +142,7 @@ def fire_one_{p}(jl, t, {STATE}):
     raise ValueError("a neuron crossed its threshold more than 2**20 times at one instant; check the weights and thresholds (a subtract reset removes only θ per spike)")''', 2)
     if pop.get("now"):
         spikes = f'''    if n_sp and I[I_NOW]:   # into the readout at once: its sums are exact, so their order cannot show
-        count_{p}(jl, n_sp, t, I, RAST, LT, LN)
-        pos = np.int64(U64(jl) % U64({C}) * U64({H * Wd}) + U64(jl) // U64({C}))   # its flat (C, H, W) index
-        a = {_r(pop["f32"], _amp(pop, "c"))}
-        for _ in range(n_sp):
-            deliver_{p + 1}(pos, a, t, {STATE})
-        if I[I_RDU] > I[I_RDL]:   # past the bound within one instant: the driver runs the call again, queued
-            I[I_RDX] = 1
+        now_{p}(jl, n_sp, c, t, {STATE})
     elif n_sp:'''
     else:
         spikes = "    if n_sp:"

@@ -19,7 +19,7 @@ The emitted module holds, in this order and each with a docstring:
   ``emit_p`` (count, record and mark spikes pending: a bit per flat index), ``fire_one_p``
   (threshold test and reset of one neuron) and ``fire_p`` (``fire_one_p`` for the candidates of
   the last delivery, on the paths that need them: see ``fastpath_layers.direct_paths``); a
-  readout feeder (``fastpath_layers.readout_feeders``) also has ``count_p``, and its
+  readout feeder (``fastpath_layers.readout_feeders``) also has ``now_p``, through which its
   ``fire_one_p`` delivers into the readout at once while ``I_NOW`` is set;
 * per op of a path (Conv2d, Linear, pooling, identity for Flatten/Add): one function that scatters
   one event into the next op or into its target (a population or the readout); a Conv2d or Linear
